@@ -1,0 +1,49 @@
+# The single entry point. `make lab` to learn, `make test` to check everything CI checks.
+# NO_INSTALL=1 uses the current interpreter as it is (a machine with no package index, e.g. a lent GPU).
+PYTHON ?= python3
+VENV ?= .venv
+ifeq ($(NO_INSTALL),1)
+PY := $(PYTHON)
+INSTALLED :=
+else
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+endif
+PYTEST_ARGS ?=
+
+.PHONY: install data lab test test-fast exercises grade-demo doctor bench clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	touch $@
+
+install: $(INSTALLED)
+
+data: install
+	$(PY) -m course_lib.data prepare
+
+lab: data
+	$(PY) -m jupyter lab notebooks/
+
+doctor: install
+	$(PY) -m course_lib.doctor
+
+# Unit tests, grader self-tests, exercise sync check, then every lesson and solution notebook.
+test: data
+	$(PY) -m course_lib.assign --check
+	$(PY) -m pytest --nbval-lax --nbval-cell-timeout=900 tests notebooks solutions $(PYTEST_ARGS)
+
+# Library and grader tests only (no notebooks): a quick loop while editing course_lib.
+test-fast: data
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# Regenerate exercises/ from solutions/ (never edit exercises/ by hand).
+exercises: install
+	$(PY) -m course_lib.assign
+
+bench: data
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf build .pytest_cache

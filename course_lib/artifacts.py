@@ -1,0 +1,91 @@
+"""`load_or_train`: a later lesson reuses an earlier lesson's model without re-training it.
+
+Each artifact is two files in the cache: NAME-HASH.pt (the state dict) and NAME-HASH.json (its
+sha256, the config and whatever metrics training reported). HASH is taken from the config, so
+changing a hyperparameter trains a new model instead of loading a stale one. Both files are
+written atomically, the JSON last: a run interrupted mid-save leaves no artifact, and a file
+that does not match its checksum is retrained, never loaded.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from course_lib.paths import atomic_path, atomic_write_bytes, cache_dir, sha256_file
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A short stable hash of a JSON-serialisable config."""
+    try:
+        text = json.dumps(config, sort_keys=True, default=str)
+    except TypeError as err:
+        raise TypeError(f"config must be JSON-serialisable (numbers, strings, lists, dicts): {err}") from None
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def artifact_paths(name: str, config: dict[str, Any], cache: Path | None = None) -> tuple[Path, Path]:
+    """Paths of the weights and metadata files for (name, config)."""
+    if not name or any(c in name for c in "/\\ "):
+        raise ValueError(f"artifact name must be a non-empty word without slashes or spaces, got {name!r}")
+    folder = (cache or cache_dir()) / "artifacts"
+    stem = f"{name}-{config_hash(config)}"
+    return folder / f"{stem}.pt", folder / f"{stem}.json"
+
+
+def read_metadata(name: str, config: dict[str, Any], cache: Path | None = None) -> dict[str, Any] | None:
+    """The metadata of a saved artifact, or None if there is no complete, valid one."""
+    weights, meta_path = artifact_paths(name, config, cache)
+    if not (weights.exists() and meta_path.exists()):
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if meta.get("sha256") != sha256_file(weights):
+        return None
+    return meta
+
+
+def load_or_train(
+    name: str,
+    build: Callable[[], nn.Module],
+    train: Callable[[nn.Module], dict[str, Any] | None],
+    config: dict[str, Any],
+    *,
+    cache: Path | None = None,
+    retrain: bool = False,
+) -> nn.Module:
+    """Return `build()` with saved weights if a valid artifact exists, else train it, save it, return it.
+
+    `train(model)` trains in place and may return a dict of metrics that is saved alongside.
+    """
+    weights, meta_path = artifact_paths(name, config, cache)
+    model = build()
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"build() must return an nn.Module, got {type(model).__name__}")
+    meta = None if retrain else read_metadata(name, config, cache)
+    if meta is None and weights.exists() and not retrain:
+        warnings.warn(f"artifact {weights.name} is incomplete or fails its checksum; retraining", stacklevel=2)
+    if meta is not None:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+        return model
+    metrics = train(model) or {}
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(weights) as tmp:
+        torch.save(state, tmp)
+    meta = {
+        "name": name,
+        "config": config,
+        "metrics": metrics,
+        "sha256": sha256_file(weights),
+        "torch": torch.__version__,
+    }
+    atomic_write_bytes(meta_path, json.dumps(meta, indent=1, sort_keys=True, default=str).encode())
+    return model

@@ -1,0 +1,54 @@
+"""Device choice, seeding and thread count: the three things every notebook sets first."""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+DEVICE_ENV = "COURSE_DEVICE"  # e.g. COURSE_DEVICE=cpu forces the CPU on a GPU machine
+_KNOWN = ("cuda", "mps", "cpu")
+
+
+def pick_device(preferred: str | None = None) -> torch.device:
+    """Return cuda if present, then mps, then cpu; `preferred` or $COURSE_DEVICE overrides."""
+    choice = preferred or os.environ.get(DEVICE_ENV, "").strip().lower() or None
+    if choice is not None:
+        kind = choice.split(":")[0]
+        if kind not in _KNOWN:
+            raise ValueError(f"{DEVICE_ENV}={choice!r}: expected one of {', '.join(_KNOWN)} (optionally cuda:N)")
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"{DEVICE_ENV}={choice!r} but torch sees no CUDA device; unset it or use cpu")
+        if kind == "mps" and not _mps_available():
+            raise RuntimeError(f"{DEVICE_ENV}={choice!r} but torch sees no MPS device; unset it or use cpu")
+        return torch.device(choice)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators (all devices) so a run repeats exactly."""
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def set_threads(n: int | None = None) -> int:
+    """Set torch's intra-op threads (default: $COURSE_THREADS or all cores); return the count."""
+    if n is None:
+        n = int(os.environ.get("COURSE_THREADS", "0")) or (os.cpu_count() or 1)
+    if n < 1:
+        raise ValueError(f"thread count must be >= 1, got {n}")
+    torch.set_num_threads(n)
+    return n
