@@ -1,0 +1,7 @@
+"""python -m course_lib.assign [--check]: see course_lib.grading.assign."""
+import sys
+
+from course_lib.grading.assign import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""python -m course_lib.grade SUBMISSIONS_DIR: see course_lib.grading.grade."""
+import sys
+
+from course_lib.grading.grade import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""`check("name", fn)`: instant feedback in the notebook, one line per failing case.
+
+It compares against the reference on a fixed seed. It is for feedback, not for grades: the CLI
+grader runs the same kind of cases on fresh inputs, out of process.
+"""
+from __future__ import annotations
+
+import inspect
+import signal
+import textwrap
+import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+from course_lib.grading import registry
+from course_lib.grading.execute import NOT_IMPLEMENTED, forbidden_uses, run_cases
+from course_lib.grading.spec import compare
+
+CHECK_SEED = 0
+
+
+class CheckTimeout(Exception):
+    pass
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Raise CheckTimeout after `seconds` (POSIX main thread only; elsewhere no limit)."""
+    usable = hasattr(signal, "SIGALRM") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum, frame):  # noqa: ANN001
+        raise CheckTimeout(f"took longer than {seconds:g} s (an infinite loop?)")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def check_messages(exercise_id: str, fn: Callable, *, timeout: float = 30.0, seed: int = CHECK_SEED) -> list[str]:
+    """The lines `check` prints: one per problem, or a single success line."""
+    exercise = registry.get(exercise_id)
+    if not callable(fn):
+        return [f"✗ {exercise_id}: expected a function, got {type(fn).__name__}"]
+    lines = []
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+        used = forbidden_uses(source, exercise.forbidden)
+        if used:
+            lines.append(f"✗ {exercise_id}: uses {', '.join(used)}; the exercise asks you to write this yourself")
+    except (OSError, TypeError, SyntaxError):
+        pass  # no source available (e.g. a builtin): the grader will still see the cell
+    cases = exercise.cases(seed)
+    try:
+        with _time_limit(timeout):
+            outcomes = run_cases(exercise, fn, cases)
+            expected = run_cases(exercise, exercise.reference, cases)
+    except CheckTimeout as err:
+        return lines + [f"✗ {exercise_id}: {err}"]
+    failures = 0
+    problems = []
+    for got, want in zip(outcomes, expected):
+        if want.error:
+            raise RuntimeError(f"the reference failed on case {want.case.name!r}: {want.error}")
+        problem = got.error or compare(want.value, got.value, atol=exercise.atol, rtol=exercise.rtol)
+        if problem:
+            failures += 1
+            problems.append(f"✗ {exercise_id} [{got.case.name}] inputs {got.case.shapes()}: {problem}")
+    if failures == len(cases) and any(o.not_implemented for o in outcomes):
+        return [f"… {exercise_id}: {NOT_IMPLEMENTED} yet (replace the `raise NotImplementedError` line)"]
+    lines += problems
+    if failures == 0 and not lines:
+        return [f"✓ {exercise_id}: all {len(cases)} cases pass"]
+    if failures == 0:
+        lines.append(f"  ({exercise_id}: all {len(cases)} cases pass, but the grader will not count it)")
+    return lines
+
+
+def check(exercise_id: str, fn: Callable, *, timeout: float = 30.0) -> None:
+    """Run the exercise's seeded cases on `fn` and print what is wrong, or that all cases pass."""
+    print("\n".join(check_messages(exercise_id, fn, timeout=timeout)))

@@ -1,0 +1,316 @@
+"""Grade a folder of submitted notebooks, each exercise in its own sandboxed subprocess.
+
+    python -m course_lib.grade SUBMISSIONS_DIR [--timeout S] [--json FILE] [--csv FILE] [--seed N] [--jobs N]
+
+SUBMISSIONS_DIR holds one folder per student (alice/00_foundations.ipynb) or notebooks named after
+students (alice.ipynb, alice_00_foundations.ipynb). Only exercise cells are run; check cells and
+everything else in the notebook are ignored. Exit status is non-zero only if the grader itself fails.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from course_lib.grading import registry
+from course_lib.grading.execute import NOT_IMPLEMENTED, forbidden_uses, run_cases
+from course_lib.grading.notebook import (NotebookError, cell_source, defines, exercise_meta, notebook_stem,
+                                         read_notebook)
+from course_lib.grading.spec import Exercise, compare
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Score:
+    points: float
+    max: float
+    status: str
+    messages: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"points": round(self.points, 4), "max": self.max, "status": self.status, "messages": self.messages}
+
+
+@dataclass
+class Submission:
+    student: str
+    stem: str | None
+    path: Path
+
+
+# --- finding submissions -----------------------------------------------------------------------
+
+def find_submissions(root: Path) -> tuple[list[Submission], list[str]]:
+    """Every notebook under `root`, with its student and course notebook; plus warnings for what was skipped."""
+    known = registry.notebooks()
+    found: list[Submission] = []
+    warnings: list[str] = []
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            paths = sorted(p for p in entry.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+            if not paths:
+                warnings.append(f"{entry.name}/: no notebooks")
+            found += [Submission(entry.name, None, p) for p in paths]
+        elif entry.suffix == ".ipynb":
+            student = entry.stem
+            for stem in known:
+                student = student.replace(stem, "")
+            found.append(Submission(student.strip("_- .") or entry.stem, None, entry))
+    for sub in found:
+        try:
+            nb = read_notebook(sub.path)
+        except NotebookError:
+            nb = {}
+        sub.stem = notebook_stem(nb, sub.path, known) or (known[0] if len(known) == 1 else None)
+    kept: dict[tuple[str, str], Submission] = {}
+    for sub in found:
+        if sub.stem is None:
+            warnings.append(f"{sub.path.relative_to(root)}: not a course notebook with graded exercises (skipped)")
+            continue
+        key = (sub.student, sub.stem)
+        if key in kept:
+            warnings.append(f"{sub.student}: two submissions of {sub.stem} ({kept[key].path.name}, {sub.path.name}); "
+                            f"graded {sub.path.name}")
+        kept[key] = sub
+    return list(kept.values()), warnings
+
+
+def exercise_sources(nb: dict[str, Any], stem: str) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """{exercise id: cell source} for the notebook's exercises, plus notes per exercise (duplicates, fallbacks)."""
+    wanted = {e.id: e for e in registry.for_notebook(stem)}
+    sources: dict[str, str] = {}
+    notes: dict[str, list[str]] = {e: [] for e in wanted}
+    counts: dict[str, int] = {}
+    for cell in nb.get("cells", []):
+        meta = exercise_meta(cell) if isinstance(cell, dict) else None
+        if meta is None or cell.get("cell_type") != "code":
+            continue
+        if meta["id"] not in wanted:
+            continue
+        counts[meta["id"]] = counts.get(meta["id"], 0) + 1
+        sources[meta["id"]] = cell_source(cell)  # the last one wins, as when the notebook runs top to bottom
+    for exercise_id, n in counts.items():
+        if n > 1:
+            notes[exercise_id].append(f"{n} cells are marked as this exercise; graded the last one")
+    for exercise_id, exercise in wanted.items():
+        if exercise_id in sources:
+            continue
+        candidates = [cell_source(c) for c in nb.get("cells", [])
+                      if isinstance(c, dict) and c.get("cell_type") == "code" and defines(cell_source(c), exercise.function)]
+        if candidates:
+            sources[exercise_id] = candidates[-1]
+            notes[exercise_id].append(f"no cell carries this exercise's metadata; graded the cell that defines {exercise.function}")
+    return sources, notes
+
+
+# --- running one exercise ------------------------------------------------------------------------
+
+def run_in_subprocess(exercise: Exercise, source: str, seed: int, timeout: float, workdir: Path) -> tuple[dict | None, str]:
+    """Run the cell in a fresh process group; return (the loaded result or None, a reason when None)."""
+    job_path, out_path, log_path = workdir / "job.json", workdir / "result.pt", workdir / "log.txt"
+    job_path.write_text(json.dumps({"exercise": exercise.id, "source": source, "seed": seed, "out": str(out_path)}))
+    env = dict(os.environ, PYTHONHASHSEED="0", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", COURSE_DEVICE="cpu",
+               PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")])),
+               MPLBACKEND="Agg")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "course_lib.grading.runner", str(job_path)],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env,
+                                start_new_session=(os.name == "posix"))
+        try:
+            proc.wait(timeout=timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        finally:
+            _kill_group(proc)
+    if timed_out:
+        return None, f"timed out after {timeout:g} s (an infinite loop, or far too slow); the process was killed"
+    if not out_path.exists():
+        tail = log_path.read_bytes()[-300:].decode("utf-8", "replace").strip().splitlines()
+        last = f": {tail[-1]}" if tail else ""
+        return None, f"the process ended (exit status {proc.returncode}) before reporting a result{last}"
+    try:
+        result = torch.load(out_path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - anything that is not plain data
+        return None, f"the result is not plain data and was rejected ({type(err).__name__})"
+    if not isinstance(result, dict) or not isinstance(result.get("cases"), list):
+        return None, "the result file was tampered with"
+    return result, ""
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the child's whole process group (it cannot be ignored), then reap it."""
+    if os.name == "posix":
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    elif proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+class Grader:
+    def __init__(self, seed: int, timeout: float) -> None:
+        self.seed, self.timeout = seed, timeout
+        self._expected: dict[str, list] = {}
+
+    def expected(self, exercise: Exercise) -> list:
+        """Reference results, computed in this (trusted) process."""
+        if exercise.id not in self._expected:
+            outcomes = run_cases(exercise, exercise.reference, exercise.cases(self.seed))
+            for o in outcomes:
+                if o.error:
+                    raise RuntimeError(f"reference for {exercise.id} failed on {o.case.name!r}: {o.error}")
+            self._expected[exercise.id] = outcomes
+        return self._expected[exercise.id]
+
+    def grade_exercise(self, exercise: Exercise, source: str | None, notes: list[str]) -> Score:
+        if source is None:
+            return Score(0.0, exercise.points, "missing", [f"no cell defines {exercise.function}"] + notes)
+        try:
+            used = forbidden_uses(source, exercise.forbidden)
+        except SyntaxError as err:
+            return Score(0.0, exercise.points, "error", [f"SyntaxError in the cell, line {err.lineno}: {err.msg}"] + notes)
+        if used:
+            return Score(0.0, exercise.points, "forbidden",
+                         [f"uses {', '.join(used)}; the exercise asks you to write this yourself"] + notes)
+        expected = self.expected(exercise)
+        with tempfile.TemporaryDirectory(prefix=f"grade-{exercise.id}-") as tmp:
+            result, reason = run_in_subprocess(exercise, source, self.seed, self.timeout, Path(tmp))
+        if result is None:
+            return Score(0.0, exercise.points, "timeout" if reason.startswith("timed out") else "error", [reason] + notes)
+        if result.get("status") in (NOT_IMPLEMENTED, "error"):
+            status = result["status"] if result["status"] == NOT_IMPLEMENTED else "error"
+            return Score(0.0, exercise.points, status, [str(result.get("message"))[:300]] + notes)
+        got_cases = result["cases"]
+        if len(got_cases) != len(expected):
+            return Score(0.0, exercise.points, "error", ["the result file was tampered with (wrong number of cases)"] + notes)
+        passed, messages, not_impl = 0, [], 0
+        for want, got in zip(expected, got_cases):
+            if not isinstance(got, dict):
+                messages.append(f"[{want.case.name}] result was tampered with")
+                continue
+            error = got.get("error")
+            if error == NOT_IMPLEMENTED:
+                not_impl += 1
+            problem = str(error) if error else compare(want.value, got.get("value"), atol=exercise.atol, rtol=exercise.rtol)
+            if problem:
+                messages.append(f"[{want.case.name}] inputs {want.case.shapes()}: {problem}")
+            else:
+                passed += 1
+        total = len(expected)
+        if passed == 0 and not_impl:
+            return Score(0.0, exercise.points, NOT_IMPLEMENTED, ["the function still raises NotImplementedError"] + notes)
+        status = "passed" if passed == total else ("partial" if passed else "failed")
+        points = exercise.points * passed / total
+        return Score(points, exercise.points, status, messages + notes)
+
+    def grade_submission(self, sub: Submission, jobs: int) -> dict[str, Score]:
+        exercises = registry.for_notebook(sub.stem)  # type: ignore[arg-type]
+        try:
+            nb = read_notebook(sub.path)
+        except NotebookError as err:
+            return {e.id: Score(0.0, e.points, "unreadable", [str(err)]) for e in exercises}
+        sources, notes = exercise_sources(nb, sub.stem)  # type: ignore[arg-type]
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {e.id: pool.submit(self.grade_exercise, e, sources.get(e.id), notes[e.id]) for e in exercises}
+        return {k: f.result() for k, f in futures.items()}
+
+
+# --- reporting ----------------------------------------------------------------------------------
+
+def report_table(results: dict[str, dict[str, dict[str, Score]]]) -> str:
+    out = io.StringIO()
+    for student, notebooks in results.items():
+        got = sum(s.points for nb in notebooks.values() for s in nb.values())
+        best = sum(s.max for nb in notebooks.values() for s in nb.values())
+        print(f"\n{student}: {got:g} / {best:g}", file=out)
+        print(f"  {'notebook':<16} {'exercise':<18} {'status':<16} {'points':>9}  first reason", file=out)
+        for stem, scores in notebooks.items():
+            for exercise_id, s in scores.items():
+                reason = s.messages[0] if s.messages else ""
+                reason = reason if len(reason) <= 110 else reason[:107] + "..."
+                print(f"  {stem:<16} {exercise_id:<18} {s.status:<16} {s.points:>4.2g}/{s.max:<4g}  {reason}", file=out)
+    print("\nsummary", file=out)
+    totals = {st: (sum(s.points for nb in nbs.values() for s in nb.values()),
+                   sum(s.max for nb in nbs.values() for s in nb.values())) for st, nbs in results.items()}
+    for student, (got, best) in totals.items():
+        print(f"  {student:<24} {got:>6g} / {best:g}", file=out)
+    by_exercise: dict[str, list[Score]] = {}
+    for nbs in results.values():
+        for scores in nbs.values():
+            for exercise_id, s in scores.items():
+                by_exercise.setdefault(exercise_id, []).append(s)
+    for exercise_id, scores in by_exercise.items():
+        full = sum(s.status == "passed" for s in scores)
+        print(f"  {exercise_id:<24} full marks {full}/{len(scores)}", file=out)
+    return out.getvalue()
+
+
+def write_csv(results: dict[str, dict[str, dict[str, Score]]], path: Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["student", "notebook", "exercise", "points", "max", "status", "message"])
+        for student, nbs in results.items():
+            for stem, scores in nbs.items():
+                for exercise_id, s in scores.items():
+                    writer.writerow([student, stem, exercise_id, round(s.points, 4), s.max, s.status,
+                                     s.messages[0] if s.messages else ""])
+
+
+def grade_folder(root: Path, *, seed: int, timeout: float, jobs: int) -> tuple[dict, list[str]]:
+    """Grade every submission under `root`: {student: {notebook: {exercise: Score}}} and warnings."""
+    submissions, warnings = find_submissions(root)
+    grader = Grader(seed, timeout)
+    results: dict[str, dict[str, dict[str, Score]]] = {}
+    for sub in sorted(submissions, key=lambda s: (s.student, s.stem)):
+        results.setdefault(sub.student, {})[sub.stem] = grader.grade_submission(sub, jobs)  # type: ignore[index]
+    return results, warnings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_lib.grade", description=__doc__.splitlines()[0])
+    parser.add_argument("submissions", type=Path, help="folder of submissions")
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per exercise (default 60)")
+    parser.add_argument("--json", type=Path, help="write {student: {notebook: {exercise: {...}}}} here")
+    parser.add_argument("--csv", type=Path, help="write one row per student and exercise here")
+    parser.add_argument("--seed", type=int, help="seed for the test cases (default: fresh each run, printed)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="exercises graded in parallel")
+    args = parser.parse_args(argv)
+    if not args.submissions.is_dir():
+        print(f"error: {args.submissions} is not a folder of submissions", file=sys.stderr)
+        return 2
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    results, warnings = grade_folder(args.submissions, seed=seed, timeout=args.timeout, jobs=max(1, args.jobs))
+    print(f"graded {sum(len(v) for v in results.values())} notebooks of {len(results)} students (seed {seed})")
+    for w in warnings:
+        print(f"warning: {w}")
+    print(report_table(results), end="")
+    as_dicts = {st: {nb: {ex: s.as_dict() for ex, s in scores.items()} for nb, scores in nbs.items()}
+                for st, nbs in results.items()}
+    if args.json:
+        args.json.write_text(json.dumps(as_dicts, indent=1) + "\n", encoding="utf-8")
+    if args.csv:
+        write_csv(results, args.csv)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per lesson with graded exercises: reference implementations and seeded test cases."""

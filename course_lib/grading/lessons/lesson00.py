@@ -1,0 +1,117 @@
+"""Lesson 00 exercises: stable softmax, batched matmul with einsum, patches with einops, one training step."""
+from __future__ import annotations
+
+import torch
+from einops import einsum, rearrange
+from torch import nn
+
+from course_lib.grading.spec import Case, Exercise
+
+NOTEBOOK = "00_foundations"
+SETUP = """\
+import torch
+from torch import nn
+import torch.nn.functional as F
+from einops import rearrange, reduce, repeat, einsum
+"""
+
+
+# --- references ---------------------------------------------------------------------------------
+
+def stable_softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """softmax(x)_i = exp(x_i - max x) / sum_j exp(x_j - max x): the shift changes nothing but overflow."""
+    shifted = x - x.amax(dim=dim, keepdim=True)
+    weights = shifted.exp()
+    return weights / weights.sum(dim=dim, keepdim=True)
+
+
+def batched_matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(b, i, k) x (b, k, j) -> (b, i, j) with einsum."""
+    return einsum(a, b, "batch i k, batch k j -> batch i j")
+
+
+def image_to_patches(images: torch.Tensor, patch: int) -> torch.Tensor:
+    """(b, c, h, w) -> (b, number of patches, patch * patch * c), patches in row-major order."""
+    return rearrange(images, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=patch, p2=patch)
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> float:
+    """One step of cross-entropy training; returns the loss before the update as a float."""
+    optimizer.zero_grad()
+    loss = nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+# --- cases ----------------------------------------------------------------------------------------
+
+def _softmax_cases(g: torch.Generator) -> list[Case]:
+    def randn(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=g)
+    masked = randn(3, 6)
+    masked[:, ::2] = float("-inf")  # masked positions, as attention will use them
+    return [
+        Case("small logits", (randn(4, 10),)),
+        Case("large logits (overflow without the max shift)", (randn(3, 8) * 30 + 1000,)),
+        Case("very negative logits (underflow to 0/0)", (randn(3, 8) * 30 - 1000,)),
+        Case("dim=0", (randn(5, 3),), {"dim": 0}),
+        Case("3-D input, dim=1", (randn(2, 4, 7),), {"dim": 1}),
+        Case("-inf entries (masked)", (masked,)),
+    ]
+
+
+def _matmul_cases(g: torch.Generator) -> list[Case]:
+    return [
+        Case("square matrices", (torch.randn(2, 3, 3, generator=g), torch.randn(2, 3, 3, generator=g))),
+        Case("non-square (catches a transposed operand)",
+             (torch.randn(4, 2, 5, generator=g), torch.randn(4, 5, 3, generator=g))),
+        Case("batch of one, row times column", (torch.randn(1, 1, 6, generator=g), torch.randn(1, 6, 1, generator=g))),
+        Case("float64 stays float64", (torch.randn(3, 4, 2, generator=g, dtype=torch.float64),
+                                        torch.randn(3, 2, 5, generator=g, dtype=torch.float64))),
+    ]
+
+
+def _patch_cases(g: torch.Generator) -> list[Case]:
+    return [
+        Case("one channel, 8x8 into four 4x4 patches", (torch.randn(2, 1, 8, 8, generator=g), 4)),
+        Case("three channels, 6x4 image (catches h/w and channel order)", (torch.randn(1, 3, 6, 4, generator=g), 2)),
+        Case("a single patch", (torch.randn(3, 2, 4, 4, generator=g), 4)),
+    ]
+
+
+def _train_cases(g: torch.Generator) -> list[Case]:
+    def seed() -> int:
+        return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+    return [
+        Case("3 steps, SGD with momentum", (torch.randn(16, 5, generator=g), torch.randint(0, 3, (16,), generator=g)),
+             {"init_seed": seed(), "optimizer": "sgd"}),
+        Case("3 steps, Adam", (torch.randn(8, 5, generator=g), torch.randint(0, 3, (8,), generator=g)),
+             {"init_seed": seed(), "optimizer": "adam"}),
+    ]
+
+
+def _run_train_step(fn, case: Case):
+    """Build a seeded model and optimizer, call `fn` three times, return the losses and final weights."""
+    x, y = case.args
+    torch.manual_seed(case.kwargs["init_seed"])
+    model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
+    if case.kwargs["optimizer"] == "sgd":
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    losses = tuple(fn(model, optimizer, x, y) for _ in range(3))
+    weights = torch.cat([p.detach().flatten() for p in model.parameters()])
+    return losses, weights
+
+
+EXERCISES = [
+    Exercise("stable_softmax", NOTEBOOK, "stable_softmax", 2.0, stable_softmax, _softmax_cases,
+             setup=SETUP, forbidden=("softmax", "log_softmax")),
+    Exercise("batched_matmul", NOTEBOOK, "batched_matmul", 2.0, batched_matmul, _matmul_cases,
+             setup=SETUP, forbidden=("matmul", "bmm", "mm", "@"), atol=1e-5, rtol=1e-5),
+    Exercise("image_to_patches", NOTEBOOK, "image_to_patches", 2.0, image_to_patches, _patch_cases,
+             setup=SETUP),
+    Exercise("train_step", NOTEBOOK, "train_step", 2.0, train_step, _train_cases, call=_run_train_step,
+             setup=SETUP, forbidden=("fit",)),
+]
