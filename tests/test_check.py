@@ -1,0 +1,52 @@
+import torch
+
+from course_lib.grading.check import check_messages
+from course_lib.grading.lessons import lesson00
+
+
+def test_reference_passes():
+    for exercise in lesson00.EXERCISES:
+        assert check_messages(exercise.id, exercise.reference)[0].startswith("✓"), exercise.id
+
+
+def test_naive_softmax_names_the_cases_and_the_nan():
+    naive = lambda x, dim=-1: x.exp() / x.exp().sum(dim, keepdim=True)  # noqa: E731
+    lines = check_messages("stable_softmax", naive)
+    assert len(lines) == 2
+    assert "[large logits" in lines[0] and "inputs (3, 8)" in lines[0] and "NaN" in lines[0]
+    assert "[very negative logits" in lines[1]
+
+
+def test_wrong_shape_dtype_and_not_implemented_are_reported():
+    lines = check_messages("stable_softmax", lambda x, dim=-1: x.sum(dim))
+    assert all("shape" in line for line in lines) and len(lines) == 6
+    lines = check_messages("batched_matmul", lambda a, b: torch.einsum("bik,bkj->bij", a, b).float())
+    assert len(lines) == 1 and "dtype torch.float32, expected torch.float64" in lines[0]
+
+    def stub(x, dim=-1):
+        raise NotImplementedError
+    assert check_messages("stable_softmax", stub) == [
+        "… stable_softmax: not implemented yet (replace the `raise NotImplementedError` line)"]
+
+
+def test_infinite_loop_times_out():
+    def forever(x, dim=-1):
+        while True:
+            pass
+    lines = check_messages("stable_softmax", forever, timeout=0.5)
+    assert lines == ["✗ stable_softmax: took longer than 0.5 s (an infinite loop?)"]
+
+
+def test_using_the_forbidden_shortcut_is_flagged():
+    lines = check_messages("stable_softmax", lambda x, dim=-1: torch.softmax(x, dim))
+    assert "uses softmax" in lines[0]
+
+
+def test_train_step_without_zero_grad_fails():
+    def no_zero_grad(model, optimizer, x, y):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+    lines = check_messages("train_step", no_zero_grad)
+    assert len(lines) == 2 and all("result[0][2]" in line or "result[1]" in line for line in lines)

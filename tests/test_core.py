@@ -1,0 +1,126 @@
+import json
+
+import matplotlib
+
+matplotlib.use("Agg")
+import pytest
+import torch
+from torch import nn
+
+from course_lib import pick_device, seed_everything
+from course_lib.artifacts import artifact_paths, load_or_train
+from course_lib.paths import atomic_path
+from course_lib.plots import heatmap, image_grid, loss_curve
+from course_lib.train import TensorBatches, fit, warmup_cosine
+
+
+def test_pick_device_respects_the_environment(monkeypatch):
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    assert pick_device() == torch.device("cpu")
+    monkeypatch.setenv("COURSE_DEVICE", "tpu")
+    with pytest.raises(ValueError, match="COURSE_DEVICE"):
+        pick_device()
+    monkeypatch.delenv("COURSE_DEVICE")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert pick_device().type in (expected, "mps")
+
+
+def test_seed_everything_repeats_runs():
+    seed_everything(7)
+    a = torch.randn(5)
+    seed_everything(7)
+    assert torch.equal(a, torch.randn(5))
+    with pytest.raises(ValueError):
+        seed_everything(-1)
+
+
+def _tiny_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Linear(3, 2)
+
+
+def test_load_or_train_trains_once_then_loads(tmp_path):
+    calls = []
+
+    def train(model):
+        calls.append(1)
+        with torch.no_grad():
+            model.weight.fill_(0.5)
+        return {"loss": 0.1}
+
+    first = load_or_train("tiny", _tiny_model, train, {"lr": 1}, cache=tmp_path)
+    second = load_or_train("tiny", _tiny_model, train, {"lr": 1}, cache=tmp_path)
+    assert len(calls) == 1
+    assert torch.equal(first.weight, second.weight) and second.weight.eq(0.5).all()
+    weights, meta = artifact_paths("tiny", {"lr": 1}, tmp_path)
+    assert json.loads(meta.read_text())["metrics"] == {"loss": 0.1}
+    load_or_train("tiny", _tiny_model, train, {"lr": 2}, cache=tmp_path)  # new config: new artifact
+    assert len(calls) == 2
+
+
+def test_load_or_train_retrains_a_corrupt_file_and_never_loads_it(tmp_path):
+    calls = []
+    train = lambda model: calls.append(1)  # noqa: E731
+    load_or_train("tiny", _tiny_model, train, {}, cache=tmp_path)
+    weights, _ = artifact_paths("tiny", {}, tmp_path)
+    weights.write_bytes(weights.read_bytes()[:-10])  # a truncated file, as after a crash
+    with pytest.warns(UserWarning, match="checksum"):
+        load_or_train("tiny", _tiny_model, train, {}, cache=tmp_path)
+    assert len(calls) == 2
+
+
+def test_interrupted_training_leaves_no_artifact(tmp_path):
+    def train(model):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        load_or_train("tiny", _tiny_model, train, {}, cache=tmp_path)
+    assert not list(tmp_path.rglob("*.pt")) and not list(tmp_path.rglob("*.json"))
+
+
+def test_atomic_path_keeps_the_old_file_when_the_write_fails(tmp_path):
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError
+    assert target.read_text() == "old" and list(tmp_path.iterdir()) == [target]
+
+
+def test_fit_overfits_a_small_batch():
+    torch.manual_seed(0)
+    x, y = torch.randn(32, 10), torch.randint(0, 4, (32,))
+    model = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 4))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    history = fit(model, TensorBatches(x, y, batch_size=32), lambda m, b: nn.functional.cross_entropy(m(b[0]), b[1]),
+                  optimizer, epochs=200, progress=False,
+                  evaluate=lambda m: {"acc": (m(x).argmax(-1) == y).float().mean().item()})
+    assert history.step_loss[-1] < 0.05 < history.step_loss[0]
+    assert history.last("acc") == 1.0
+
+
+def test_tensor_batches_are_seeded_and_cover_everything():
+    x = torch.arange(10)
+    a = [b[0].tolist() for b in TensorBatches(x, batch_size=4, seed=3)]
+    b = [b[0].tolist() for b in TensorBatches(x, batch_size=4, seed=3)]
+    assert a == b and sorted(sum(a, [])) == list(range(10)) and len(a) == 3
+    with pytest.raises(ValueError, match="first dimension"):
+        TensorBatches(x, torch.arange(3), batch_size=2)
+
+
+def test_warmup_cosine_shape():
+    lrs = [warmup_cosine(s, warmup=10, total=100, peak=1.0, floor=0.1) for s in range(101)]
+    assert lrs[9] == pytest.approx(1.0) and lrs[0] == pytest.approx(0.1)
+    assert lrs[100] == pytest.approx(0.1) and all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+
+
+def test_plots_draw_and_reject_bad_shapes():
+    assert len(image_grid(torch.rand(10, 8, 8), ncols=5).axes) == 10
+    assert image_grid(torch.rand(4, 3, 8, 8)).axes
+    assert loss_curve({"train": [3, 2, 1], "val": [3, 2.5, 2]}).axes[0].get_legend() is not None
+    assert heatmap(torch.rand(2, 3), xlabels=["a", "b", "c"], ylabels=["x", "y"]).axes
+    with pytest.raises(ValueError, match="expected"):
+        image_grid(torch.rand(8, 8))
+    with pytest.raises(ValueError, match="xlabels"):
+        heatmap(torch.rand(2, 3), xlabels=["a"])
