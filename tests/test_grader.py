@@ -109,7 +109,7 @@ def graded(tmp_path_factory):
     write(subs / "renamed_cell", "00_foundations.ipynb", renamed)
     write(subs / "duplicated_cell", "00_foundations.ipynb", duplicated)
     out = tmp_path_factory.mktemp("out")
-    code = main([str(subs), "--timeout", "8", "--seed", "123", "--jobs", "2",
+    code = main([str(subs), "--timeout", "20", "--seed", "123", "--jobs", "2",
                  "--json", str(out / "grades.json"), "--csv", str(out / "grades.csv")])
     assert code == 0
     return json.loads((out / "grades.json").read_text()), (out / "grades.csv").read_text()

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -146,7 +147,9 @@ def run_in_subprocess(exercise: Exercise, source: str, seed: int, timeout: float
         last = f": {tail[-1]}" if tail else ""
         return None, f"the process ended (exit status {proc.returncode}) before reporting a result{last}"
     try:
-        result = torch.load(out_path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a forged file may use any pickle protocol; it is rejected below
+            warnings.simplefilter("ignore")
+            result = torch.load(out_path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - anything that is not plain data
         return None, f"the result is not plain data and was rejected ({type(err).__name__})"
     if not isinstance(result, dict) or not isinstance(result.get("cases"), list):
