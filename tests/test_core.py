@@ -124,3 +124,20 @@ def test_plots_draw_and_reject_bad_shapes():
         image_grid(torch.rand(8, 8))
     with pytest.raises(ValueError, match="xlabels"):
         heatmap(torch.rand(2, 3), xlabels=["a"])
+
+
+def test_doctor_finds_nothing_wrong_on_a_prepared_machine(capsys):
+    from importlib import metadata
+
+    from course_lib.doctor import run
+
+    try:
+        if metadata.version("torch").split("+")[0] != "2.13.0":
+            pytest.skip("not the pinned environment (e.g. `make test NO_INSTALL=1` on a GPU image)")
+        metadata.version("course_lib")
+    except metadata.PackageNotFoundError:
+        pytest.skip("course_lib is not installed as a package here")
+
+    assert run() == 0
+    out = capsys.readouterr().out
+    assert "OK    torch" in out and "data: shakespeare" in out and "FAIL" not in out
