@@ -127,3 +127,41 @@ def test_seq2seq_transformer_overfits_a_batch_and_decodes_it():
     model.eval()
     decoded = model.greedy_decode(src, bos_id=1, eos_id=2, max_len=10)
     assert torch.equal(decoded[:, :7], tgt[:, 1:])
+
+
+def test_additive_attention_weights_ignore_padding():
+    from course_lib.nn import AdditiveAttention
+
+    torch.manual_seed(0)
+    attend = AdditiveAttention(4, 6, 8)
+    keys = torch.randn(2, 5, 6)
+    mask = torch.tensor([[True] * 5, [True, True, False, False, False]])
+    context, weights = attend(torch.randn(2, 4), keys, mask)
+    assert context.shape == (2, 6) and weights.shape == (2, 5)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2))
+    assert (weights[1, 2:] == 0).all()
+    torch.testing.assert_close(context, (weights[..., None] * keys).sum(1))
+
+
+@pytest.mark.parametrize("attention", [True, False])
+def test_seq2seq_gru_overfits_a_batch(attention):
+    from course_lib.nn import Seq2SeqGRU
+
+    torch.manual_seed(0)
+    src = torch.randint(3, 12, (8, 5))
+    src[:4, 4] = 0  # some padded rows
+    tgt = torch.cat([torch.ones(8, 1, dtype=torch.long), torch.randint(3, 12, (8, 4)), torch.full((8, 1), 2)], dim=1)
+    model = Seq2SeqGRU(12, 12, embed=16, hidden=32, attention=attention)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        loss = F.cross_entropy(model(src, tgt[:, :-1]).reshape(-1, 12), tgt[:, 1:].reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.05
+    decoded, alignment = model.eval().greedy_decode(src, bos_id=1, eos_id=2, max_len=8)
+    assert torch.equal(decoded[:, :5], tgt[:, 1:])
+    if attention:
+        assert alignment.shape == (8, decoded.shape[1], 5) and (alignment[:4, :, 4] == 0).all()
+    else:
+        assert alignment is None

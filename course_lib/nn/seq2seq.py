@@ -1,0 +1,103 @@
+"""Recurrent encoder-decoder with and without additive (Bahdanau) attention (lesson 01).
+
+Without attention the decoder sees the source only through one fixed-size vector, the encoder's
+final state; with attention it re-reads every encoder state at every step, weighted by
+alpha_j = softmax_j(v^T tanh(W_q s + W_k h_j)).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class AdditiveAttention(nn.Module):
+    """Bahdanau's score v^T tanh(W_q q + W_k k_j), softmax over the source, weighted sum of the keys."""
+
+    def __init__(self, query_dim: int, key_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.w_query = nn.Linear(query_dim, hidden, bias=False)
+        self.w_key = nn.Linear(key_dim, hidden, bias=True)
+        self.v = nn.Linear(hidden, 1, bias=False)
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """query (b, dq), keys (b, s, dk), mask (b, s) True at real tokens -> context (b, dk), weights (b, s)."""
+        scores = self.v(torch.tanh(self.w_query(query)[:, None, :] + self.w_key(keys))).squeeze(-1)  # (b, s)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = scores.softmax(dim=-1)
+        context = torch.einsum("bs,bsd->bd", weights, keys)
+        return context, weights
+
+
+class Seq2SeqGRU(nn.Module):
+    """Bidirectional GRU encoder, GRU decoder; `attention=False` gives the fixed-context model of 2014."""
+
+    def __init__(self, src_vocab: int, tgt_vocab: int, *, embed: int = 64, hidden: int = 128,
+                 attention: bool = True, pad_id: int = 0) -> None:
+        super().__init__()
+        self.pad_id, self.attention = pad_id, attention
+        self.src_embed = nn.Embedding(src_vocab, embed, padding_idx=pad_id)
+        self.tgt_embed = nn.Embedding(tgt_vocab, embed, padding_idx=pad_id)
+        self.encoder = nn.GRU(embed, hidden, batch_first=True, bidirectional=True)
+        self.bridge = nn.Linear(2 * hidden, hidden)                      # encoder summary -> decoder's first state
+        self.attend = AdditiveAttention(hidden, 2 * hidden, hidden) if attention else None
+        self.decoder = nn.GRUCell(embed + 2 * hidden, hidden)
+        self.out = nn.Linear(hidden + 2 * hidden + embed, tgt_vocab)
+
+    def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """src (b, s) -> encoder states (b, s, 2h), first decoder state (b, h), source mask (b, s)."""
+        mask = src != self.pad_id
+        lengths = mask.sum(dim=1).clamp(min=1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(self.src_embed(src), lengths, batch_first=True, enforce_sorted=False)
+        states, last = self.encoder(packed)
+        states, _ = nn.utils.rnn.pad_packed_sequence(states, batch_first=True, total_length=src.shape[1])
+        summary = torch.cat([last[0], last[1]], dim=-1)                  # forward and backward final states (b, 2h)
+        return states, torch.tanh(self.bridge(summary)), mask
+
+    def step(self, token: torch.Tensor, hidden: torch.Tensor, states: torch.Tensor, mask: torch.Tensor,
+             fixed_context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """One decoder step: token (b,) -> logits (b, V), new hidden (b, h), attention weights (b, s) or None."""
+        emb = self.tgt_embed(token)                                      # (b, e)
+        if self.attend is not None:
+            context, weights = self.attend(hidden, states, mask)        # (b, 2h), (b, s)
+        else:
+            context, weights = fixed_context, None
+        hidden = self.decoder(torch.cat([emb, context], dim=-1), hidden)
+        return self.out(torch.cat([hidden, context, emb], dim=-1)), hidden, weights
+
+    def _fixed_context(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = states.shape[-1] // 2
+        last = mask.sum(dim=1) - 1                                       # index of each row's last real token
+        forward_last = states[torch.arange(states.shape[0]), last, :h]
+        return torch.cat([forward_last, states[:, 0, h:]], dim=-1)        # (b, 2h): both directions' summaries
+
+    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: tgt_in (b, t) starts with BOS -> logits (b, t, V)."""
+        states, hidden, mask = self.encode(src)
+        fixed = self._fixed_context(states, mask)
+        logits = []
+        for t in range(tgt_in.shape[1]):
+            step_logits, hidden, _ = self.step(tgt_in[:, t], hidden, states, mask, fixed)
+            logits.append(step_logits)
+        return torch.stack(logits, dim=1)
+
+    @torch.no_grad()
+    def greedy_decode(self, src: torch.Tensor, bos_id: int, eos_id: int,
+                      max_len: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """-> token ids (b, <= max_len) and attention weights (b, <= max_len, s) (None without attention)."""
+        states, hidden, mask = self.encode(src)
+        fixed = self._fixed_context(states, mask)
+        token = torch.full((src.shape[0],), bos_id, dtype=torch.long, device=src.device)
+        done = torch.zeros_like(token, dtype=torch.bool)
+        tokens, alignments = [], []
+        for _ in range(max_len):
+            logits, hidden, weights = self.step(token, hidden, states, mask, fixed)
+            token = logits.argmax(dim=-1).masked_fill(done, self.pad_id)
+            tokens.append(token)
+            if weights is not None:
+                alignments.append(weights)
+            done |= token == eos_id
+            if done.all():
+                break
+        return torch.stack(tokens, dim=1), (torch.stack(alignments, dim=1) if alignments else None)
