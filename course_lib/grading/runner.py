@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import linecache
 import os
 import re
 import sys
@@ -36,8 +37,10 @@ def run_job(job: dict) -> dict:
     for other in registry.for_notebook(exercise.notebook):
         if other.id != exercise.id:
             namespace[other.function] = other.reference  # reference versions: one failure does not cascade
+    source = without_magics(job["source"])
+    linecache.cache["<exercise cell>"] = (len(source), None, source.splitlines(keepends=True), "<exercise cell>")
     try:
-        exec(compile(without_magics(job["source"]), "<exercise cell>", "exec"), namespace)
+        exec(compile(source, "<exercise cell>", "exec"), namespace)
     except NotImplementedError:
         return {"status": NOT_IMPLEMENTED, "message": "the cell still raises NotImplementedError", "cases": []}
     except BaseException as err:  # noqa: BLE001 - SystemExit included
