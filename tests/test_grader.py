@@ -59,6 +59,7 @@ CHEATS = {
     "returns_tensor_loss": ("train_step",
                             "def train_step(model, optimizer, x, y):\n    optimizer.zero_grad()\n"
                             "    loss = F.cross_entropy(model(x), y)\n    loss.backward()\n    optimizer.step()\n    return loss\n"),
+    "floods_output": ("stable_softmax", SOFTMAX_HEADER + "    while True:\n        print('x' * 100_000)\n"),
     "syntax_error": ("stable_softmax", SOFTMAX_HEADER + "    return (x\n"),
 }
 
@@ -157,6 +158,7 @@ def test_invalid_json_scores_zero_without_stopping_the_grader(graded):
     ("no_zero_grad", "failed", 0, "result[0][2]"),
     ("returns_tensor_loss", "failed", 0, "result[0][0] is Tensor"),
     ("syntax_error", "error", 0, "SyntaxError"),
+    ("floods_output", "failed", 0, "File too large"),
 ])
 def test_bad_submission_loses_only_its_exercise(graded, student, status, points, message):
     exercise_id = CHEATS[student][0]

@@ -132,7 +132,8 @@ def run_in_subprocess(exercise: Exercise, source: str, seed: int, timeout: float
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "course_lib.grading.runner", str(job_path)],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env,
-                                start_new_session=(os.name == "posix"))
+                                start_new_session=(os.name == "posix"),
+                                preexec_fn=_limit_file_size if os.name == "posix" else None)
         try:
             proc.wait(timeout=timeout)
             timed_out = False
@@ -155,6 +156,19 @@ def run_in_subprocess(exercise: Exercise, source: str, seed: int, timeout: float
     if not isinstance(result, dict) or not isinstance(result.get("cases"), list):
         return None, "the result file was tampered with"
     return result, ""
+
+
+MAX_FILE_BYTES = 64 * 2**20  # a cell that prints forever is stopped at 64 MiB of output, not at a full disk
+
+
+def _limit_file_size() -> None:
+    """In the child, before exec: cap the size of any file it writes (POSIX only)."""
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
+    except (ImportError, ValueError, OSError):
+        pass
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
