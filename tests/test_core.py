@@ -117,9 +117,11 @@ def test_warmup_cosine_shape():
 
 def test_plots_draw_and_reject_bad_shapes():
     assert len(image_grid(torch.rand(10, 8, 8), ncols=5).axes) == 10
-    assert image_grid(torch.rand(4, 3, 8, 8)).axes
+    rgb = image_grid(torch.rand(4, 3, 8, 8))
+    assert rgb.axes[0].images[0].get_array().shape == (8, 8, 3)  # channels moved last, drawn in colour
     assert loss_curve({"train": [3, 2, 1], "val": [3, 2.5, 2]}).axes[0].get_legend() is not None
-    assert heatmap(torch.rand(2, 3), xlabels=["a", "b", "c"], ylabels=["x", "y"]).axes
+    heat = heatmap(torch.rand(2, 3), xlabels=["a", "b", "c"], ylabels=["x", "y"])
+    assert [t.get_text() for t in heat.axes[0].get_xticklabels()] == ["a", "b", "c"]
     with pytest.raises(ValueError, match="expected"):
         image_grid(torch.rand(8, 8))
     with pytest.raises(ValueError, match="xlabels"):
