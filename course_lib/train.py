@@ -82,12 +82,14 @@ def fit(
     """Train `model` for `epochs` passes over `batches`; `loss_fn(model, batch)` returns a scalar loss.
 
     `scheduler.step()` runs after every optimizer step; `evaluate(model)` after every epoch, in eval mode.
+    Each epoch's record holds its number, its training wall time (evaluation excluded) and the metrics.
     """
     history = History()
     start = time.perf_counter()
     bar = tqdm(total=epochs * len(batches), disable=not progress, leave=False, desc="training")  # type: ignore[arg-type]
     for epoch in range(epochs):
         model.train()
+        epoch_start = time.perf_counter()
         for batch in batches:
             loss = loss_fn(model, to_device(batch, device))
             if loss.dim() != 0:
@@ -102,7 +104,7 @@ def fit(
             history.step_loss.append(loss.item())
             bar.update(1)
             bar.set_postfix(loss=f"{history.step_loss[-1]:.4f}")
-        metrics: dict[str, float] = {"epoch": epoch + 1}
+        metrics: dict[str, float] = {"epoch": epoch + 1, "train_seconds": time.perf_counter() - epoch_start}
         if evaluate is not None:
             model.eval()
             with torch.no_grad():

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from course_lib.data import load_digits, load_shakespeare, shakespeare_text, translation_pairs
+from course_lib.data.translation import is_held_out
 from course_lib.data import shakespeare
 
 
@@ -25,7 +26,8 @@ DIGITS_TEST_SHA = "8f9e65cb2e07e637"
 
 def test_translation_pairs_are_fixed_and_held_out():
     pairs = translation_pairs()
-    assert len(pairs["train"]) == 9014 and len(pairs["test"]) == 986
+    assert len(pairs["train"]) == 9024 and len(pairs["test"]) == 976
+    assert all(p.number >= 100 for p in pairs["test"])  # the irregular words below 100 always train
     train_numbers = {p.number for p in pairs["train"]}
     assert train_numbers.isdisjoint(p.number for p in pairs["test"])
     by_number = {p.number: p for split in pairs.values() for p in split}
@@ -35,6 +37,19 @@ def test_translation_pairs_are_fixed_and_held_out():
     assert [p.number for p in translation_pairs()["test"]] == [p.number for p in pairs["test"]]
     with pytest.raises(ValueError, match="test_percent"):
         translation_pairs(test_percent=0)
+
+
+def test_sampled_pairs_spread_over_lengths_and_stay_held_out():
+    pairs = translation_pairs(999_999_999, sample=600, seed=1)
+    numbers = [p.number for split in pairs.values() for p in split]
+    assert len(numbers) == len(set(numbers)) == 600
+    digits = {len(str(n)) for n in numbers}
+    assert digits == set(range(1, 10))          # every length is represented
+    assert all(is_held_out(p.number) for p in pairs["test"])
+    assert not any(is_held_out(p.number) for p in pairs["train"])
+    assert translation_pairs(999_999_999, sample=600, seed=1) == pairs
+    with pytest.raises(ValueError, match="distinct"):
+        translation_pairs(50, sample=100)
 
 
 def test_shakespeare_is_verified_and_split():

@@ -6,6 +6,8 @@ MAY attend to a key. Masks broadcast against the scores, shaped (..., t_q, t_k).
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 from einops import rearrange
@@ -82,3 +84,25 @@ class MultiHeadAttention(nn.Module):
         v = split_heads(self.v_proj(value), self.heads)   # (b, h, t_k, d)
         out, weights = scaled_dot_product_attention(q, k, v, mask)
         return self.out_proj(self.dropout(merge_heads(out))), weights
+
+
+@contextmanager
+def record_attention(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
+    """Inside the block, every MultiHeadAttention of `model` stores its latest weights under its module name.
+
+        with record_attention(model) as maps:
+            model(src, tgt)
+        maps["decoder.0.cross_attn"]   # (b, heads, t_q, t_k)
+    """
+    maps: dict[str, torch.Tensor] = {}
+    handles = []
+    for name, module in model.named_modules():
+        if isinstance(module, MultiHeadAttention):
+            def hook(_module: nn.Module, _inputs: tuple, output: tuple, name: str = name) -> None:
+                maps[name] = output[1].detach()
+            handles.append(module.register_forward_hook(hook))
+    try:
+        yield maps
+    finally:
+        for handle in handles:
+            handle.remove()
