@@ -1,0 +1,145 @@
+"""Lessons 01-03: each common mistake loses points, in `check` and in the CLI grader; the solutions score full marks."""
+import copy
+import json
+
+import pytest
+
+from course_lib.grading import registry
+from course_lib.grading.check import check_messages
+from course_lib.grading.grade import main
+from course_lib.grading.notebook import exercise_meta, read_notebook
+from tests.conftest import ROOT
+
+NOTEBOOKS = ["01_seq2seq_attention", "02_attention", "03_transformer"]
+
+# exercise id -> {mistake: source of a wrong function}
+WRONG = {
+    "additive_scores": {
+        "no tanh": "def additive_scores(query, keys, w_query, w_key, v):\n"
+                   "    return ((query @ w_query)[:, None, :] + keys @ w_key) @ v\n",
+    },
+    "attention_context": {
+        "mask applied after the softmax": "def attention_context(scores, keys, mask):\n"
+            "    w = scores.softmax(-1) * mask\n    return torch.einsum('bs,bsd->bd', w, keys), w\n",
+        "softmax over the batch": "def attention_context(scores, keys, mask):\n"
+            "    w = scores.masked_fill(~mask, float('-inf')).softmax(0)\n    return torch.einsum('bs,bsd->bd', w, keys), w\n",
+    },
+    "sequence_loss": {
+        "padding counted in the mean": "def sequence_loss(logits, targets, pad_id=0):\n"
+            "    return -logits.log_softmax(-1).gather(-1, targets[..., None]).mean()\n",
+    },
+    "greedy_decode": {
+        "keeps writing after EOS": "def greedy_decode(step, hidden, bos_id, eos_id, max_len, pad_id=0):\n"
+            "    t = torch.full((hidden.shape[0],), bos_id)\n    out = []\n    done = torch.zeros(hidden.shape[0], dtype=torch.bool)\n"
+            "    for _ in range(max_len):\n        logits, hidden = step(t, hidden)\n        t = logits.argmax(-1)\n"
+            "        out.append(t)\n        done |= t == eos_id\n        if done.all():\n            break\n"
+            "    return torch.stack(out, 1)\n",
+        "always feeds BOS": "def greedy_decode(step, hidden, bos_id, eos_id, max_len, pad_id=0):\n"
+            "    bos = torch.full((hidden.shape[0],), bos_id)\n    out = []\n    done = torch.zeros(hidden.shape[0], dtype=torch.bool)\n"
+            "    for _ in range(max_len):\n        logits, hidden = step(bos, hidden)\n"
+            "        t = logits.argmax(-1).masked_fill(done, pad_id)\n        out.append(t)\n        done |= t == eos_id\n"
+            "        if done.all():\n            break\n    return torch.stack(out, 1)\n",
+    },
+    "scaled_dot_product_attention": {
+        "no 1/sqrt(d) scaling": "def scaled_dot_product_attention(q, k, v, mask=None):\n    s = q @ k.transpose(-2, -1)\n"
+            "    if mask is not None:\n        s = s.masked_fill(~mask, float('-inf'))\n    w = s.softmax(-1)\n    return w @ v, w\n",
+        "mask applied after the softmax": "def scaled_dot_product_attention(q, k, v, mask=None):\n"
+            "    w = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(-1)\n"
+            "    if mask is not None:\n        w = w * mask\n    return w @ v, w\n",
+        "uses PyTorch's fused kernel": "def scaled_dot_product_attention(q, k, v, mask=None):\n"
+            "    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask), None\n",
+    },
+    "padding_mask": {
+        "off by one": "def padding_mask(lengths, max_len):\n"
+                      "    return (torch.arange(max_len)[None, :] <= lengths[:, None])[:, None, None, :]\n",
+    },
+    "causal_mask": {
+        "diagonal excluded (off by one)": "def causal_mask(t):\n    return torch.ones(t, t, dtype=torch.bool).tril(-1)\n",
+        "upper triangle (sees the future)": "def causal_mask(t):\n    return torch.ones(t, t, dtype=torch.bool).triu()\n",
+    },
+    "split_heads": {
+        "(d h) instead of (h d)": "def split_heads(x, heads):\n    return rearrange(x, 'b t (d h) -> b h t d', h=heads)\n",
+    },
+    "merge_heads": {
+        "heads merged in the wrong order": "def merge_heads(x):\n    return rearrange(x, 'b h t d -> b t (d h)')\n",
+    },
+    "multi_head_attention": {
+        "one head only": "def multi_head_attention(x_q, x_kv, w_q, w_k, w_v, w_o, heads, mask=None):\n"
+            "    return scaled_dot_product_attention(x_q @ w_q, x_kv @ w_k, x_kv @ w_v, mask)[0] @ w_o\n",
+    },
+    "sinusoidal_encoding": {
+        "i instead of 2i in the exponent": "def sinusoidal_encoding(length, d_model):\n"
+            "    p = torch.arange(length)[:, None].float()\n    f = 10000.0 ** (-torch.arange(d_model // 2) / d_model)\n"
+            "    pe = torch.zeros(length, d_model)\n    pe[:, 0::2] = torch.sin(p * f)\n    pe[:, 1::2] = torch.cos(p * f)\n    return pe\n",
+    },
+    "encoder_layer": {
+        "pre-LN instead of post-LN": "def encoder_layer(layer, x, mask=None):\n    h = layer.norm1(x)\n"
+            "    x = x + layer.self_attn(h, h, h, mask)[0]\n    return x + layer.ff(layer.norm2(x))\n",
+        "mask ignored": "def encoder_layer(layer, x, mask=None):\n"
+            "    x = layer.norm1(x + layer.self_attn(x, x, x)[0])\n    return layer.norm2(x + layer.ff(x))\n",
+    },
+    "decoder_layer": {
+        "cross-attention queries from memory": "def decoder_layer(layer, x, memory, self_mask, memory_mask=None):\n"
+            "    x = layer.norm1(x + layer.self_attn(x, x, x, self_mask)[0])\n"
+            "    x = layer.norm2(x + layer.cross_attn(memory, x, x)[0][:, :x.shape[1]])\n    return layer.norm3(x + layer.ff(x))\n",
+        "no causal mask": "def decoder_layer(layer, x, memory, self_mask, memory_mask=None):\n"
+            "    x = layer.norm1(x + layer.self_attn(x, x, x)[0])\n"
+            "    x = layer.norm2(x + layer.cross_attn(x, memory, memory, memory_mask)[0])\n    return layer.norm3(x + layer.ff(x))\n",
+    },
+}
+
+
+def define(exercise_id, source):
+    exercise = registry.get(exercise_id)
+    namespace = {}
+    exec(exercise.setup, namespace)
+    for other in registry.for_notebook(exercise.notebook):
+        if other.id != exercise_id:
+            namespace[other.function] = other.reference
+    exec(source, namespace)
+    return namespace[exercise.function], source
+
+
+def test_every_lesson_01_03_exercise_has_wrong_variants():
+    ids = {e.id for stem in NOTEBOOKS for e in registry.for_notebook(stem)}
+    assert len(ids) >= 10 and ids == set(WRONG)
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_references_pass_their_own_checks(stem):
+    for exercise in registry.for_notebook(stem):
+        lines = check_messages(exercise.id, exercise.reference)
+        assert lines[0].startswith("✓"), lines
+
+
+@pytest.mark.parametrize("exercise_id,mistake", [(e, m) for e, ms in WRONG.items() for m in ms])
+def test_check_catches_the_common_mistake(exercise_id, mistake):
+    fn, source = define(exercise_id, WRONG[exercise_id][mistake])
+    from course_lib.grading.execute import forbidden_uses
+    lines = check_messages(exercise_id, fn)
+    banned = forbidden_uses(source, registry.get(exercise_id).forbidden)
+    assert banned or not lines[0].startswith("✓"), (mistake, lines)
+
+
+def test_grader_gives_full_marks_to_solutions_and_takes_points_for_each_mistake(tmp_path):
+    """One student per notebook with every exercise wrong in its first way; solutions get full marks."""
+    subs = tmp_path / "subs"
+    for stem in NOTEBOOKS:
+        solution = read_notebook(ROOT / "solutions" / f"{stem}.ipynb")
+        (subs / "solution").mkdir(parents=True, exist_ok=True)
+        (subs / "solution" / f"{stem}.ipynb").write_text(json.dumps(solution))
+        wrong = copy.deepcopy(solution)
+        for cell in wrong["cells"]:
+            meta = exercise_meta(cell)
+            if meta:
+                cell["source"] = next(iter(WRONG[meta["id"]].values()))
+        (subs / "wrong").mkdir(parents=True, exist_ok=True)
+        (subs / "wrong" / f"{stem}.ipynb").write_text(json.dumps(wrong))
+    out = tmp_path / "grades.json"
+    assert main([str(subs), "--timeout", "30", "--seed", "7", "--jobs", "2", "--json", str(out)]) == 0
+    grades = json.loads(out.read_text())
+    for stem in NOTEBOOKS:
+        full = sum(e.points for e in registry.for_notebook(stem))
+        assert sum(e["points"] for e in grades["solution"][stem].values()) == full
+        for exercise_id, result in grades["wrong"][stem].items():
+            assert result["points"] < registry.get(exercise_id).points, (exercise_id, result)
