@@ -83,7 +83,7 @@ def graded(tmp_path_factory):
     subs = tmp_path_factory.mktemp("submissions")
     write(subs / "solution", "00_foundations.ipynb", SOLUTION)
     write(subs, "untouched_00_foundations.ipynb", read_notebook(ROOT / "exercises" / "00_foundations.ipynb"))
-    write(subs, "not_json.ipynb", "{this is not json")
+    write(subs, "not_json_00_foundations.ipynb", "{this is not json")  # the file name says which notebook
     for student, (exercise_id, source) in CHEATS.items():
         write(subs / student, "00_foundations.ipynb", replaced(SOLUTION, exercise_id, source))
     # an edited check cell (claims success) with a wrong answer; a deleted check cell with a right one

@@ -143,3 +143,20 @@ def test_grader_gives_full_marks_to_solutions_and_takes_points_for_each_mistake(
         assert sum(e["points"] for e in grades["solution"][stem].values()) == full
         for exercise_id, result in grades["wrong"][stem].items():
             assert result["points"] < registry.get(exercise_id).points, (exercise_id, result)
+
+
+def test_references_computed_in_parallel_threads_stay_correct():
+    """The grader computes references in worker threads; seeded harnesses must not interleave their draws."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from course_lib.grading.grade import Grader
+    from course_lib.grading.spec import compare
+    exercises = [registry.get("encoder_layer"), registry.get("decoder_layer")] * 4
+    for seed in range(3):
+        grader = Grader(seed=seed, timeout=30)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(grader.expected, exercises))
+        for exercise in exercises[:2]:
+            alone = Grader(seed=seed, timeout=30).expected(exercise)
+            for a, b in zip(grader.expected(exercise), alone):
+                assert compare(b.value, a.value, atol=0, rtol=0) is None

@@ -17,6 +17,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -187,9 +188,18 @@ class Grader:
     def __init__(self, seed: int, timeout: float) -> None:
         self.seed, self.timeout = seed, timeout
         self._expected: dict[str, list] = {}
+        self._lock = threading.Lock()
 
     def expected(self, exercise: Exercise) -> list:
-        """Reference results, computed in this (trusted) process."""
+        """Reference results, computed in this (trusted) process.
+
+        One at a time: harnesses seed torch's global generator to build their inputs, and two
+        threads doing that at once would interleave their draws and corrupt each other's references.
+        """
+        with self._lock:
+            return self._expected_locked(exercise)
+
+    def _expected_locked(self, exercise: Exercise) -> list:
         if exercise.id not in self._expected:
             outcomes = run_cases(exercise, exercise.reference, exercise.cases(self.seed))
             for o in outcomes:
