@@ -1,0 +1,131 @@
+"""GPT (lesson 05): a decoder-only Transformer trained to predict the next token.
+
+Pre-LN blocks (x + attn(LN(x)), x + mlp(LN(x))), learned positions as in GPT-1, the output layer
+tied to the token embedding, GPT-2's initialisation (N(0, 0.02), residual projections scaled by
+1/sqrt(2 * layers)). Attention uses PyTorch's fused kernel, which lesson 05 checks against the
+lesson 02 `scaled_dot_product_attention` with a causal mask.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_lib.nn.attention import merge_heads, split_heads
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    vocab_size: int
+    block_size: int = 128          # longest context the model can read
+    layers: int = 4
+    heads: int = 4
+    d_model: int = 128
+    dropout: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention where position i reads positions 0..i; q, k, v from one fused projection."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        if config.d_model % config.heads:
+            raise ValueError(f"d_model={config.d_model} must be divisible by heads={config.heads}")
+        self.heads, self.dropout = config.heads, config.dropout
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
+        self.proj = nn.Linear(config.d_model, config.d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (b, t, d_model) -> (b, t, d_model)."""
+        q, k, v = (split_heads(part, self.heads) for part in self.qkv(x).chunk(3, dim=-1))   # (b, h, t, d)
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                             dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(merge_heads(out))
+
+
+class Block(nn.Module):
+    """Pre-LN Transformer block: x + attention(LN(x)), then x + MLP(LN(x)) with a 4x GELU MLP."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        d = config.d_model
+        self.ln1, self.attn = nn.LayerNorm(d), CausalSelfAttention(config)
+        self.ln2 = nn.LayerNorm(d)
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.drop = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln1(x)))
+        return x + self.drop(self.mlp(self.ln2(x)))
+
+
+class GPT(nn.Module):
+    """Token + position embeddings, `layers` blocks, a final LayerNorm, logits through the tied embedding."""
+
+    def __init__(self, config: GPTConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
+        self.pos_emb = nn.Embedding(config.block_size, config.d_model)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
+        self.ln_f = nn.LayerNorm(config.d_model)
+        self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.head.weight = self.tok_emb.weight           # weight tying: one matrix reads and writes tokens
+        self.apply(self._init)
+        for name, p in self.named_parameters():          # residual branches add up over layers: scale them down
+            if name.endswith("attn.proj.weight") or name.endswith("mlp.2.weight"):
+                nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * config.layers))
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, 0.0, 0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def num_params(self, embeddings: bool = False) -> int:
+        """Parameter count; by default without the position embedding (the convention of scaling laws)."""
+        n = sum(p.numel() for p in self.parameters())
+        return n if embeddings else n - self.pos_emb.weight.numel()
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """idx (b, t) token ids -> logits (b, t, vocab), and the mean cross-entropy against `targets` (b, t) if given."""
+        t = idx.shape[1]
+        if t > self.config.block_size:
+            raise ValueError(f"sequence of {t} tokens is longer than block_size={self.config.block_size}")
+        x = self.drop(self.tok_emb(idx) + self.pos_emb(torch.arange(t, device=idx.device)))
+        for block in self.blocks:
+            x = block(x)
+        logits = self.head(self.ln_f(x))
+        loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        return logits, loss
+
+    @torch.no_grad()
+    def generate(self, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
+                 top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Append `max_new_tokens` sampled tokens to idx (b, t), reading at most block_size tokens back."""
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
+        for _ in range(max_new_tokens):
+            logits, _ = self(idx[:, -self.config.block_size:])
+            logits = logits[:, -1] / temperature
+            if top_k is not None:
+                kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
+                logits = logits.masked_fill(logits < kth, float("-inf"))
+            probs = logits.softmax(dim=-1)
+            next_token = torch.multinomial(probs, 1, generator=generator)
+            idx = torch.cat([idx, next_token], dim=1)
+        return idx
+
+    def flops_per_token(self, t: int | None = None) -> float:
+        """Training FLOPs per token (forward + backward = 3x forward): 6 N plus the attention products."""
+        t = t or self.config.block_size
+        c = self.config
+        return 6 * self.num_params() + 12 * c.layers * c.d_model * t   # as nanoGPT and PaLM count attention

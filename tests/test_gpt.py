@@ -1,0 +1,98 @@
+"""GPT (lesson 05): causality, weight tying, attention equal to the lesson 02 block, init, overfitting, batches."""
+import pytest
+import torch
+
+from course_lib import lm
+from course_lib.nn import causal_mask, merge_heads, scaled_dot_product_attention, split_heads
+from course_lib.nn.gpt import GPT, CausalSelfAttention, GPTConfig
+
+CONFIG = GPTConfig(vocab_size=11, block_size=16, layers=2, heads=2, d_model=16)
+
+
+def test_shapes_loss_and_weight_tying():
+    torch.manual_seed(0)
+    model = GPT(CONFIG)
+    idx, targets = torch.randint(0, 11, (3, 10)), torch.randint(0, 11, (3, 10))
+    logits, loss = model(idx, targets)
+    assert logits.shape == (3, 10, 11) and loss.shape == ()
+    assert abs(loss.item() - torch.log(torch.tensor(11.0)).item()) < 0.1      # small init: near-uniform predictions
+    assert model.head.weight is model.tok_emb.weight
+    with pytest.raises(ValueError, match="block_size"):
+        model(torch.zeros(1, 17, dtype=torch.long))
+
+
+def test_the_future_cannot_change_the_past():
+    torch.manual_seed(0)
+    model = GPT(CONFIG).eval()
+    idx = torch.randint(0, 11, (2, 12))
+    changed = idx.clone()
+    changed[:, 7:] = (changed[:, 7:] + 1) % 11
+    a, b = model(idx)[0], model(changed)[0]
+    torch.testing.assert_close(a[:, :7], b[:, :7])
+    assert not torch.allclose(a[:, 7:], b[:, 7:])
+
+
+def test_fused_attention_equals_the_lesson_02_block():
+    torch.manual_seed(0)
+    attn = CausalSelfAttention(CONFIG)
+    x = torch.randn(2, 9, 16)
+    q, k, v = (split_heads(p, 2) for p in attn.qkv(x).chunk(3, dim=-1))
+    expected = attn.proj(merge_heads(scaled_dot_product_attention(q, k, v, causal_mask(9))[0]))
+    torch.testing.assert_close(attn(x), expected)
+
+
+def test_residual_projections_are_scaled_down():
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, block_size=8, layers=8, heads=2, d_model=64))
+    std = model.blocks[0].mlp[2].weight.std().item()
+    assert 0.5 * 0.02 / 4 < std < 1.5 * 0.02 / 4                             # 0.02 / sqrt(2 * 8)
+    assert abs(model.blocks[0].mlp[0].weight.std().item() - 0.02) < 0.004
+
+
+def test_a_tiny_gpt_overfits_one_batch():
+    torch.manual_seed(0)
+    model = GPT(CONFIG)
+    idx = torch.randint(0, 11, (4, 16))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        loss = model(idx[:, :-1], idx[:, 1:])[1]
+        optimizer.zero_grad(); loss.backward(); optimizer.step()
+    assert loss.item() < 0.05
+
+
+def test_generate_appends_tokens_and_is_seeded():
+    torch.manual_seed(0)
+    model = GPT(CONFIG).eval()
+    start = torch.zeros(2, 1, dtype=torch.long)
+    a = model.generate(start, 30, generator=torch.Generator().manual_seed(3))   # longer than block_size
+    b = model.generate(start, 30, generator=torch.Generator().manual_seed(3))
+    assert a.shape == (2, 31) and torch.equal(a, b)
+    greedy_like = model.generate(start, 5, temperature=1e-4, top_k=1)
+    assert torch.equal(greedy_like[:, 1], model(start)[0][:, -1].argmax(-1))
+    with pytest.raises(ValueError, match="temperature"):
+        model.generate(start, 1, temperature=0)
+
+
+def test_random_batch_targets_are_inputs_shifted_by_one():
+    ids = torch.arange(100)
+    x, y = lm.random_batch(ids, 5, 8, torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (5, 8)
+    torch.testing.assert_close(y[:, :-1], x[:, 1:])
+    assert torch.equal(y[:, -1], x[:, -1] + 1)
+    with pytest.raises(ValueError, match="too short"):
+        lm.random_batch(torch.arange(5), 2, 8, torch.Generator())
+
+
+def test_training_lowers_validation_loss_on_real_text(tmp_path):
+    import pydoc_data.topics
+    text = "".join(pydoc_data.topics.topics.values())[:200_000]
+    path = tmp_path / "docs.txt"
+    path.write_text(text)
+    data = lm.file_chars(path)
+    model = lm.build_gpt(data.tokenizer.vocab_size, {"layers": 1, "heads": 2, "d_model": 32, "block_size": 32})
+    before = lm.estimate_loss(model, data.val, batches=10)
+    record = lm.train_gpt(model, data, **{**lm.RECIPE["train"], "iters": 150, "warmup": 10}, eval_every=50,
+                          eval_batches=10, progress=False)
+    assert record["step"] == [50, 100, 150]
+    assert record["val_loss"][-1] < before - 1.0
+    assert lm.estimate_loss(model, data.val, batches=10) == lm.estimate_loss(model, data.val, batches=10)
