@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     ours = copy.deepcopy(lm.RECIPE)
     if args.quick:
         ours["train"].update(iters=60, warmup=10)
-    first = run("course recipe", ours, data, peak, eval_every=20 if args.quick else 50)
+    first = run("course recipe", ours, data, peak, eval_every=20 if args.quick else 100)
     # the equal-time run: a schedule sized so that training fills `--seconds` at the measured speed
     timed = copy.deepcopy(ours)
     tokens_per_iter = timed["train"]["batch"] * timed["model"]["block_size"]

@@ -130,7 +130,9 @@ def train_gpt(model: GPT, data: CharData, *, iters: int, batch: int, lr: float, 
                 record[key].append(value)
             bar.set_postfix(val=f"{val:.3f}")
             if on_eval is not None:
+                model.eval()
                 on_eval(step + 1, val)
+                model.train()
     model.eval()
     return record
 
@@ -141,15 +143,19 @@ def build_gpt(vocab_size: int, model: dict | None = None) -> GPT:
     return GPT(GPTConfig(vocab_size=vocab_size, **(model or RECIPE["model"])))
 
 
-def pretrained_gpt(data: CharData | None = None, *, device: torch.device | str = "cpu",
-                   progress: bool = True) -> tuple[GPT, CharData, dict]:
-    """Lesson 05's character-level GPT on the course corpus: from the cache, or trained now. -> (model, data, record)."""
+def pretrained_gpt(data: CharData | None = None, *, device: torch.device | str = "cpu", progress: bool = True,
+                   on_eval: Callable[[GPT, int, float], None] | None = None) -> tuple[GPT, CharData, dict]:
+    """Lesson 05's character-level GPT on the course corpus: from the cache, or trained now. -> (model, data, record).
+
+    `on_eval(model, step, val_loss)` runs at each evaluation while training (not when loaded from the cache).
+    """
     data = data or shakespeare_chars()
     config = {"data": data.source, "vocab": data.tokenizer.chars, **RECIPE}
 
     def train(model: nn.Module) -> dict:
         model.to(device)
-        record = train_gpt(model, data, **RECIPE["train"], progress=progress)  # type: ignore[arg-type]
+        hook = None if on_eval is None else (lambda step, val: on_eval(model, step, val))  # type: ignore[misc]
+        record = train_gpt(model, data, **RECIPE["train"], progress=progress, on_eval=hook)  # type: ignore[arg-type]
         model.cpu()
         return record
 

@@ -96,3 +96,28 @@ def test_training_lowers_validation_loss_on_real_text(tmp_path):
     assert record["step"] == [50, 100, 150]
     assert record["val_loss"][-1] < before - 1.0
     assert lm.estimate_loss(model, data.val, batches=10) == lm.estimate_loss(model, data.val, batches=10)
+
+
+def test_count_parameters_reference_matches_the_model():
+    from course_lib.grading.lessons import lesson05
+    lesson05._self_check()
+
+
+def test_bench_gpt_prints_the_figures_the_issue_asks_for(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    import pydoc_data.topics
+    from tests.conftest import ROOT
+    path = tmp_path / "docs.txt"
+    path.write_text("".join(pydoc_data.topics.topics.values())[:300_000])
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "gpt.py"), str(path), "--quick", "--baseline"],
+                         capture_output=True, text=True, check=True, timeout=600).stdout
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["bench"] for r in records] == ["gpt", "gpt", "gpt_summary", "gpt"]
+    first = records[0]
+    for key in ("tokens_per_s", "mfu", "matmul_peak_gflops", "seconds_to_1.886", "final_val_loss"):
+        assert key in first
+    assert 0 < first["mfu"] < 1 and first["tokens_per_s"] > 0
+    assert records[2]["loss_at_budget"] == records[1]["final_val_loss"]

@@ -1,4 +1,4 @@
-"""Lessons 01-03: each common mistake loses points, in `check` and in the CLI grader; the solutions score full marks."""
+"""Lessons 01-05: each common mistake loses points, in `check` and in the CLI grader; the solutions score full marks."""
 import copy
 import json
 
@@ -10,7 +10,7 @@ from course_lib.grading.grade import main
 from course_lib.grading.notebook import exercise_meta, read_notebook
 from tests.conftest import ROOT
 
-NOTEBOOKS = ["01_seq2seq_attention", "02_attention", "03_transformer"]
+NOTEBOOKS = ["01_seq2seq_attention", "02_attention", "03_transformer", "04_tokenization", "05_gpt"]
 
 # exercise id -> {mistake: source of a wrong function}
 WRONG = {
@@ -86,6 +86,63 @@ WRONG = {
             "    x = layer.norm1(x + layer.self_attn(x, x, x)[0])\n"
             "    x = layer.norm2(x + layer.cross_attn(x, memory, memory, memory_mask)[0])\n    return layer.norm3(x + layer.ff(x))\n",
     },
+    "most_frequent_pair": {
+        "ties go to the first pair seen": "def most_frequent_pair(ids):\n    return Counter(zip(ids, ids[1:])).most_common(1)[0][0]\n",
+        "overlaps not counted": "def most_frequent_pair(ids):\n    c = Counter(zip(ids[::2], ids[1::2]))\n"
+                                "    return min(c, key=lambda p: (-c[p], p))\n",
+    },
+    "merge": {
+        "overlapping merges": "def merge(ids, pair, new_id):\n    out = []\n    for i, x in enumerate(ids):\n"
+            "        if i + 1 < len(ids) and (x, ids[i + 1]) == tuple(pair):\n            out.append(new_id)\n"
+            "        elif not (i > 0 and (ids[i - 1], x) == tuple(pair)):\n            out.append(x)\n    return out\n",
+    },
+    "train_merges": {
+        "every merge gets id 256": "def train_merges(text, num_merges):\n    ids, merges = list(text.encode()), []\n"
+            "    for i in range(num_merges):\n        if len(ids) < 2:\n            break\n"
+            "        p = most_frequent_pair(ids)\n        merges.append(p)\n        ids = merge(ids, p, 256)\n    return merges\n",
+    },
+    "bpe_encode": {
+        "merges the most frequent pair instead of the earliest learned": "def bpe_encode(text, merges):\n"
+            "    rank = {tuple(p): i for i, p in enumerate(merges)}\n    ids = list(text.encode())\n"
+            "    while len(ids) > 1:\n        c = Counter(p for p in zip(ids, ids[1:]) if p in rank)\n"
+            "        if not c:\n            break\n        p = c.most_common(1)[0][0]\n        ids = merge(ids, p, 256 + rank[p])\n"
+            "    return ids\n",
+    },
+    "causal_self_attention": {
+        "no causal mask": "def causal_self_attention(x, w_qkv, w_proj, heads):\n"
+            "    q, k, v = (rearrange(p, 'b t (h e) -> b h t e', h=heads) for p in (x @ w_qkv).chunk(3, -1))\n"
+            "    w = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(-1)\n"
+            "    return rearrange(w @ v, 'b h t e -> b t (h e)') @ w_proj\n",
+        "k, q, v order": "def causal_self_attention(x, w_qkv, w_proj, heads):\n    t = x.shape[1]\n"
+            "    k, q, v = (rearrange(p, 'b t (h e) -> b h t e', h=heads) for p in (x @ w_qkv).chunk(3, -1))\n"
+            "    s = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float('-inf'))\n"
+            "    return rearrange(s.softmax(-1) @ v, 'b h t e -> b t (h e)') @ w_proj\n",
+    },
+    "gpt_block": {
+        "post-LN instead of pre-LN": "def gpt_block(block, x):\n    x = block.ln1(x + block.attn(x))\n"
+                                     "    return block.ln2(x + block.mlp(x))\n",
+    },
+    "next_token_loss": {
+        "targets not shifted": "def next_token_loss(logits, idx):\n"
+                               "    return F.cross_entropy(logits.flatten(0, 1), idx.flatten())\n",
+    },
+    "sample_next": {
+        "multiplies by the temperature": "def sample_next(logits, temperature, generator):\n"
+            "    return torch.multinomial((logits * temperature).softmax(-1), 1, generator=generator)\n",
+        "arg-max instead of sampling": "def sample_next(logits, temperature, generator):\n"
+            "    return logits.argmax(-1, keepdim=True)\n",
+    },
+    "learning_rate": {
+        "warm-up off by one (step / warmup)": "def learning_rate(step, warmup, total, peak, floor):\n"
+            "    if step < warmup:\n        return peak * step / warmup\n"
+            "    p = min(1.0, (step - warmup) / max(1, total - warmup))\n"
+            "    return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * p))\n",
+    },
+    "count_parameters": {
+        "output layer counted twice (tying forgotten)": "def count_parameters(vocab_size, block_size, layers, d_model):\n"
+            "    d = d_model\n    per = 4 * d + 3 * d * d + 3 * d + d * d + d + 8 * d * d + 5 * d\n"
+            "    return 2 * vocab_size * d + block_size * d + layers * per + 2 * d\n",
+    },
 }
 
 
@@ -100,9 +157,9 @@ def define(exercise_id, source):
     return namespace[exercise.function], source
 
 
-def test_every_lesson_01_03_exercise_has_wrong_variants():
+def test_every_lesson_exercise_from_01_has_wrong_variants():
     ids = {e.id for stem in NOTEBOOKS for e in registry.for_notebook(stem)}
-    assert len(ids) >= 10 and ids == set(WRONG)
+    assert len(ids) >= 23 and ids == set(WRONG)
 
 
 @pytest.mark.parametrize("stem", NOTEBOOKS)

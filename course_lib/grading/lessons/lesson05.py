@@ -1,0 +1,154 @@
+"""Lesson 05 exercises: causal self-attention, a GPT block, the shifted loss, sampling, the LR schedule, parameters."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from course_lib.grading.spec import Case, Exercise
+from course_lib.nn.attention import causal_mask, merge_heads, scaled_dot_product_attention, split_heads
+from course_lib.nn.gpt import GPT, Block, GPTConfig
+from course_lib.train import warmup_cosine
+
+NOTEBOOK = "05_gpt"
+SETUP = """\
+import math
+import torch
+from torch import nn
+import torch.nn.functional as F
+from einops import rearrange, einsum
+"""
+
+
+# --- references ---------------------------------------------------------------------------------
+
+def causal_self_attention(x: torch.Tensor, w_qkv: torch.Tensor, w_proj: torch.Tensor, heads: int) -> torch.Tensor:
+    """x (b, t, d) @ w_qkv (d, 3d) -> q, k, v (in that order); causal attention per head; merge; @ w_proj (d, d)."""
+    q, k, v = (split_heads(part, heads) for part in (x @ w_qkv).chunk(3, dim=-1))
+    out, _ = scaled_dot_product_attention(q, k, v, causal_mask(x.shape[1], device=x.device))
+    return merge_heads(out) @ w_proj
+
+
+def gpt_block(block: Block, x: torch.Tensor) -> torch.Tensor:
+    """Pre-LN: x + attn(ln1(x)), then x + mlp(ln2(x))."""
+    x = x + block.attn(block.ln1(x))
+    return x + block.mlp(block.ln2(x))
+
+
+def next_token_loss(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """logits (b, t, V) computed from idx (b, t): position i predicts idx[:, i + 1]; mean cross-entropy."""
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1), idx[:, 1:].flatten())
+
+
+def sample_next(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
+    """logits (b, V) -> (b, 1) ids drawn from softmax(logits / temperature) with torch.multinomial and `generator`."""
+    probs = (logits / temperature).softmax(dim=-1)
+    return torch.multinomial(probs, 1, generator=generator)
+
+
+def learning_rate(step: int, warmup: int, total: int, peak: float, floor: float) -> float:
+    """Linear warm-up to `peak` over `warmup` steps (step 0 gets peak / warmup), then cosine decay to `floor` at `total`."""
+    return warmup_cosine(step, warmup=warmup, total=total, peak=peak, floor=floor)
+
+
+def count_parameters(vocab_size: int, block_size: int, layers: int, d_model: int) -> int:
+    """Parameters of course_lib's GPT, all of them: embeddings (the output layer is tied), blocks, final LayerNorm."""
+    d = d_model
+    per_block = 2 * (2 * d) + (3 * d * d + 3 * d) + (d * d + d) + (4 * d * d + 4 * d) + (4 * d * d + d)
+    return vocab_size * d + block_size * d + layers * per_block + 2 * d
+
+
+# --- cases ----------------------------------------------------------------------------------------
+
+def _attn_cases(g: torch.Generator) -> list[Case]:
+    def randn(*shape: int, scale: float = 1.0) -> torch.Tensor:
+        return torch.randn(*shape, generator=g) * scale
+    return [
+        Case("d 8, 2 heads (catches a missing causal mask)", (randn(2, 5, 8), randn(8, 24, scale=0.5), randn(8, 8), 2)),
+        Case("d 12, 3 heads (catches q, k, v split in the wrong order)", (randn(1, 7, 12), randn(12, 36, scale=0.5), randn(12, 12), 3)),
+        Case("one token", (randn(3, 1, 4), randn(4, 12), randn(4, 4), 1)),
+    ]
+
+
+def _block_cases(g: torch.Generator) -> list[Case]:
+    def seed() -> int:
+        return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+    return [Case("d 16, 2 heads", (torch.randn(2, 6, 16, generator=g),), {"init_seed": seed()}),
+            Case("d 16, 4 heads, 1 token", (torch.randn(3, 1, 16, generator=g),), {"init_seed": seed(), "heads": 4})]
+
+
+def _run_block(fn, case: Case):
+    (x,) = case.args
+    torch.manual_seed(case.kwargs["init_seed"])
+    block = Block(GPTConfig(vocab_size=10, block_size=8, layers=1, heads=case.kwargs.get("heads", 2), d_model=16))
+    with torch.no_grad():
+        for module in block.modules():        # random LayerNorm gains, so that a swapped norm shows
+            if isinstance(module, torch.nn.LayerNorm):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.normal_(0.0, 0.1)
+        block.attn.proj.weight.normal_(0.0, 0.3)
+        block.mlp[2].weight.normal_(0.0, 0.3)
+    with torch.no_grad():
+        return fn(block, x)
+
+
+def _loss_cases(g: torch.Generator) -> list[Case]:
+    return [Case("batch 2, 6 tokens, vocabulary 7 (catches unshifted targets)",
+                 (torch.randn(2, 6, 7, generator=g) * 2, torch.randint(0, 7, (2, 6), generator=g))),
+            Case("batch 1, 2 tokens", (torch.randn(1, 2, 5, generator=g), torch.randint(0, 5, (1, 2), generator=g)))]
+
+
+def _sample_cases(g: torch.Generator) -> list[Case]:
+    def seed() -> int:
+        return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+    logits = torch.randn(64, 6, generator=g) * 2
+    return [Case("temperature 1", (logits,), {"temperature": 1.0, "sample_seed": seed()}),
+            Case("temperature 0.5 (sharper)", (logits,), {"temperature": 0.5, "sample_seed": seed()}),
+            Case("temperature 2 (flatter)", (logits,), {"temperature": 2.0, "sample_seed": seed()})]
+
+
+def _run_sample(fn, case: Case):
+    (logits,) = case.args
+    return fn(logits, case.kwargs["temperature"], torch.Generator().manual_seed(case.kwargs["sample_seed"]))
+
+
+def _lr_cases(g: torch.Generator) -> list[Case]:
+    peak = float(torch.rand(1, generator=g)) * 1e-2 + 1e-3
+    args = {"warmup": 10, "total": 100, "peak": peak, "floor": peak / 10}
+    return [Case(f"step {s}", (s,), args) for s in (0, 4, 9, 10, 55, 99, 100, 150)]
+
+
+def _run_lr(fn, case: Case):
+    return float(fn(case.args[0], **case.kwargs))
+
+
+def _count_cases(g: torch.Generator) -> list[Case]:
+    return [Case("vocab 65, block 64, 4 layers of 128", (65, 64, 4, 128)),
+            Case("vocab 11, block 8, 1 layer of 16", (11, 8, 1, 16)),
+            Case("random sizes", (int(torch.randint(10, 300, (1,), generator=g)), 32, 2, 48))]
+
+
+def _run_count(fn, case: Case):
+    return int(fn(*case.args))
+
+
+EXERCISES = [
+    Exercise("causal_self_attention", NOTEBOOK, "causal_self_attention", 2.0, causal_self_attention, _attn_cases,
+             setup=SETUP, forbidden=("scaled_dot_product_attention", "MultiheadAttention")),
+    Exercise("gpt_block", NOTEBOOK, "gpt_block", 2.0, gpt_block, _block_cases, call=_run_block, setup=SETUP),
+    Exercise("next_token_loss", NOTEBOOK, "next_token_loss", 1.0, next_token_loss, _loss_cases, setup=SETUP),
+    Exercise("sample_next", NOTEBOOK, "sample_next", 1.0, sample_next, _sample_cases, call=_run_sample, setup=SETUP),
+    Exercise("learning_rate", NOTEBOOK, "learning_rate", 1.0, learning_rate, _lr_cases, call=_run_lr, setup=SETUP,
+             atol=1e-9, rtol=1e-6),
+    Exercise("count_parameters", NOTEBOOK, "count_parameters", 1.0, count_parameters, _count_cases,
+             call=_run_count, setup=SETUP),
+]
+
+
+def _self_check() -> None:
+    """count_parameters agrees with the real model (run by the tests)."""
+    for vocab, block, layers, d in ((65, 64, 4, 128), (11, 8, 1, 16)):
+        model = GPT(GPTConfig(vocab_size=vocab, block_size=block, layers=layers, heads=4, d_model=d))
+        assert count_parameters(vocab, block, layers, d) == model.num_params(embeddings=True), (vocab, d)
+    assert math.isclose(learning_rate(0, 10, 100, 1.0, 0.0), 0.1)
