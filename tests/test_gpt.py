@@ -115,9 +115,10 @@ def test_bench_gpt_prints_the_figures_the_issue_asks_for(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "gpt.py"), str(path), "--quick", "--baseline"],
                          capture_output=True, text=True, check=True, timeout=600).stdout
     records = [json.loads(line) for line in out.splitlines()]
-    assert [r["bench"] for r in records] == ["gpt", "gpt", "gpt_summary", "gpt"]
+    assert [r["bench"] for r in records] == ["gpt", "gpt", "gpt", "gpt_summary", "gpt"]
     first = records[0]
     for key in ("tokens_per_s", "mfu", "matmul_peak_gflops", "seconds_to_1.886", "final_val_loss"):
         assert key in first
     assert 0 < first["mfu"] < 1 and first["tokens_per_s"] > 0
-    assert records[2]["loss_at_budget"] == records[1]["final_val_loss"]
+    assert records[3]["loss_at_budget"] == records[1]["final_val_loss"]
+    assert records[3]["sprint_loss"] == records[2]["final_val_loss"]
