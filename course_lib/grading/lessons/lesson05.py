@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.grading.spec import Case, Exercise
-from course_lib.nn.attention import causal_mask, merge_heads, scaled_dot_product_attention, split_heads
+from course_lib.nn.attention import causal_mask, merge_heads, split_heads
 from course_lib.nn.gpt import GPT, Block, GPTConfig
 from course_lib.train import warmup_cosine
 
@@ -25,9 +25,10 @@ from einops import rearrange, einsum
 
 def causal_self_attention(x: torch.Tensor, w_qkv: torch.Tensor, w_proj: torch.Tensor, heads: int) -> torch.Tensor:
     """x (b, t, d) @ w_qkv (d, 3d) -> q, k, v (in that order); causal attention per head; merge; @ w_proj (d, d)."""
-    q, k, v = (split_heads(part, heads) for part in (x @ w_qkv).chunk(3, dim=-1))
-    out, _ = scaled_dot_product_attention(q, k, v, causal_mask(x.shape[1], device=x.device))
-    return merge_heads(out) @ w_proj
+    q, k, v = (split_heads(part, heads) for part in (x @ w_qkv).chunk(3, dim=-1))     # (b, h, t, e)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    weights = scores.masked_fill(~causal_mask(x.shape[1], device=x.device), float("-inf")).softmax(dim=-1)
+    return merge_heads(weights @ v) @ w_proj
 
 
 def gpt_block(block: Block, x: torch.Tensor) -> torch.Tensor:
@@ -53,7 +54,7 @@ def learning_rate(step: int, warmup: int, total: int, peak: float, floor: float)
 
 
 def count_parameters(vocab_size: int, block_size: int, layers: int, d_model: int) -> int:
-    """Parameters of course_lib's GPT, all of them: embeddings (the output layer is tied), blocks, final LayerNorm."""
+    """Parameters of the course's GPT, all of them: embeddings (the output layer is tied), blocks, final LayerNorm."""
     d = d_model
     per_block = 2 * (2 * d) + (3 * d * d + 3 * d) + (d * d + d) + (4 * d * d + 4 * d) + (4 * d * d + d)
     return vocab_size * d + block_size * d + layers * per_block + 2 * d
