@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import matplotlib.pyplot as plt
 import torch
@@ -75,5 +76,30 @@ def attention_explorer(records: list[AttentionRecord], *, static: bool = True):
         w.observe(redraw, names="value")
     redraw()
     box = widgets.VBox([widgets.HBox([example, kind]), widgets.HBox([layer, head]), out])
+    display(box)
+    return box
+
+
+def sampling_explorer(sample: Callable[[float, int, float, int], str], *, static: bool = True):
+    """Sliders for temperature, top-k (0 = off), top-p and the seed that call `sample(temperature, top_k, top_p, seed)`
+    and show the text it returns; with `static=True` one sample at the default settings is printed first."""
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    if static:
+        print(sample(0.8, 0, 0.95, 0))
+    temperature = widgets.FloatSlider(0.8, min=0.1, max=2.0, step=0.05, description="temperature")
+    top_k = widgets.IntSlider(0, min=0, max=84, description="top-k (0 off)")
+    top_p = widgets.FloatSlider(0.95, min=0.05, max=1.0, step=0.05, description="top-p")
+    seed = widgets.IntSlider(0, min=0, max=20, description="seed")
+    out = widgets.Output(layout={"border": "1px solid #ccc"})
+
+    def redraw(*_) -> None:
+        with out:
+            out.clear_output(wait=True)
+            print(sample(temperature.value, top_k.value, top_p.value, seed.value))
+    for w in (temperature, top_k, top_p, seed):
+        w.observe(redraw, names="value")
+    box = widgets.VBox([widgets.HBox([temperature, top_k]), widgets.HBox([top_p, seed]), out])
     display(box)
     return box

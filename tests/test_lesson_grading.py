@@ -1,4 +1,4 @@
-"""Lessons 01-05: each common mistake loses points, in `check` and in the CLI grader; the solutions score full marks."""
+"""Lessons 01-07: each common mistake loses points, in `check` and in the CLI grader; the solutions score full marks."""
 import copy
 import json
 
@@ -10,7 +10,8 @@ from course_lib.grading.grade import main
 from course_lib.grading.notebook import exercise_meta, read_notebook
 from tests.conftest import ROOT
 
-NOTEBOOKS = ["01_seq2seq_attention", "02_attention", "03_transformer", "04_tokenization", "05_gpt"]
+NOTEBOOKS = ["01_seq2seq_attention", "02_attention", "03_transformer", "04_tokenization", "05_gpt", "06_decoding",
+             "07_bert"]
 
 # exercise id -> {mistake: source of a wrong function}
 WRONG = {
@@ -143,6 +144,73 @@ WRONG = {
             "    d = d_model\n    per = 4 * d + 3 * d * d + 3 * d + d * d + d + 8 * d * d + 5 * d\n"
             "    return 2 * vocab_size * d + block_size * d + layers * per + 2 * d\n",
     },
+    "top_k_filter": {
+        "keeps the k smallest": "def top_k_filter(logits, k):\n"
+            "    kth = (-logits).topk(min(k, logits.shape[-1]), dim=-1).values[:, -1:]\n"
+            "    return logits.masked_fill(-logits < kth, float('-inf'))\n",
+        "off by one (keeps k - 1)": "def top_k_filter(logits, k):\n"
+            "    kth = logits.topk(min(k, logits.shape[-1]), dim=-1).values[:, -1:]\n"
+            "    return logits.masked_fill(logits <= kth, float('-inf')) if k > 1 else logits.masked_fill(logits < kth, float('-inf'))\n",
+    },
+    "top_p_filter": {
+        "drops the token that crosses p": "def top_p_filter(logits, p):\n"
+            "    s, order = logits.sort(dim=-1, descending=True)\n    drop = s.softmax(-1).cumsum(-1) > p\n"
+            "    drop[:, 0] = False\n    return logits.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), float('-inf'))\n",
+        "left in sorted order": "def top_p_filter(logits, p):\n"
+            "    s, order = logits.sort(dim=-1, descending=True)\n    probs = s.softmax(-1)\n"
+            "    return s.masked_fill(probs.cumsum(-1) - probs >= p, float('-inf'))\n",
+    },
+    "beam_step": {
+        "best token of each beam only": "def beam_step(scores, log_probs, beams):\n"
+            "    best, token = log_probs.max(-1)\n    total, parent = (scores + best).topk(beams)\n"
+            "    return total, parent, token[parent]\n",
+        "ignores the beam scores": "def beam_step(scores, log_probs, beams):\n"
+            "    best, flat = log_probs.flatten().topk(beams)\n    V = log_probs.shape[1]\n"
+            "    return scores[flat // V] + best, flat // V, flat % V\n",
+    },
+    "cached_attention": {
+        "mask not shifted by the cache length": "def cached_attention(q, k_new, v_new, k_cache, v_cache):\n"
+            "    k = torch.cat([k_cache, k_new], 2)\n    v = torch.cat([v_cache, v_new], 2)\n    s, t = q.shape[2], k.shape[2]\n"
+            "    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])\n"
+            "    scores = scores.masked_fill(torch.ones(s, t, dtype=torch.bool).triu(1), float('-inf'))\n"
+            "    return scores.softmax(-1) @ v, k, v\n",
+        "new keys before the cache": "def cached_attention(q, k_new, v_new, k_cache, v_cache):\n"
+            "    k = torch.cat([k_new, k_cache], 2)\n    v = torch.cat([v_new, v_cache], 2)\n    s, t = q.shape[2], k.shape[2]\n"
+            "    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])\n"
+            "    scores = scores.masked_fill(torch.ones(s, t, dtype=torch.bool).triu(t - s + 1), float('-inf'))\n"
+            "    return scores.softmax(-1) @ v, k, v\n",
+    },
+    "distinct_n": {
+        "counts tokens, not n-grams": "def distinct_n(tokens, n):\n"
+            "    return len(set(tokens)) / len(tokens) if len(tokens) >= n else 0.0\n",
+    },
+    "mask_tokens": {
+        "masks every chosen position": "def mask_tokens(ids, mask_id, vocab_size, generator, p):\n"
+            "    chosen = torch.rand(ids.shape, generator=generator) < p\n"
+            "    return ids.masked_fill(chosen, mask_id), torch.where(chosen, ids, -100)\n",
+        "labels at every position": "def mask_tokens(ids, mask_id, vocab_size, generator, p):\n"
+            "    chosen = torch.rand(ids.shape, generator=generator) < p\n    action = torch.rand(ids.shape, generator=generator)\n"
+            "    rnd = torch.randint(vocab_size, ids.shape, generator=generator)\n"
+            "    x = torch.where(chosen & (action < 0.8), mask_id, ids)\n"
+            "    x = torch.where(chosen & (action >= 0.8) & (action < 0.9), rnd, x)\n    return x, ids.clone()\n",
+    },
+    "mlm_loss": {
+        "mean over all positions": "def mlm_loss(logits, labels):\n"
+            "    lp = logits.log_softmax(-1).gather(-1, labels.clamp(min=0)[..., None]).squeeze(-1)\n"
+            "    return -(lp * (labels != -100)).mean()\n",
+    },
+    "pooled_logits": {
+        "padding in the mean": "def pooled_logits(hidden, pad_mask, weight, bias):\n"
+            "    return hidden.mean(1) @ weight + bias\n",
+        "first token (no pooling)": "def pooled_logits(hidden, pad_mask, weight, bias):\n"
+            "    return hidden[:, 0] @ weight + bias\n",
+    },
+    "nearest": {
+        "dot product without normalising": "def nearest(queries, keys, k):\n"
+            "    return (queries @ keys.T).topk(k, dim=-1)\n",
+        "uses F.cosine_similarity": "def nearest(queries, keys, k):\n"
+            "    return F.cosine_similarity(queries[:, None], keys[None], dim=-1).topk(k, dim=-1)\n",
+    },
 }
 
 
@@ -159,7 +227,7 @@ def define(exercise_id, source):
 
 def test_every_lesson_exercise_from_01_has_wrong_variants():
     ids = {e.id for stem in NOTEBOOKS for e in registry.for_notebook(stem)}
-    assert len(ids) >= 23 and ids == set(WRONG)
+    assert len(ids) >= 32 and ids == set(WRONG)
 
 
 @pytest.mark.parametrize("stem", NOTEBOOKS)

@@ -89,9 +89,21 @@ def shakespeare_text(split: str = "all") -> str:
     """All works joined by blank lines; "train" keeps the first 90% of each work, "val" the last 10%."""
     if split not in ("all", "train", "val"):
         raise ValueError(f"split must be 'all', 'train' or 'val', got {split!r}")
-    parts = []
-    for text in load_shakespeare().values():
-        cut = int(len(text) * (1 - VAL_FRACTION))
-        cut = text.rfind("\n", 0, cut) + 1 or cut  # split on a line boundary
-        parts.append({"all": text, "train": text[:cut], "val": text[cut:]}[split])
-    return "\n\n".join(parts)
+    return "\n\n".join(split_work(text, split) for text in load_shakespeare().values())
+
+
+def split_work(text: str, split: str) -> str:
+    """One work's "train" part (its first 90%, cut at a line end), its "val" part (the rest), or "all" of it."""
+    if split not in ("all", "train", "val"):
+        raise ValueError(f"split must be 'all', 'train' or 'val', got {split!r}")
+    cut = int(len(text) * (1 - VAL_FRACTION))
+    cut = text.rfind("\n", 0, cut) + 1 or cut  # split on a line boundary
+    return {"all": text, "train": text[:cut], "val": text[cut:]}[split]
+
+
+def work_text(title: str, split: str = "all") -> str:
+    """One work by its title (see `load_shakespeare()` for the 42 titles), split as `shakespeare_text` splits it."""
+    works = load_shakespeare()
+    if title not in works:
+        raise KeyError(f"no work titled {title!r}; titles are: {', '.join(works)}")
+    return split_work(works[title], split)

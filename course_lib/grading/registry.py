@@ -1,11 +1,11 @@
 """All graded exercises, by id and by notebook."""
 from __future__ import annotations
 
-from course_lib.grading.lessons import lesson00, lesson01, lesson02, lesson03, lesson04, lesson05
+from course_lib.grading.lessons import lesson00, lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07
 from course_lib.grading.spec import Exercise
 
 EXERCISES: dict[str, Exercise] = {}
-for _module in (lesson00, lesson01, lesson02, lesson03, lesson04, lesson05):
+for _module in (lesson00, lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07):
     for _exercise in _module.EXERCISES:
         if _exercise.id in EXERCISES:
             raise RuntimeError(f"exercise id {_exercise.id!r} is defined twice")

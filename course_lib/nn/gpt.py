@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.nn.attention import merge_heads, split_heads
+from course_lib.decoding import top_k_filter
+from course_lib.nn.attention import causal_mask, merge_heads, split_heads
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,34 @@ class GPTConfig:
         return asdict(self)
 
 
+class LayerCache:
+    """One layer's keys and values for the tokens seen so far, each (b, heads, t, d_head)."""
+
+    def __init__(self) -> None:
+        self.keys: torch.Tensor | None = None
+        self.values: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return 0 if self.keys is None else self.keys.shape[2]
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add the new tokens' k, v (b, h, s, d) along time; return all keys and values so far (b, h, t + s, d)."""
+        if self.keys is not None:
+            k, v = torch.cat([self.keys, k], dim=2), torch.cat([self.values, v], dim=2)
+        self.keys, self.values = k, v
+        return k, v
+
+
+class KVCache:
+    """A `LayerCache` per block: generation feeds only the new token and reuses every earlier key and value."""
+
+    def __init__(self, layers: int) -> None:
+        self.layers = [LayerCache() for _ in range(layers)]
+
+    def __len__(self) -> int:
+        return len(self.layers[0])
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention where position i reads positions 0..i; q, k, v from one fused projection."""
 
@@ -41,11 +70,21 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
         self.proj = nn.Linear(config.d_model, config.d_model)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (b, t, d_model) -> (b, t, d_model)."""
-        q, k, v = (split_heads(part, self.heads) for part in self.qkv(x).chunk(3, dim=-1))   # (b, h, t, d)
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                             dropout_p=self.dropout if self.training else 0.0)
+    def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
+        """x (b, s, d_model) -> (b, s, d_model); with a cache, x holds only the new tokens."""
+        q, k, v = (split_heads(part, self.heads) for part in self.qkv(x).chunk(3, dim=-1))   # (b, h, s, d)
+        past = 0
+        if cache is not None:
+            past = len(cache)
+            k, v = cache.append(k, v)                                 # (b, h, past + s, d)
+        dropout = self.dropout if self.training else 0.0
+        if past == 0:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
+        elif q.shape[2] == 1:   # one new token reads every cached key: no mask needed
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
+        else:   # new token i sits at position past + i and reads keys 0..past + i
+            mask = causal_mask(q.shape[2], k.shape[2], device=x.device)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         return self.proj(merge_heads(out))
 
 
@@ -60,8 +99,8 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
         self.drop = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.ln1(x)))
+    def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), cache))
         return x + self.drop(self.mlp(self.ln2(x)))
 
 
@@ -83,6 +122,10 @@ class GPT(nn.Module):
             if name.endswith("attn.proj.weight") or name.endswith("mlp.2.weight"):
                 nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * config.layers))
 
+    def new_cache(self) -> KVCache:
+        """An empty key-value cache for `forward(..., cache=)`."""
+        return KVCache(self.config.layers)
+
     @staticmethod
     def _init(module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -95,14 +138,20 @@ class GPT(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         return n if embeddings else n - self.pos_emb.weight.numel()
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """idx (b, t) token ids -> logits (b, t, vocab), and the mean cross-entropy against `targets` (b, t) if given."""
-        t = idx.shape[1]
-        if t > self.config.block_size:
-            raise ValueError(f"sequence of {t} tokens is longer than block_size={self.config.block_size}")
-        x = self.drop(self.tok_emb(idx) + self.pos_emb(torch.arange(t, device=idx.device)))
-        for block in self.blocks:
-            x = block(x)
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
+                cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """idx (b, t) token ids -> logits (b, t, vocab), and the mean cross-entropy against `targets` (b, t) if given.
+
+        With a `KVCache`, idx holds only the tokens after the cached ones, and their keys and values join the cache.
+        """
+        past, t = (0 if cache is None else len(cache)), idx.shape[1]
+        if past + t > self.config.block_size:
+            where = f"{past} cached + {t} new tokens" if past else f"sequence of {t} tokens"
+            raise ValueError(f"{where} is longer than block_size={self.config.block_size}")
+        positions = torch.arange(past, past + t, device=idx.device)
+        x = self.drop(self.tok_emb(idx) + self.pos_emb(positions))
+        for i, block in enumerate(self.blocks):
+            x = block(x, None if cache is None else cache.layers[i])
         logits = self.head(self.ln_f(x))
         loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())
         return logits, loss
@@ -117,8 +166,7 @@ class GPT(nn.Module):
             logits, _ = self(idx[:, -self.config.block_size:])
             logits = logits[:, -1] / temperature
             if top_k is not None:
-                kth = logits.topk(min(top_k, logits.shape[-1]), dim=-1).values[:, -1:]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
+                logits = top_k_filter(logits, top_k)
             probs = logits.softmax(dim=-1)
             next_token = torch.multinomial(probs, 1, generator=generator)
             idx = torch.cat([idx, next_token], dim=1)

@@ -1,0 +1,156 @@
+"""Lesson 06-07 blocks: control codes and speeches parsed right; BERT's masking, loss, pooling and a tiny overfit."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_lib import control, mlm
+from course_lib.nn.bert import IGNORE, BertConfig, BertEncoder, Classifier, MaskedLM, mask_tokens, mean_pool, mlm_loss
+
+PLAY = """ACT I.
+
+SCENE I. A room.
+
+[Enter Hamlet and Horatio.]
+
+Ham.
+Speak, Horatio, and say what thou hast seen this night upon the platform.
+
+Hor.
+My lord, I saw him. [Aside.] Too briefly.
+
+Ham.
+Ay.
+
+Hor.
+Indeed, my lord, it was a thing of wonder to behold at midnight.
+"""
+
+
+def test_speaker_names_skip_act_and_scene_titles():
+    assert control.speaker_names(PLAY) == ["Ham", "Hor", "Ham", "Hor"]      # "Ay." is a speech, not a heading
+    starts = control.speech_starts(PLAY)
+    assert [PLAY[s:s + 4] for s in starts.tolist()] == ["Ham.", "Hor.", "Ham.", "Hor."]
+
+
+def test_casts_keep_names_unique_to_one_play():
+    texts = {"a": "X.\nhi\n\nX.\nhi\n\nX.\nyo\n\nBOTH.\nno\n\nBOTH.\nno\n\nBOTH.\nno\n",
+             "b": "Y.\nhi\n\nY.\nhi\n\nY.\nyo\n\nBOTH.\nno\n\nBOTH.\nno\n\nBOTH.\nno\n"}
+    assert control.casts(texts) == {"a": {"X"}, "b": {"Y"}}
+    assert control.cast_shares("X.\nhey\n\nY.\nho\n\nX.\nhe\n\nZ.\nhu", {"a": {"X"}, "b": {"Y"}}) == {"a": 0.5, "b": 0.25}
+
+
+def test_control_batch_starts_every_window_at_a_speech_after_its_code():
+    ids = torch.arange(len(PLAY))
+    x, y = control.control_batch([ids], [control.speech_starts(PLAY)], 1000, 6, 8, torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (6, 8)
+    assert (x[:, 0] == 1000).all() and torch.equal(x[:, 1:], y[:, :-1])
+    assert set(y[:, 0].tolist()) <= set(control.speech_starts(PLAY).tolist())
+
+
+def test_with_control_codes_keeps_the_model_and_adds_tokens():
+    from course_lib.nn.gpt import GPT, GPTConfig
+    torch.manual_seed(0)
+    base = GPT(GPTConfig(vocab_size=10, block_size=8, layers=1, heads=2, d_model=16)).eval()
+    grown = control.with_control_codes(base, 3).eval()
+    idx = torch.randint(10, (2, 8))
+    assert grown.config.vocab_size == 13 and grown.head.weight is grown.tok_emb.weight
+    torch.testing.assert_close(grown(idx)[0][..., :10], base(idx)[0])
+
+
+def test_speeches_parse_headings_and_drop_stage_directions(monkeypatch):
+    monkeypatch.setattr("course_lib.data.work_text", lambda title, split: PLAY)
+    found = mlm.speeches("train", plays=("Hamlet",), min_chars=10)
+    assert [(s.speaker, s.label) for s in found] == [("Ham", 0), ("Hor", 0), ("Hor", 0)]
+    assert found[1].text == "My lord, I saw him. Too briefly."
+
+
+def test_mask_tokens_follows_the_80_10_10_recipe():
+    ids = torch.randint(0, 100, (400, 250), generator=torch.Generator().manual_seed(0))
+    inputs, labels = mask_tokens(ids, mask_id=101, vocab_size=100, generator=torch.Generator().manual_seed(1))
+    chosen = labels != IGNORE
+    assert abs(chosen.float().mean().item() - 0.15) < 0.005
+    assert torch.equal(labels[chosen], ids[chosen]) and torch.equal(inputs[~chosen], ids[~chosen])
+    masked = (inputs[chosen] == 101).float().mean().item()
+    kept = (inputs[chosen] == ids[chosen]).float().mean().item()
+    assert abs(masked - 0.8) < 0.01 and abs(kept - (0.1 + 0.1 / 100)) < 0.01
+    again = mask_tokens(ids, mask_id=101, vocab_size=100, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(again[0], inputs) and torch.equal(again[1], labels)
+    padding = torch.zeros_like(ids, dtype=torch.bool)
+    _, none = mask_tokens(ids, mask_id=101, vocab_size=100, generator=torch.Generator(), maskable=padding)
+    assert (none == IGNORE).all()
+
+
+def test_mlm_loss_counts_chosen_positions_only():
+    logits = torch.randn(2, 5, 7)
+    labels = torch.full((2, 5), IGNORE)
+    labels[0, 1], labels[1, 4] = 3, 6
+    expected = (F.cross_entropy(logits[0, 1:2], torch.tensor([3])) + F.cross_entropy(logits[1, 4:5], torch.tensor([6]))) / 2
+    torch.testing.assert_close(mlm_loss(logits, labels), expected)
+
+
+def test_mean_pool_ignores_padding_and_padding_does_not_change_real_positions():
+    hidden = torch.randn(2, 4, 3)
+    mask = torch.tensor([[True, True, False, False], [True, True, True, True]])
+    torch.testing.assert_close(mean_pool(hidden, mask)[0], hidden[0, :2].mean(0))
+    torch.manual_seed(0)
+    encoder = BertEncoder(BertConfig(vocab_size=20, max_len=8, layers=2, heads=2, d_model=16, dropout=0.0)).eval()
+    short = torch.tensor([[3, 4, 5]])
+    padded = torch.tensor([[3, 4, 5, 0, 0]])
+    out_short = encoder(short, torch.ones(1, 3, dtype=torch.bool))
+    out_padded = encoder(padded, padded != 0)
+    torch.testing.assert_close(out_padded[:, :3], out_short, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="max_len=8"):
+        encoder(torch.zeros(1, 9, dtype=torch.long))
+
+
+def test_encoder_layer_matches_pytorch():
+    """BERT's layers are lesson 03's EncoderLayer (pre-LN), which equals nn.TransformerEncoderLayer(norm_first=True)."""
+    torch.manual_seed(0)
+    encoder = BertEncoder(BertConfig(vocab_size=20, max_len=8, layers=1, heads=2, d_model=16, dropout=0.0)).eval()
+    ours = encoder.layers[0]
+    ref = torch.nn.TransformerEncoderLayer(16, 2, 64, dropout=0.0, activation="relu", batch_first=True, norm_first=True).eval()
+    attn = ours.self_attn
+    with torch.no_grad():
+        ref.self_attn.in_proj_weight.copy_(torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]))
+        ref.self_attn.in_proj_bias.copy_(torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias]))
+        ref.self_attn.out_proj.weight.copy_(attn.out_proj.weight)
+        ref.self_attn.out_proj.bias.copy_(attn.out_proj.bias)
+        ref.linear1.weight.copy_(ours.ff[0].weight); ref.linear1.bias.copy_(ours.ff[0].bias)
+        ref.linear2.weight.copy_(ours.ff[3].weight); ref.linear2.bias.copy_(ours.ff[3].bias)
+        for a, b in ((ref.norm1, ours.norm1), (ref.norm2, ours.norm2)):
+            a.weight.copy_(b.weight); a.bias.copy_(b.bias)
+    x = torch.randn(2, 6, 16)
+    torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
+
+
+def test_tiny_masked_lm_learns_from_context_and_classifier_overfits():
+    torch.manual_seed(0)
+    model = MaskedLM(BertConfig(vocab_size=12, max_len=10, layers=1, heads=2, d_model=32, dropout=0.0))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(150):       # every row repeats one token: a masked token can only be read from the others
+        data = torch.randint(0, 10, (32, 1), generator=generator).expand(32, 10)
+        inputs, labels = mask_tokens(data, mask_id=11, vocab_size=10, generator=generator, p=0.3)
+        loss = mlm_loss(model(inputs), labels)
+        optimizer.zero_grad(); loss.backward(); optimizer.step()
+    assert loss.item() < 0.2, loss.item()          # ln 10 = 2.3 without context
+
+    ids = torch.arange(10)[:, None].expand(10, 10)
+    labels = (torch.arange(10) < 5).long()
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    classifier = mlm.finetune(model.encoder, ids, mask, labels, 2, steps=60, batch=10, lr=3e-3, weight_decay=0.0)
+    assert isinstance(classifier, Classifier)
+    assert (mlm.predict(classifier, ids, mask) == labels).all()
+    emb = mlm.embed(model.encoder, ids, mask)
+    torch.testing.assert_close(emb.norm(dim=-1), torch.ones(10))
+
+
+def test_balanced_subset_and_encode_batch():
+    labels = torch.tensor([0, 0, 0, 1, 1, 2])
+    subset = mlm.balanced_subset(labels, 2, seed=0)
+    assert torch.bincount(labels[subset]).tolist() == [2, 2, 1]
+    from course_lib.tokenizers import BPETokenizer
+    tok = BPETokenizer.train("abab abab cdcd", 260, special_tokens=mlm.SPECIAL)
+    ids, mask = mlm.encode_batch(["abab", "abab abab cdcd cdcd"], tok, 4)
+    assert ids.shape == (2, 4) and mask[1].all() and not mask[0].all()
+    assert (ids[~mask] == tok.special["<pad>"]).all()
