@@ -109,7 +109,7 @@ def train_gpt(model: GPT, data: CharData, *, iters: int, batch: int, lr: float, 
     record: dict = {"step": [], "train_loss": [], "val_loss": [], "seconds": [], "step_loss": []}
     trained = 0.0
     model.train()
-    bar = tqdm(range(iters), disable=not progress, leave=False, desc="training")
+    bar = tqdm(range(iters), disable=not progress, leave=False, desc="training", mininterval=0.5)
     for step in bar:
         start = time.perf_counter()
         for group in optimizer.param_groups:

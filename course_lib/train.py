@@ -86,7 +86,8 @@ def fit(
     """
     history = History()
     start = time.perf_counter()
-    bar = tqdm(total=epochs * len(batches), disable=not progress, leave=False, desc="training")  # type: ignore[arg-type]
+    bar = tqdm(total=epochs * len(batches), disable=not progress, leave=False, desc="training",  # type: ignore[arg-type]
+               mininterval=0.5)
     for epoch in range(epochs):
         model.train()
         epoch_start = time.perf_counter()
