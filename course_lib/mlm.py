@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from course_lib.artifacts import load_or_train, read_metadata
 from course_lib.control import PLAYS, is_heading
-from course_lib.nn.bert import BertConfig, BertEncoder, Classifier, MaskedLM, mask_tokens, mlm_loss
+from course_lib.nn.bert import BertConfig, BertEncoder, Classifier, MaskedLM, mask_tokens, mean_pool, mlm_loss
 from course_lib.tokenizers import BPETokenizer
 from course_lib.train import warmup_cosine
 
@@ -80,7 +80,8 @@ def pretrain_mlm(model: MaskedLM, ids: torch.Tensor, *, iters: int, batch: int, 
     """Masked-LM training on random windows of `ids`: AdamW, warm-up then cosine decay. -> {"step_loss", "seconds"}."""
     from course_lib.lm import random_batch
     device = next(model.parameters()).device
-    tokenizer_mask = model.encoder.config.vocab_size - 1          # <mask> is the last id
+    mask_id = model.encoder.config.vocab_size - 1                 # <mask> is the last id, <pad> the one before
+    regular = mask_id - 1                                          # random replacements: ids 0 .. regular - 1
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
     losses, start = [], time.perf_counter()
@@ -89,7 +90,7 @@ def pretrain_mlm(model: MaskedLM, ids: torch.Tensor, *, iters: int, batch: int, 
         for group in optimizer.param_groups:
             group["lr"] = warmup_cosine(step, warmup=warmup, total=iters, peak=lr, floor=lr / 10)
         window, _ = random_batch(ids, batch, model.encoder.config.max_len, generator)
-        inputs, labels = mask_tokens(window, mask_id=tokenizer_mask, vocab_size=tokenizer_mask - 1, generator=generator)
+        inputs, labels = mask_tokens(window, mask_id=mask_id, vocab_size=regular, generator=generator)
         loss = mlm_loss(model(inputs.to(device)), labels.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -172,7 +173,6 @@ def balanced_subset(labels: torch.Tensor, per_class: int, seed: int) -> torch.Te
 @torch.no_grad()
 def embed(encoder: BertEncoder, ids: torch.Tensor, mask: torch.Tensor, batch: int = 256) -> torch.Tensor:
     """Sentence embeddings: the mean-pooled encoder output of each text, unit length. -> (n, d_model)."""
-    from course_lib.nn.bert import mean_pool
     device = next(encoder.parameters()).device
     encoder.eval()
     out = [mean_pool(encoder(ids[i:i + batch].to(device), mask[i:i + batch].to(device)), mask[i:i + batch].to(device))

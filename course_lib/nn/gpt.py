@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.decoding import top_k_filter
+from course_lib.decoding import generate
 from course_lib.nn.attention import causal_mask, merge_heads, split_heads
 
 
@@ -156,21 +156,16 @@ class GPT(nn.Module):
         loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())
         return logits, loss
 
-    @torch.no_grad()
     def generate(self, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
                  top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Append `max_new_tokens` sampled tokens to idx (b, t), reading at most block_size tokens back."""
+        """Append `max_new_tokens` sampled tokens to idx (b, t), reading at most block_size tokens back.
+
+        Lesson 05's sampler; lesson 06's `course_lib.decoding.generate` adds greedy, top-p and the KV cache.
+        """
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        for _ in range(max_new_tokens):
-            logits, _ = self(idx[:, -self.config.block_size:])
-            logits = logits[:, -1] / temperature
-            if top_k is not None:
-                logits = top_k_filter(logits, top_k)
-            probs = logits.softmax(dim=-1)
-            next_token = torch.multinomial(probs, 1, generator=generator)
-            idx = torch.cat([idx, next_token], dim=1)
-        return idx
+        return generate(self, idx, max_new_tokens, temperature=temperature, top_k=top_k, use_cache=False,
+                        generator=generator)
 
     def flops_per_token(self, t: int | None = None) -> float:
         """Training FLOPs per token (forward + backward = 3x forward): 6 N plus the attention products."""
