@@ -9,7 +9,6 @@ speaker names in the generated text belong to.
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -20,7 +19,6 @@ from torch import nn
 from course_lib import lm
 from course_lib.artifacts import load_or_train, read_metadata
 from course_lib.nn.gpt import GPT, GPTConfig
-from course_lib.train import warmup_cosine
 
 PLAYS: tuple[str, ...] = ("Hamlet", "Macbeth", "Romeo and Juliet", "Othello")
 FINETUNE: dict = {"iters": 600, "batch": 24, "lr": 2e-3, "warmup": 20, "floor": 0.1, "weight_decay": 0.1,
@@ -99,29 +97,6 @@ class Controlled:
     record: dict
 
 
-def finetune_with_codes(model: GPT, texts: list[torch.Tensor], starts: list[torch.Tensor], first_code: int, *, iters: int, batch: int, lr: float,
-                        warmup: int, floor: float, weight_decay: float, beta2: float, grad_clip: float,
-                        seed: int) -> dict:
-    """Fine-tune on code-led windows with AdamW and warm-up + cosine decay; returns {"step_loss", "seconds"}."""
-    device = next(model.parameters()).device
-    optimizer = lm.configure_optimizer(model, lr, weight_decay, beta2)
-    generator = torch.Generator().manual_seed(seed)
-    losses, start = [], time.perf_counter()
-    model.train()
-    for step in range(iters):
-        for group in optimizer.param_groups:
-            group["lr"] = warmup_cosine(step, warmup=warmup, total=iters, peak=lr, floor=floor * lr)
-        x, y = control_batch(texts, starts, first_code, batch, model.config.block_size, generator)
-        _, loss = model(x.to(device), y.to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
-        losses.append(loss.item())
-    model.eval()
-    return {"step_loss": losses, "seconds": time.perf_counter() - start}
-
-
 def controlled_gpt(plays: tuple[str, ...] = PLAYS, *, device: torch.device | str = "cpu") -> Controlled:
     """Lesson 05's GPT fine-tuned with one control code per play (training halves only): from the cache or trained now."""
     from course_lib.data import work_text
@@ -133,7 +108,9 @@ def controlled_gpt(plays: tuple[str, ...] = PLAYS, *, device: torch.device | str
 
     def train(model: nn.Module) -> dict:
         model.to(device)
-        record = finetune_with_codes(model, texts, starts, first_code, **FINETUNE)  # type: ignore[arg-type]
+        block = model.config.block_size  # type: ignore[union-attr]
+        record = lm.train_gpt(model, data, **FINETUNE, eval_every=FINETUNE["iters"], progress=False,  # type: ignore[arg-type]
+                              sample=lambda g: control_batch(texts, starts, first_code, FINETUNE["batch"], block, g))
         model.cpu()
         return record
 

@@ -97,8 +97,12 @@ def configure_optimizer(model: nn.Module, lr: float, weight_decay: float, beta2:
 def train_gpt(model: GPT, data: CharData, *, iters: int, batch: int, lr: float, warmup: int, floor: float,
               weight_decay: float, beta2: float, grad_clip: float, seed: int, eval_every: int = 200,
               eval_batches: int = 50, on_eval: Callable[[int, float], None] | None = None,
+              sample: Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor]] | None = None,
               progress: bool = True) -> dict:
     """Train with AdamW, warm-up then cosine decay to `floor * lr`, gradient clipping.
+
+    Batches are random windows of `data.train`, or whatever `sample(generator)` returns (lesson 06's
+    control codes lead each window with a code token).
 
     Returns {"step", "train_loss", "val_loss", "seconds" (training time so far, evaluation excluded),
     "step_loss"}. `on_eval(step, val_loss)` runs at each evaluation (e.g. to print a sample).
@@ -114,7 +118,7 @@ def train_gpt(model: GPT, data: CharData, *, iters: int, batch: int, lr: float, 
         start = time.perf_counter()
         for group in optimizer.param_groups:
             group["lr"] = warmup_cosine(step, warmup=warmup, total=iters, peak=lr, floor=floor * lr)
-        x, y = random_batch(data.train, batch, model.config.block_size, generator)
+        x, y = random_batch(data.train, batch, model.config.block_size, generator) if sample is None else sample(generator)
         _, loss = model(x.to(device), y.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
