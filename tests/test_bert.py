@@ -88,6 +88,26 @@ def test_mlm_loss_counts_chosen_positions_only():
     torch.testing.assert_close(mlm_loss(logits, labels), expected)
 
 
+def test_masked_lm_logits_at_chosen_positions_equal_the_full_logits_there():
+    torch.manual_seed(0)
+    model = MaskedLM(BertConfig(vocab_size=20, max_len=8, layers=1, heads=2, d_model=16, dropout=0.0)).eval()
+    ids = torch.randint(0, 20, (3, 8))
+    at = torch.rand(3, 8) < 0.3
+    torch.testing.assert_close(model(ids, at=at), model(ids)[at])
+    with pytest.raises(ValueError, match="bool tensor shaped like ids"):
+        model(ids, at=at.long())
+
+
+def test_pretrain_mlm_lowers_the_loss_on_a_repetitive_corpus():
+    torch.manual_seed(0)
+    model = MaskedLM(BertConfig(vocab_size=8, max_len=12, layers=1, heads=2, d_model=32, dropout=0.0))
+    ids = torch.arange(6).repeat(200)                # 0 1 2 3 4 5 0 1 ...: every masked token follows from its neighbours
+    record = mlm.pretrain_mlm(model, ids, iters=300, batch=16, lr=3e-3, warmup=10, weight_decay=0.0, seed=0,
+                              progress=False)
+    first, last = record["step_loss"][:10], record["step_loss"][-10:]
+    assert sum(last) / 10 < 0.3 < sum(first) / 10, (first, last)   # ln 6 = 1.8 knowing nothing
+
+
 def test_mean_pool_ignores_padding_and_padding_does_not_change_real_positions():
     hidden = torch.randn(2, 4, 3)
     mask = torch.tensor([[True, True, False, False], [True, True, True, True]])

@@ -70,9 +70,18 @@ class MaskedLM(nn.Module):
         self.transform = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.LayerNorm(d))
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
-    def forward(self, ids: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.transform(self.encoder(ids, pad_mask))
-        return h @ self.encoder.tok_emb.weight.T + self.bias       # tied output layer
+    def forward(self, ids: torch.Tensor, pad_mask: torch.Tensor | None = None,
+                at: torch.Tensor | None = None) -> torch.Tensor:
+        """`at` (bool, like ids) keeps only those positions: -> logits (n, vocab) for the n True ones, in row order.
+        Training needs logits only where tokens were masked; skipping the vocabulary projection elsewhere is
+        most of a step's work when the vocabulary is large."""
+        h = self.encoder(ids, pad_mask)                              # (b, t, d)
+        if at is not None:
+            if at.shape != ids.shape or at.dtype != torch.bool:
+                raise ValueError(f"`at` must be a bool tensor shaped like ids {tuple(ids.shape)}, "
+                                 f"got {at.dtype} {tuple(at.shape)}")
+            h = h[at]                                                # (n, d)
+        return self.transform(h) @ self.encoder.tok_emb.weight.T + self.bias   # tied output layer
 
 
 def mean_pool(hidden: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
