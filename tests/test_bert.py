@@ -108,6 +108,27 @@ def test_pretrain_mlm_lowers_the_loss_on_a_repetitive_corpus():
     assert sum(last) / 10 < 0.3 < sum(first) / 10, (first, last)   # ln 6 = 1.8 knowing nothing
 
 
+def test_pretrain_mlm_with_short_windows_never_targets_padding_and_still_learns(monkeypatch):
+    seen = []
+    real_mask_tokens = mlm.mask_tokens
+
+    def spy(ids, **kwargs):
+        inputs, labels = real_mask_tokens(ids, **kwargs)
+        seen.append((ids, kwargs["maskable"], labels))
+        return inputs, labels
+    monkeypatch.setattr(mlm, "mask_tokens", spy)
+    torch.manual_seed(0)
+    model = MaskedLM(BertConfig(vocab_size=8, max_len=12, layers=1, heads=2, d_model=32, dropout=0.0))
+    ids = torch.arange(6).repeat(200)
+    record = mlm.pretrain_mlm(model, ids, iters=300, batch=16, lr=3e-3, warmup=10, weight_decay=0.0, seed=0,
+                              short_p=0.5, progress=False)
+    pad = 6                                                        # the id before <mask> (7)
+    windows, maskable, labels = map(torch.stack, zip(*seen))
+    assert (windows[~maskable] == pad).all() and (labels[~maskable] == IGNORE).all()
+    assert 0.3 < (~maskable).any(-1).float().mean() < 0.7          # about half the windows were cut short
+    assert sum(record["step_loss"][-10:]) / 10 < 1.0                # ln 6 = 1.8 knowing nothing
+
+
 def test_mean_pool_ignores_padding_and_padding_does_not_change_real_positions():
     hidden = torch.randn(2, 4, 3)
     mask = torch.tensor([[True, True, False, False], [True, True, True, True]])
@@ -174,3 +195,13 @@ def test_balanced_subset_and_encode_batch():
     ids, mask = mlm.encode_batch(["abab", "abab abab cdcd cdcd"], tok, 4)
     assert ids.shape == (2, 4) and mask[1].all() and not mask[0].all()
     assert (ids[~mask] == tok.special["<pad>"]).all()
+
+
+def test_questions_hide_the_mark_and_label_by_it(monkeypatch):
+    text = ("What say you to my suit, good sir? I say the night is cold. O, fie upon it! "
+            "Dost thou hear me now? Too short. HAMLET, Prince of Denmark.")
+    monkeypatch.setattr(mlm, "plays", lambda: ("Hamlet",))
+    monkeypatch.setattr(mlm, "speeches", lambda split, plays: [mlm.Speech(text, 0, "Ham")])
+    found = [(line.text, line.label, line.play) for line in mlm.questions("train")]
+    assert found == [("What say you to my suit, good sir", 1, "Hamlet"), ("I say the night is cold", 0, "Hamlet"),
+                     ("Dost thou hear me now", 1, "Hamlet")]     # no exclamation, no 2-word line, no cast list
