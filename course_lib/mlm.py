@@ -9,7 +9,7 @@ Status: the blocks are tested, but no setup yet beats training from scratch at f
 07's notebook is not published. What was measured (2 cores; losses in nats, unigram entropy of the
 tokens 5.74; accuracy on held-out lines, mean of 3 label draws at 4 / 16 / 64 / 256 labels per class):
 - Pretraining. 64-token windows, batch 32, 15% masked: the loss sits on the unigram plateau (5.6 after
-  1,000 steps, 4.65 after 2,500). Every gain over unigrams must come through attention to the
+  1,000 steps; 4.65 after 2,500 even with sinusoid-initialised positions). Every gain over unigrams must come through attention to the
   neighbours, and learned positions take long to find them. 32-token windows, batch 64, 30% masked
   (Wettig et al. 2022) leave the plateau within 500 steps: 3.33 after 2,500 steps (212 s), 38.6% of
   held-out masked tokens right (most frequent token: 9.0%). But it then fills a lone <mask> in a short
@@ -118,7 +118,9 @@ def questions(split: str, min_words: int = 4, max_words: int = 30) -> list[Line]
     for speech in speeches(split, titles):
         for match in SENTENCE.finditer(speech.text):
             body, mark = match.group(1).strip(" -'\""), match.group(2)
-            if mark != "!" and not CAST_LIST.match(body) and min_words <= len(body.split()) <= max_words and not re.search(r"[?!]", body):
+            keep = (mark != "!" and min_words <= len(body.split()) <= max_words
+                    and not CAST_LIST.match(body) and not re.search(r"[?!]", body))   # one mark, at the end
+            if keep:
                 out.append(Line(body, int(mark == "?"), titles[speech.label]))
     return out
 
@@ -131,6 +133,17 @@ def encode_batch(texts: list[str], tokenizer: BPETokenizer, max_len: int) -> tup
         tokens = tokenizer.encode(text)[:max_len]
         ids[i, :len(tokens)] = torch.tensor(tokens, dtype=torch.long)
     return ids, ids != pad
+
+
+def cut_short(windows: torch.Tensor, p: float, *, pad_id: int, generator: torch.Generator,
+              min_len: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cut a fraction p of the windows (b, t) to a random length in [min_len, t) and pad the rest with pad_id.
+    -> (windows, pad_mask (b, t), True at real tokens)."""
+    b, t = windows.shape
+    short = torch.rand(b, generator=generator) < p
+    lengths = torch.where(short, torch.randint(min_len, t, (b,), generator=generator), t)
+    pad_mask = torch.arange(t) < lengths[:, None]
+    return windows.masked_fill(~pad_mask, pad_id), pad_mask
 
 
 def pretrain_mlm(model: MaskedLM, ids: torch.Tensor, *, iters: int, batch: int, lr: float, warmup: int,
@@ -151,18 +164,12 @@ def pretrain_mlm(model: MaskedLM, ids: torch.Tensor, *, iters: int, batch: int, 
         for group in optimizer.param_groups:
             group["lr"] = warmup_cosine(step, warmup=warmup, total=iters, peak=lr, floor=lr / 10)
         window, _ = random_batch(ids, batch, model.encoder.config.max_len, generator)
-        pad_mask = None
-        if short_p:
-            b, t = window.shape
-            short = torch.rand(b, generator=generator) < short_p
-            lengths = torch.where(short, torch.randint(4, t, (b,), generator=generator), t)
-            pad_mask = torch.arange(t) < lengths[:, None]                              # (b, t), True at real tokens
-            window = window.masked_fill(~pad_mask, regular)                           # <pad> is the id before <mask>
-            pad_mask = pad_mask.to(device)
+        window, pad_mask = cut_short(window, short_p, pad_id=regular, generator=generator) if short_p else (window, None)
         inputs, labels = mask_tokens(window, mask_id=mask_id, vocab_size=regular, generator=generator,
-                                     p=mask_p, maskable=None if pad_mask is None else pad_mask.cpu())
+                                     p=mask_p, maskable=pad_mask)
         labels = labels.to(device)
         chosen = labels != IGNORE                                  # logits only where the loss looks
+        pad_mask = None if pad_mask is None else pad_mask.to(device)
         loss = nn.functional.cross_entropy(model(inputs.to(device), pad_mask, at=chosen), labels[chosen])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
