@@ -38,9 +38,18 @@ def artifact_paths(name: str, config: dict[str, Any], cache: Path | None = None)
     return folder / f"{stem}.pt", folder / f"{stem}.json"
 
 
-def read_metadata(name: str, config: dict[str, Any], cache: Path | None = None) -> dict[str, Any] | None:
-    """The metadata of a saved artifact, or None if there is no complete, valid one."""
+def read_metadata(name: str, config: dict[str, Any], cache: Path | None = None,
+                  shipped: Path | None = None) -> dict[str, Any] | None:
+    """The metadata of a saved artifact (in the cache, else in the `shipped` folder), or None if there is no
+    complete, valid one."""
     weights, meta_path = artifact_paths(name, config, cache)
+    meta = _valid_metadata(weights, meta_path)
+    if meta is None and shipped is not None:
+        meta = _valid_metadata(shipped / weights.name, shipped / meta_path.name)
+    return meta
+
+
+def _valid_metadata(weights: Path, meta_path: Path) -> dict[str, Any] | None:
     if not (weights.exists() and meta_path.exists()):
         return None
     try:
@@ -49,7 +58,7 @@ def read_metadata(name: str, config: dict[str, Any], cache: Path | None = None) 
         return None
     if meta.get("sha256") != sha256_file(weights):
         return None
-    return meta
+    return {**meta, "path": str(weights)}
 
 
 def load_or_train(
@@ -60,20 +69,23 @@ def load_or_train(
     *,
     cache: Path | None = None,
     retrain: bool = False,
+    shipped: Path | None = None,
 ) -> nn.Module:
     """Return `build()` with saved weights if a valid artifact exists, else train it, save it, return it.
 
-    `train(model)` trains in place and may return a dict of metrics that is saved alongside.
+    `train(model)` trains in place and may return a dict of metrics that is saved alongside. `shipped` is a
+    folder of artifacts that come with the repository (a model too slow to train on a laptop): one there with
+    the same name, config hash and a matching checksum is loaded when the cache has none.
     """
     weights, meta_path = artifact_paths(name, config, cache)
     model = build()
     if not isinstance(model, nn.Module):
         raise TypeError(f"build() must return an nn.Module, got {type(model).__name__}")
-    meta = None if retrain else read_metadata(name, config, cache)
+    meta = None if retrain else read_metadata(name, config, cache, shipped)
     if meta is None and weights.exists() and not retrain:
         warnings.warn(f"artifact {weights.name} is incomplete or fails its checksum; retraining", stacklevel=2)
     if meta is not None:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        state = torch.load(meta["path"], map_location="cpu", weights_only=True)
         model.load_state_dict(state)
         return model
     metrics = train(model) or {}

@@ -4,7 +4,18 @@ import torch
 import torch.nn.functional as F
 
 from course_lib import control, mlm
-from course_lib.nn.bert import IGNORE, BertConfig, BertEncoder, Classifier, MaskedLM, mask_tokens, mean_pool, mlm_loss
+from course_lib.artifacts import read_metadata
+from course_lib.nn.bert import (
+    IGNORE,
+    BertConfig,
+    BertEncoder,
+    Classifier,
+    ClozeClassifier,
+    MaskedLM,
+    mask_tokens,
+    mean_pool,
+    mlm_loss,
+)
 
 PLAY = """ACT I.
 
@@ -179,8 +190,8 @@ def test_tiny_masked_lm_learns_from_context_and_classifier_overfits():
     ids = torch.arange(10)[:, None].expand(10, 10)
     labels = (torch.arange(10) < 5).long()
     mask = torch.ones_like(ids, dtype=torch.bool)
-    classifier = mlm.finetune(model.encoder, ids, mask, labels, 2, steps=60, batch=10, lr=3e-3, weight_decay=0.0)
-    assert isinstance(classifier, Classifier)
+    classifier = mlm.finetune(Classifier(model.encoder, 2), ids, mask, labels, steps=60, batch=10, lr=3e-3,
+                              weight_decay=0.0)
     assert (mlm.predict(classifier, ids, mask) == labels).all()
     emb = mlm.embed(model.encoder, ids, mask)
     torch.testing.assert_close(emb.norm(dim=-1), torch.ones(10))
@@ -205,3 +216,62 @@ def test_questions_hide_the_mark_and_label_by_it(monkeypatch):
     found = [(line.text, line.label, line.play) for line in mlm.questions("train")]
     assert found == [("What say you to my suit, good sir", 1, "Hamlet"), ("I say the night is cold", 0, "Hamlet"),
                      ("Dost thou hear me now", 1, "Hamlet")]     # no exclamation, no 2-word line, no cast list
+
+
+END, SPACE, PAD_ID = 1, 2, 9            # a toy text: words 3-8, "." = 1, " " = 2
+
+
+def test_sentence_starts_follow_end_marks_and_skip_spaces():
+    ids = torch.tensor([3, 4, 1, 2, 5, 6, 1, 7, 1, 1, 2, 8])  # "ab. cd.e.. f"
+    assert mlm.sentence_starts(ids, [END], [SPACE]).tolist() == [4, 7, 11]
+
+
+def test_sentence_windows_begin_at_a_sentence_and_short_ones_end_at_a_mark():
+    generator = torch.Generator().manual_seed(0)
+    sentences = []                          # 5-word sentences of words 3-5, 14-word ones of words 6-8, in turn
+    for i in range(300):
+        words = torch.randint(3, 6, (5,), generator=generator) if i % 2 else torch.randint(6, 9, (14,), generator=generator)
+        sentences += [*words.tolist(), END, SPACE]
+    ids = torch.tensor(sentences)
+    starts = mlm.sentence_starts(ids, [END], [SPACE])
+    windows, pad_mask = mlm.sentence_windows(ids, starts, 400, 12, short_p=0.5, end_ids=[END], pad_id=PAD_ID,
+                                             generator=torch.Generator().manual_seed(1))
+    assert windows.shape == pad_mask.shape == (400, 12)
+    begins = {tuple(ids[s:s + 4].tolist()) for s in starts.tolist()}
+    assert all(tuple(w[:4].tolist()) in begins for w in windows)          # every window opens a sentence
+    lengths = pad_mask.sum(1)
+    short = lengths < 12
+    assert 0.35 < short.float().mean() < 0.65 and (lengths >= 4).all()
+    assert (windows[~pad_mask] == PAD_ID).all()
+    five = windows[:, 0] < 6                                              # a window that opens a 5-word sentence
+    assert (lengths[short & five] == 6).all() and (windows[short & five, 5] == END).all()   # cut right after its mark
+    assert len(set(lengths[short & ~five].tolist())) > 3                  # no mark to cut at: a random length
+    with pytest.raises(ValueError, match="sentence starts"):
+        mlm.sentence_windows(ids[:10], starts[starts > 100], 2, 12, short_p=0.5, end_ids=[END], pad_id=PAD_ID,
+                             generator=generator)
+
+
+def test_cloze_batch_appends_one_mask_and_the_cloze_head_reads_the_label_words_there():
+    from course_lib.tokenizers import BPETokenizer
+    tok = BPETokenizer.train("what say you? I say so. " * 20, 270, special_tokens=mlm.SPECIAL)
+    ids, mask = mlm.cloze_batch(["what say you", "I say so " * 10], tok, 8)
+    mask_id = tok.special["<mask>"]
+    assert ids.shape == (2, 8) and ((ids == mask_id).sum(1) == 1).all()
+    assert ids[1, -1] == mask_id and mask[1].all()                        # cut to leave room for the <mask>
+    n = len(tok.encode("what say you"))
+    assert ids[0, n] == mask_id and mask[0].sum() == n + 1 and (ids[0, n + 1:] == tok.special["<pad>"]).all()
+    torch.manual_seed(0)
+    model = MaskedLM(BertConfig(vocab_size=tok.vocab_size, max_len=8, layers=1, heads=2, d_model=16)).eval()
+    labels = [tok.encode(".")[0], tok.encode("?")[0]]
+    head = ClozeClassifier(model, labels, mask_id)
+    torch.testing.assert_close(head(ids, mask), model(ids, mask)[ids == mask_id][:, labels])
+    with pytest.raises(ValueError, match="exactly one <mask>"):
+        head(ids.masked_fill(ids == mask_id, 0), mask)
+
+
+def test_the_shipped_encoder_fits_the_recipe(tmp_path):
+    key = {"tokenizer": mlm.TOKENIZER, "special": mlm.SPECIAL, **mlm.PRETRAIN}
+    meta = read_metadata("shakespeare-bert", key, cache=tmp_path, shipped=mlm.SHIPPED)
+    assert meta is not None, "PRETRAIN changed: re-make the shipped encoder with `python -m course_lib.mlm ship`"
+    assert len(meta["metrics"]["step_loss"]) == mlm.PRETRAIN["train"]["iters"]
+    assert meta["path"].startswith(str(mlm.SHIPPED)) and sum(meta["metrics"]["step_loss"][-50:]) / 50 < 3.0

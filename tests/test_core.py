@@ -69,6 +69,28 @@ def test_load_or_train_retrains_a_corrupt_file_and_never_loads_it(tmp_path):
     assert len(calls) == 2
 
 
+def test_load_or_train_loads_a_shipped_artifact_only_if_it_checks_out(tmp_path):
+    calls = []
+
+    def train(model):
+        calls.append(1)
+        with torch.no_grad():
+            model.weight.fill_(0.25)
+    load_or_train("tiny", _tiny_model, train, {"lr": 3}, cache=tmp_path / "maker")
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    for path in artifact_paths("tiny", {"lr": 3}, tmp_path / "maker"):
+        (shipped / path.name).write_bytes(path.read_bytes())
+    model = load_or_train("tiny", _tiny_model, train, {"lr": 3}, cache=tmp_path / "user", shipped=shipped)
+    assert len(calls) == 1 and model.weight.eq(0.25).all()             # loaded from the shipped folder, not trained
+    assert load_or_train("tiny", _tiny_model, train, {"lr": 4}, cache=tmp_path / "user", shipped=shipped)
+    assert len(calls) == 2                                             # another config: the shipped one does not fit
+    weights = shipped / artifact_paths("tiny", {"lr": 3}, tmp_path)[0].name
+    weights.write_bytes(weights.read_bytes()[:-10])
+    load_or_train("tiny", _tiny_model, train, {"lr": 3}, cache=tmp_path / "other", shipped=shipped)
+    assert len(calls) == 3                                             # a shipped file failing its checksum is not used
+
+
 def test_interrupted_training_leaves_no_artifact(tmp_path):
     def train(model):
         raise KeyboardInterrupt

@@ -102,6 +102,24 @@ class Classifier(nn.Module):
         return self.head(mean_pool(self.encoder(ids, pad_mask), pad_mask))
 
 
+class ClozeClassifier(nn.Module):
+    """Classification as the pretraining task: each input ends in one <mask>, and the logits of class c are the
+    masked-LM's logits of the word `label_ids[c]` there (for "is it a question?": "." and "?"). The head is the
+    pretrained one, so the model can answer before it has seen a single label (Schick & Schuetze 2021).
+    ids (b, t) with exactly one mask_id per row -> logits (b, classes)."""
+
+    def __init__(self, masked_lm: MaskedLM, label_ids: list[int], mask_id: int) -> None:
+        super().__init__()
+        self.masked_lm, self.mask_id = masked_lm, mask_id
+        self.register_buffer("label_ids", torch.tensor(label_ids), persistent=False)
+
+    def forward(self, ids: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
+        at = ids == self.mask_id
+        if not (at.sum(1) == 1).all():
+            raise ValueError(f"every row needs exactly one <mask> (id {self.mask_id}); got counts {at.sum(1).tolist()}")
+        return self.masked_lm(ids, pad_mask, at=at)[:, self.label_ids]
+
+
 def mask_tokens(ids: torch.Tensor, *, mask_id: int, vocab_size: int, generator: torch.Generator,
                 p: float = 0.15, maskable: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT's recipe: choose each position with probability p; of those, 80% become mask_id, 10% a random token,
