@@ -187,6 +187,8 @@ def pretrain_mlm(model: MaskedLM, ids: torch.Tensor, *, iters: int, batch: int, 
     marks, windows begin at a sentence and are cut after one (`sentence_windows`); otherwise anywhere
     (`cut_short`). -> {"step_loss", "seconds"}."""
     from course_lib.lm import random_batch
+    if starts is not None and not end_ids:
+        raise ValueError("sentence `starts` need the `end_ids` of the marks that end a sentence, e.g. '.', '?', '!'")
     device = next(model.parameters()).device
     mask_id = model.encoder.config.vocab_size - 1                 # <mask> is the last id, <pad> the one before
     regular = mask_id - 1                                          # random replacements: ids 0 .. regular - 1
@@ -199,7 +201,7 @@ def pretrain_mlm(model: MaskedLM, ids: torch.Tensor, *, iters: int, batch: int, 
         for group in optimizer.param_groups:
             group["lr"] = warmup_cosine(step, warmup=warmup, total=iters, peak=lr, floor=lr / 10)
         if starts is not None:
-            window, pad_mask = sentence_windows(ids, starts, batch, block, short_p=short_p, end_ids=end_ids or [],
+            window, pad_mask = sentence_windows(ids, starts, batch, block, short_p=short_p, end_ids=end_ids,
                                                 pad_id=regular, generator=generator)
         else:
             window, _ = random_batch(ids, batch, block, generator)

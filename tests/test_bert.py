@@ -249,6 +249,10 @@ def test_sentence_windows_begin_at_a_sentence_and_short_ones_end_at_a_mark():
     with pytest.raises(ValueError, match="sentence starts"):
         mlm.sentence_windows(ids[:10], starts[starts > 100], 2, 12, short_p=0.5, end_ids=[END], pad_id=PAD_ID,
                              generator=generator)
+    model = MaskedLM(BertConfig(vocab_size=PAD_ID + 2, max_len=12, layers=1, heads=2, d_model=16))
+    with pytest.raises(ValueError, match="end_ids"):
+        mlm.pretrain_mlm(model, ids, iters=1, batch=2, lr=1e-3, warmup=1, weight_decay=0.0, seed=0, starts=starts,
+                         progress=False)
 
 
 def test_cloze_batch_appends_one_mask_and_the_cloze_head_reads_the_label_words_there():
