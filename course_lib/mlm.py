@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -299,11 +300,23 @@ def cloze_batch(texts: list[str], tokenizer: BPETokenizer, max_len: int) -> tupl
 
 
 @torch.no_grad()
+def by_length(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], ids: torch.Tensor, mask: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """fn(ids, mask) over batches of rows of similar length, each batch cut to its longest row (padding is on the
+    right, and masked, so the cut changes nothing but the time); the results are returned in the rows' order."""
+    order = mask.sum(1).argsort()
+    out = []
+    for i in range(0, len(ids), batch):
+        rows = order[i:i + batch]
+        width = int(mask[rows].sum(1).max())
+        out.append(fn(ids[rows, :width], mask[rows, :width]).cpu())
+    return torch.cat(out)[order.argsort()]
+
+
 def predict(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, batch: int = 256) -> torch.Tensor:
     """Predicted class of each example (n,)."""
     device = next(model.parameters()).device
-    return torch.cat([model(ids[i:i + batch].to(device), mask[i:i + batch].to(device)).argmax(-1).cpu()
-                      for i in range(0, len(ids), batch)])
+    model.eval()
+    return by_length(lambda i, m: model(i.to(device), m.to(device)).argmax(-1), ids, mask, batch)
 
 
 def balanced_subset(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
@@ -316,14 +329,15 @@ def balanced_subset(labels: torch.Tensor, per_class: int, seed: int) -> torch.Te
     return torch.cat(picks)
 
 
-@torch.no_grad()
 def embed(encoder: BertEncoder, ids: torch.Tensor, mask: torch.Tensor, batch: int = 256) -> torch.Tensor:
     """Sentence embeddings: the mean-pooled encoder output of each text, unit length. -> (n, d_model)."""
     device = next(encoder.parameters()).device
     encoder.eval()
-    out = [mean_pool(encoder(ids[i:i + batch].to(device), mask[i:i + batch].to(device)), mask[i:i + batch].to(device))
-           for i in range(0, len(ids), batch)]
-    return nn.functional.normalize(torch.cat(out).cpu(), dim=-1)
+
+    def pooled(i: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        i, m = i.to(device), m.to(device)
+        return mean_pool(encoder(i, m), m)
+    return nn.functional.normalize(by_length(pooled, ids, mask, batch), dim=-1)
 
 
 def ship(device: str = "cpu") -> Path:

@@ -279,3 +279,21 @@ def test_the_shipped_encoder_fits_the_recipe(tmp_path):
     assert meta is not None, "PRETRAIN changed: re-make the shipped encoder with `python -m course_lib.mlm ship`"
     assert len(meta["metrics"]["step_loss"]) == mlm.PRETRAIN["train"]["iters"]
     assert meta["path"].startswith(str(mlm.SHIPPED)) and sum(meta["metrics"]["step_loss"][-50:]) / 50 < 3.0
+
+
+def test_by_length_cuts_padding_per_batch_and_keeps_the_rows_order():
+    torch.manual_seed(0)
+    encoder = BertEncoder(BertConfig(vocab_size=12, max_len=10, layers=1, heads=2, d_model=16, dropout=0.0)).eval()
+    lengths = torch.randint(1, 11, (50,))
+    mask = torch.arange(10) < lengths[:, None]
+    ids = torch.randint(0, 11, (50, 10)).masked_fill(~mask, 11)
+    widths = []
+
+    def pooled(i, m):
+        widths.append(i.shape[1])
+        return mean_pool(encoder(i, m), m)
+    with torch.no_grad():
+        direct = mean_pool(encoder(ids, mask), mask)
+    torch.testing.assert_close(mlm.by_length(pooled, ids, mask, batch=8), direct)
+    assert widths == sorted(widths) and widths[0] < 10                 # short rows ran without their padding
+    torch.testing.assert_close(mlm.embed(encoder, ids, mask, batch=8), F.normalize(direct, dim=-1))
