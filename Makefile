@@ -11,7 +11,7 @@ INSTALLED := $(VENV)/.installed
 endif
 PYTEST_ARGS ?=
 
-.PHONY: install data lab test test-fast exercises grade-demo doctor bench clean
+.PHONY: install data lab lint format test test-fast exercises grade-demo doctor bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,17 @@ lab: data
 doctor: install
 	$(PY) -m course_lib.doctor
 
-# Unit tests, grader self-tests, exercise sync check, then every lesson and solution notebook.
-test: data
+# ruff: lint and format check (configured in pyproject.toml); `make format` rewrites the code.
+lint: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: install
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+# Lint, exercise sync check, unit tests, grader self-tests, then every lesson and solution notebook.
+test: data lint
 	$(PY) -m course_lib.assign --check
 	$(PY) -m pytest --nbval-lax --nbval-cell-timeout=900 tests notebooks solutions $(PYTEST_ARGS)
 

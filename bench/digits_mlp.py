@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -17,7 +16,7 @@ from common import emit, matmul_peak_gflops  # noqa: E402
 
 from course_lib import seed_everything  # noqa: E402
 from course_lib.data import load_digits  # noqa: E402
-from course_lib.train import TensorBatches, accuracy  # noqa: E402
+from course_lib.train import TensorBatches, accuracy, fit  # noqa: E402
 
 HIDDEN, EPOCHS, BATCH, LR, TARGET = 128, 20, 64, 3e-3, 0.97
 
@@ -27,25 +26,18 @@ def main() -> None:
     digits = load_digits()
     seed_everything(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, 10))
-    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    batches = TensorBatches(digits.train_images, digits.train_labels, batch_size=BATCH, seed=0)
+    history = fit(model, batches, lambda m, b: F.cross_entropy(m(b[0]), b[1]), torch.optim.Adam(model.parameters(), lr=LR),
+                  epochs=EPOCHS, evaluate=lambda m: {"acc": accuracy(m(digits.test_images), digits.test_labels)},
+                  progress=False)
     flops_per_image = 6 * (64 * HIDDEN + HIDDEN * 10)  # forward 2x, backward 4x the multiply-adds
-    seen, time_to_target, acc = 0, None, 0.0
-    start = time.perf_counter()
-    for _ in range(EPOCHS):
-        for x, y in TensorBatches(digits.train_images, digits.train_labels, batch_size=BATCH, seed=seen):
-            optimizer.zero_grad()
-            F.cross_entropy(model(x), y).backward()
-            optimizer.step()
-            seen += len(y)
-        with torch.no_grad():
-            acc = accuracy(model(digits.test_images), digits.test_labels)
-        if time_to_target is None and acc >= TARGET:
-            time_to_target = time.perf_counter() - start
-    wall = time.perf_counter() - start
-    achieved = flops_per_image * seen / wall / 1e9
-    emit("digits_mlp", wall_s=round(wall, 3), seconds_to_97pct=None if time_to_target is None else round(time_to_target, 3),
-         images_per_s=round(seen / wall), matmul_peak_gflops=round(peak, 1), mfu=round(achieved / peak, 5),
-         test_accuracy=round(acc, 4))
+    seen = EPOCHS * len(digits.train_labels)
+    reached = [r["seconds"] for r in history.evals if r["acc"] >= TARGET]
+    train_s = history.last("seconds")
+    achieved = flops_per_image * seen / train_s / 1e9
+    emit("digits_mlp", wall_s=round(history.seconds, 3), train_s=round(train_s, 3),
+         seconds_to_97pct=round(reached[0], 3) if reached else None, images_per_s=round(seen / train_s),
+         matmul_peak_gflops=round(peak, 1), mfu=round(achieved / peak, 5), test_accuracy=round(history.last("acc"), 4))
 
 
 if __name__ == "__main__":

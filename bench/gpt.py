@@ -12,9 +12,9 @@ schedule sized to 120 seconds reaches, and a "sprint" whose schedule is sized to
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -24,24 +24,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from common import emit, matmul_peak_gflops  # noqa: E402
 
-from course_lib import lm  # noqa: E402
+from course_lib.text import language_model as lm  # noqa: E402
 from course_lib.device import set_threads  # noqa: E402
 
 ANCHOR = 1.886
 
 
-def run(name: str, recipe: dict, data: lm.CharData, peak: float, eval_every: int) -> dict:
-    model = lm.build_gpt(data.tokenizer.vocab_size, recipe["model"])
-    train = recipe["train"]
+def run(name: str, recipe: lm.GPTRecipe, data: lm.CharData, peak: float, eval_every: int) -> dict:
+    model = lm.build_gpt(data.tokenizer.vocab_size, recipe.model)
+    train = recipe.train
     start = time.perf_counter()
-    record = lm.train_gpt(model, data, **train, eval_every=eval_every, eval_batches=100, progress=False)
+    record = lm.train_gpt(model, data, train, eval_every=eval_every, eval_batches=100, progress=False)
     wall = time.perf_counter() - start
-    tokens = train["iters"] * train["batch"] * model.config.block_size
+    tokens = train.iters * train.batch * model.config.block_size
     seconds = record["seconds"][-1]
     reached = [s for s, v in zip(record["seconds"], record["val_loss"]) if v <= ANCHOR]
     figures = {
-        "run": name, "data": data.source, "params": model.num_params(), "iters": train["iters"],
-        "batch": train["batch"], "block": model.config.block_size, "lr": train["lr"],
+        "run": name, "data": data.source, "params": model.num_params(), "iters": train.iters,
+        "batch": train.batch, "block": model.config.block_size, "lr": train.lr,
         "tokens_per_s": round(tokens / seconds), "train_s": round(seconds, 1), "wall_s": round(wall, 1),
         "matmul_peak_gflops": round(peak, 1),
         "mfu": round(model.flops_per_token() * tokens / seconds / (peak * 1e9), 3),
@@ -65,31 +65,27 @@ def main(argv: list[str] | None = None) -> None:
     data = lm.file_chars(args.text) if args.text else lm.shakespeare_chars()
     peak = matmul_peak_gflops()
 
-    ours = copy.deepcopy(lm.RECIPE)
+    ours = lm.RECIPE
     if args.quick:
-        ours["train"].update(iters=60, warmup=10)
+        ours = replace(ours, train=replace(ours.train, iters=60, warmup=10))
     first = run("course recipe", ours, data, peak, eval_every=20 if args.quick else 100)
     # the equal-time run: a schedule sized so that training fills `--seconds` at the measured speed
-    timed = copy.deepcopy(ours)
-    tokens_per_iter = timed["train"]["batch"] * timed["model"]["block_size"]
-    timed["train"]["iters"] = max(20, int(args.seconds * first["tokens_per_s"] / tokens_per_iter))
-    if args.quick:
-        timed["train"]["iters"] = 40
-    second = run(f"course recipe sized to {args.seconds:g} s", timed, data, peak,
-                 eval_every=max(1, timed["train"]["iters"] // 10))
+    tokens_per_iter = ours.train.batch * ours.model.block_size
+    iters = 40 if args.quick else max(20, int(args.seconds * first["tokens_per_s"] / tokens_per_iter))
+    timed = replace(ours, train=replace(ours.train, iters=iters))
+    second = run(f"course recipe sized to {args.seconds:g} s", timed, data, peak, eval_every=max(1, iters // 10))
     # the sprint: the same recipe with a schedule short enough that its decay ends near the anchor
-    sprint = copy.deepcopy(ours)
-    sprint["train"]["iters"] = 40 if args.quick else max(20, int(args.sprint * first["tokens_per_s"] / tokens_per_iter))
-    third = run(f"course recipe sized to {args.sprint:g} s", sprint, data, peak,
-                eval_every=max(1, sprint["train"]["iters"] // 10))
+    iters = 40 if args.quick else max(20, int(args.sprint * first["tokens_per_s"] / tokens_per_iter))
+    sprint = replace(ours, train=replace(ours.train, iters=iters))
+    third = run(f"course recipe sized to {args.sprint:g} s", sprint, data, peak, eval_every=max(1, iters // 10))
     reached = [r["seconds_to_1.886"] for r in (first, second, third) if r["seconds_to_1.886"] is not None]
     emit("gpt_summary", anchor=ANCHOR, seconds_to_anchor=min(reached) if reached else None,
          loss_at_budget=second["final_val_loss"], budget_s=second["train_s"],
          sprint_loss=third["final_val_loss"], sprint_s=third["train_s"])
     if args.baseline:
-        base = copy.deepcopy(lm.NANOGPT_CPU)
+        base = lm.NANOGPT_CPU
         if args.quick:
-            base["train"].update(iters=60, warmup=10)
+            base = replace(base, train=replace(base.train, iters=60, warmup=10))
         run("nanoGPT CPU recipe", base, data, peak, eval_every=20 if args.quick else 100)
 
 

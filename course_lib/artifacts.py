@@ -1,4 +1,4 @@
-"""`load_or_train`: a later lesson reuses an earlier lesson's model without re-training it.
+"""Lessons 01-07 and on: `load_or_train`, so a later lesson reuses an earlier lesson's model without re-training it.
 
 Each artifact is two files in the cache: NAME-HASH.pt (the state dict) and NAME-HASH.json (its
 sha256, the config and whatever metrics training reported). HASH is taken from the config, so
@@ -101,3 +101,30 @@ def load_or_train(
     }
     atomic_write_bytes(meta_path, json.dumps(meta, indent=1, sort_keys=True, default=str).encode())
     return model
+
+
+def pretrained(
+    name: str,
+    build: Callable[[], nn.Module],
+    train: Callable[[nn.Module], dict[str, Any]],
+    config: dict[str, Any],
+    *,
+    device: torch.device | str = "cpu",
+    retrain: bool = False,
+    shipped: Path | None = None,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """A lesson's trained model: `load_or_train` with the training on `device` and the weights cached from the CPU.
+
+    -> (the model on `device`, in eval mode; the metrics `train` returned when it was trained, possibly on an
+    earlier run).
+    """
+
+    def train_on_device(model: nn.Module) -> dict[str, Any]:
+        model.to(device)
+        metrics = train(model)
+        model.cpu()
+        return metrics
+
+    model = load_or_train(name, build, train_on_device, config, retrain=retrain, shipped=shipped)
+    metrics = (read_metadata(name, config, shipped=shipped) or {}).get("metrics", {})
+    return model.to(device).eval(), metrics

@@ -1,8 +1,10 @@
-"""Device choice, seeding and thread count: the three things every notebook sets first."""
+"""Every lesson: device choice, seeding and thread count, the three things every notebook sets first."""
 from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -42,6 +44,19 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a block with torch's global generators seeded, then put them back as they were.
+
+    Library code that must draw from the global generator (weight initialisation, dropout) runs inside this,
+    so it repeats exactly and leaves the caller's random state untouched.
+    """
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def set_threads(n: int | None = None) -> int:

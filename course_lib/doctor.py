@@ -1,4 +1,4 @@
-"""python -m course_lib.doctor: OK/FAIL for Python, each pinned package, the device and the data cache.
+"""Every lesson (setup): `python -m course_lib.doctor`, OK/FAIL for Python, each pinned package, the device and the data cache.
 
 The first thing to run on a workshop laptop. Exit status 1 if anything FAILs.
 """

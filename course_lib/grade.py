@@ -1,4 +1,4 @@
-"""python -m course_lib.grade SUBMISSIONS_DIR: see course_lib.grading.grade."""
+"""Every lesson: `python -m course_lib.grade SUBMISSIONS_DIR`, the CLI grader (see course_lib.grading.grade)."""
 import sys
 
 from course_lib.grading.grade import main

@@ -1,4 +1,4 @@
-"""Where the course keeps its cache, and how it writes files so a crash never leaves half a file."""
+"""Every lesson: where the course keeps its cache, and how it writes files so a crash never leaves half a file."""
 from __future__ import annotations
 
 import hashlib

@@ -1,8 +1,10 @@
-"""The pictures every lesson draws: a grid of images, loss curves, a labelled heat map."""
+"""Every lesson: the pictures lessons draw, a grid of images, loss curves, a labelled heat map, attention maps."""
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
 import torch
@@ -80,5 +82,40 @@ def heatmap(matrix: torch.Tensor, *, xlabels: Sequence[str] | None = None, ylabe
     if title:
         ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return fig
+
+
+@dataclass
+class AttentionRecord:
+    """One example's attention maps: kind -> (weights (layers, heads, t_q, t_k), query tokens, key tokens)."""
+
+    title: str
+    maps: dict[str, tuple[torch.Tensor, list[str], list[str]]]
+
+    def __post_init__(self) -> None:
+        for kind, (weights, queries, keys) in self.maps.items():
+            if weights.dim() != 4 or weights.shape[2:] != (len(queries), len(keys)):
+                raise ValueError(f"{kind}: weights {tuple(weights.shape)} do not fit (layers, heads, "
+                                 f"{len(queries)} queries, {len(keys)} keys)")
+
+
+def attention_figure(record: AttentionRecord, kind: str, layer: int | None = None,
+                     head: int | None = None) -> Figure:
+    """Heat maps of one kind of attention: every layer x head, or just the chosen layer and/or head."""
+    weights, queries, keys = record.maps[kind]
+    layers = range(weights.shape[0]) if layer is None else [layer]
+    heads = range(weights.shape[1]) if head is None else [head]
+    cell = 0.22
+    fig, axes = plt.subplots(len(layers), len(heads), squeeze=False,
+                             figsize=(max(2.5, cell * len(keys) + 1.2) * len(heads), max(2.0, cell * len(queries) + 1.0) * len(layers)))
+    for r, l in enumerate(layers):
+        for c, h in enumerate(heads):
+            ax = axes[r][c]
+            ax.imshow(weights[l, h].float().cpu().numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+            ax.set_xticks(range(len(keys)), keys, rotation=90, fontsize=7)
+            ax.set_yticks(range(len(queries)), queries, fontsize=7)
+            ax.set_title(f"layer {l}, head {h}", fontsize=8)
+    fig.suptitle(f"{kind} attention: {record.title}", fontsize=9)
     fig.tight_layout()
     return fig

@@ -1,10 +1,17 @@
-"""One small training loop the lessons share: batches, a progress bar, evaluation, a loss history."""
+"""Lessons 00-07 and every later one that trains: the course's one training loop, its optimizer and schedule.
+
+`train` runs a fixed number of optimizer steps over any stream of batches, with a learning-rate schedule,
+gradient clipping, periodic evaluation, a hook for samples and a progress bar. `fit` is the same loop counted
+in epochs. `adamw` builds the optimizer every lesson uses.
+"""
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -14,8 +21,9 @@ from tqdm.auto import tqdm  # a widget in JupyterLab, a text bar in a terminal
 class TensorBatches:
     """Mini-batches from tensors that share a first dimension, reshuffled each epoch by a seeded generator."""
 
-    def __init__(self, *tensors: torch.Tensor, batch_size: int, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = False) -> None:
+    def __init__(
+        self, *tensors: torch.Tensor, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = False
+    ) -> None:
         if not tensors:
             raise ValueError("TensorBatches needs at least one tensor")
         n = tensors[0].shape[0]
@@ -34,7 +42,7 @@ class TensorBatches:
         n = self.tensors[0].shape[0]
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         for i in range(len(self)):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             yield tuple(t[idx] for t in self.tensors)
 
 
@@ -53,67 +61,43 @@ def to_device(batch: Any, device: torch.device | str | None) -> Any:
 
 @dataclass
 class History:
-    """What `fit` measured: the loss of every step, and evaluation metrics after every epoch."""
+    """What `train` measured: the loss of every step, and a record at every evaluation.
+
+    Each record holds "step", "seconds" (training time so far, evaluation excluded), "train_loss" (the mean
+    step loss since the previous record) and whatever `evaluate` returned.
+    """
 
     step_loss: list[float] = field(default_factory=list)
-    epochs: list[dict[str, float]] = field(default_factory=list)
+    evals: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
 
     def last(self, key: str) -> float:
         """The latest value of an evaluation metric."""
-        if not self.epochs or key not in self.epochs[-1]:
-            raise KeyError(f"no metric {key!r} recorded; have {sorted(self.epochs[-1]) if self.epochs else []}")
-        return self.epochs[-1][key]
+        if not self.evals or key not in self.evals[-1]:
+            raise KeyError(f"no metric {key!r} recorded; have {sorted(self.evals[-1]) if self.evals else []}")
+        return self.evals[-1][key]
+
+    def column(self, key: str) -> list[float]:
+        """One metric at every evaluation, in order."""
+        return [record[key] for record in self.evals]
 
 
-def fit(
+def adamw(
     model: nn.Module,
-    batches: Iterable,
-    loss_fn: Callable[[nn.Module, Any], torch.Tensor],
-    optimizer: torch.optim.Optimizer,
     *,
-    epochs: int = 1,
-    evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
-    scheduler: Any = None,
-    grad_clip: float | None = None,
-    device: torch.device | str | None = None,
-    progress: bool = True,
-) -> History:
-    """Train `model` for `epochs` passes over `batches`; `loss_fn(model, batch)` returns a scalar loss.
-
-    `scheduler.step()` runs after every optimizer step; `evaluate(model)` after every epoch, in eval mode.
-    Each epoch's record holds its number, its training wall time (evaluation excluded) and the metrics.
-    """
-    history = History()
-    start = time.perf_counter()
-    bar = tqdm(total=epochs * len(batches), disable=not progress, leave=False, desc="training",  # type: ignore[arg-type]
-               mininterval=0.5)
-    for epoch in range(epochs):
-        model.train()
-        epoch_start = time.perf_counter()
-        for batch in batches:
-            loss = loss_fn(model, to_device(batch, device))
-            if loss.dim() != 0:
-                raise ValueError(f"loss_fn must return a scalar, got shape {tuple(loss.shape)}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-            history.step_loss.append(loss.item())
-            bar.update(1)
-            bar.set_postfix(loss=f"{history.step_loss[-1]:.4f}")
-        metrics: dict[str, float] = {"epoch": epoch + 1, "train_seconds": time.perf_counter() - epoch_start}
-        if evaluate is not None:
-            model.eval()
-            with torch.no_grad():
-                metrics.update(evaluate(model))
-        history.epochs.append(metrics)
-    bar.close()
-    history.seconds = time.perf_counter() - start
-    return history
+    lr: float,
+    weight_decay: float = 0.01,
+    betas: tuple[float, float] = (0.9, 0.999),
+    decay_vectors: bool = True,
+) -> torch.optim.AdamW:
+    """AdamW over the model's parameters. With `decay_vectors=False`, biases and LayerNorm gains (1-d) are not
+    decayed, only matrices and embeddings, as GPT-2 and nanoGPT do."""
+    if decay_vectors:
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=betas)
+    matrices = [p for p in model.parameters() if p.dim() >= 2]
+    vectors = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": matrices, "weight_decay": weight_decay}, {"params": vectors, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=lr, betas=betas)
 
 
 def warmup_cosine(step: int, *, warmup: int, total: int, peak: float, floor: float = 0.0) -> float:
@@ -122,6 +106,107 @@ def warmup_cosine(step: int, *, warmup: int, total: int, peak: float, floor: flo
         return peak * (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * progress))
+
+
+def _forever(batches: Iterable) -> Iterator:
+    """The batches again and again (a new epoch each pass); an endless generator is read once, as it is."""
+    while True:
+        empty = True
+        for batch in batches:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError("the batches are empty: nothing to train on")
+
+
+def train(
+    model: nn.Module,
+    batches: Iterable,
+    loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    *,
+    steps: int,
+    lr_schedule: Callable[[int], float] | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    grad_clip: float | None = None,
+    evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+    eval_every: int | None = None,
+    on_eval: Callable[[nn.Module, dict[str, float]], None] | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    desc: str = "training",
+) -> History:
+    """Take `steps` optimizer steps on `batches`; `loss_fn(model, batch)` returns a scalar loss.
+
+    `batches` is any iterable (re-read from the start when it runs out, a new epoch) or an endless generator.
+    Before each step `lr_schedule(step)` sets every group's learning rate; after it `scheduler.step()` runs.
+    Every `eval_every` steps and after the last one, a record is added to the history (see `History`), with the
+    metrics of `evaluate(model)`, run in eval mode without gradients; then `on_eval(model, record)` (to print a
+    sample, say). The model is left in eval mode.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if eval_every is not None and eval_every < 1:
+        raise ValueError(f"eval_every must be >= 1 (or None: once, at the end), got {eval_every}")
+    history, stream, trained, since = History(), _forever(batches), 0.0, 0
+    start = time.perf_counter()
+    bar = tqdm(range(steps), disable=not progress, leave=False, desc=desc, mininterval=0.5)
+    model.train()
+    for step in bar:
+        step_start = time.perf_counter()
+        if lr_schedule is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_schedule(step)
+        loss = loss_fn(model, to_device(next(stream), device))
+        if loss.dim() != 0:
+            raise ValueError(f"loss_fn must return a scalar, got shape {tuple(loss.shape)}")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        history.step_loss.append(loss.item())
+        trained += time.perf_counter() - step_start
+        since += 1
+        if (eval_every is not None and (step + 1) % eval_every == 0) or step + 1 == steps:
+            recent = history.step_loss[-since:]
+            record = {"step": step + 1, "seconds": trained, "train_loss": sum(recent) / len(recent)}
+            model.eval()
+            with torch.no_grad():
+                if evaluate is not None:
+                    record.update(evaluate(model))
+                if on_eval is not None:
+                    on_eval(model, record)
+            model.train()
+            history.evals.append(record)
+            since = 0
+            bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k not in ("step", "seconds")})
+    bar.close()
+    model.eval()
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+def fit(
+    model: nn.Module,
+    batches: TensorBatches,
+    loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    *,
+    epochs: int = 1,
+    evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    grad_clip: float | None = None,
+    device: torch.device | str | None = None,
+    progress: bool = True,
+) -> History:
+    """`train` counted in epochs: `epochs` passes over `batches`, `evaluate(model)` after each one."""
+    return train(
+        model, batches, loss_fn, optimizer, steps=epochs * len(batches), scheduler=scheduler, grad_clip=grad_clip,
+        evaluate=evaluate, eval_every=len(batches), device=device, progress=progress,
+    )
 
 
 @torch.no_grad()

@@ -1,47 +1,15 @@
-"""Interactive explorers (ipywidgets) that also leave a static figure behind for nbval and web pages."""
+"""Lessons 02, 03, 06: interactive explorers (ipywidgets) that also leave a static figure for nbval and web pages.
+
+Only notebooks import this module (the UI layer); the figures it draws live in `course_lib.plots`.
+"""
+
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import matplotlib.pyplot as plt
-import torch
-from matplotlib.figure import Figure
 
-
-@dataclass
-class AttentionRecord:
-    """One example's attention maps: kind -> (weights (layers, heads, t_q, t_k), query tokens, key tokens)."""
-
-    title: str
-    maps: dict[str, tuple[torch.Tensor, list[str], list[str]]]
-
-    def __post_init__(self) -> None:
-        for kind, (weights, queries, keys) in self.maps.items():
-            if weights.dim() != 4 or weights.shape[2:] != (len(queries), len(keys)):
-                raise ValueError(f"{kind}: weights {tuple(weights.shape)} do not fit (layers, heads, "
-                                 f"{len(queries)} queries, {len(keys)} keys)")
-
-
-def attention_figure(record: AttentionRecord, kind: str, layer: int | None = None,
-                     head: int | None = None) -> Figure:
-    """Heat maps of one kind of attention: every layer x head, or just the chosen layer and/or head."""
-    weights, queries, keys = record.maps[kind]
-    layers = range(weights.shape[0]) if layer is None else [layer]
-    heads = range(weights.shape[1]) if head is None else [head]
-    cell = 0.22
-    fig, axes = plt.subplots(len(layers), len(heads), squeeze=False,
-                             figsize=(max(2.5, cell * len(keys) + 1.2) * len(heads), max(2.0, cell * len(queries) + 1.0) * len(layers)))
-    for r, l in enumerate(layers):
-        for c, h in enumerate(heads):
-            ax = axes[r][c]
-            ax.imshow(weights[l, h].float().cpu().numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
-            ax.set_xticks(range(len(keys)), keys, rotation=90, fontsize=7)
-            ax.set_yticks(range(len(queries)), queries, fontsize=7)
-            ax.set_title(f"layer {l}, head {h}", fontsize=8)
-    fig.suptitle(f"{kind} attention: {record.title}", fontsize=9)
-    fig.tight_layout()
-    return fig
+from course_lib.plots import AttentionRecord, attention_figure
 
 
 def attention_explorer(records: list[AttentionRecord], *, static: bool = True):

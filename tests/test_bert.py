@@ -3,9 +3,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib import control, mlm
+from course_lib.data import plays
+from course_lib.text import control
+from course_lib.text import masked_lm as mlm
 from course_lib.artifacts import read_metadata
-from course_lib.nn.bert import (
+from course_lib.models.bert import (
     IGNORE,
     BertConfig,
     BertEncoder,
@@ -38,28 +40,28 @@ Indeed, my lord, it was a thing of wonder to behold at midnight.
 
 
 def test_speaker_names_skip_act_and_scene_titles():
-    assert control.speaker_names(PLAY) == ["Ham", "Hor", "Ham", "Hor"]      # "Ay." is a speech, not a heading
-    starts = control.speech_starts(PLAY)
+    assert plays.speaker_names(PLAY) == ["Ham", "Hor", "Ham", "Hor"]      # "Ay." is a speech, not a heading
+    starts = plays.speech_starts(PLAY)
     assert [PLAY[s:s + 4] for s in starts.tolist()] == ["Ham.", "Hor.", "Ham.", "Hor."]
 
 
 def test_casts_keep_names_unique_to_one_play():
     texts = {"a": "X.\nhi\n\nX.\nhi\n\nX.\nyo\n\nBOTH.\nno\n\nBOTH.\nno\n\nBOTH.\nno\n",
              "b": "Y.\nhi\n\nY.\nhi\n\nY.\nyo\n\nBOTH.\nno\n\nBOTH.\nno\n\nBOTH.\nno\n"}
-    assert control.casts(texts) == {"a": {"X"}, "b": {"Y"}}
-    assert control.cast_shares("X.\nhey\n\nY.\nho\n\nX.\nhe\n\nZ.\nhu", {"a": {"X"}, "b": {"Y"}}) == {"a": 0.5, "b": 0.25}
+    assert plays.casts(texts) == {"a": {"X"}, "b": {"Y"}}
+    assert plays.cast_shares("X.\nhey\n\nY.\nho\n\nX.\nhe\n\nZ.\nhu", {"a": {"X"}, "b": {"Y"}}) == {"a": 0.5, "b": 0.25}
 
 
 def test_control_batch_starts_every_window_at_a_speech_after_its_code():
     ids = torch.arange(len(PLAY))
-    x, y = control.control_batch([ids], [control.speech_starts(PLAY)], 1000, 6, 8, torch.Generator().manual_seed(0))
+    x, y = control.control_batch([ids], [plays.speech_starts(PLAY)], 1000, 6, 8, torch.Generator().manual_seed(0))
     assert x.shape == y.shape == (6, 8)
     assert (x[:, 0] == 1000).all() and torch.equal(x[:, 1:], y[:, :-1])
-    assert set(y[:, 0].tolist()) <= set(control.speech_starts(PLAY).tolist())
+    assert set(y[:, 0].tolist()) <= set(plays.speech_starts(PLAY).tolist())
 
 
 def test_with_control_codes_keeps_the_model_and_adds_tokens():
-    from course_lib.nn.gpt import GPT, GPTConfig
+    from course_lib.models.gpt import GPT, GPTConfig
     torch.manual_seed(0)
     base = GPT(GPTConfig(vocab_size=10, block_size=8, layers=1, heads=2, d_model=16)).eval()
     grown = control.with_control_codes(base, 3).eval()
@@ -69,8 +71,8 @@ def test_with_control_codes_keeps_the_model_and_adds_tokens():
 
 
 def test_speeches_parse_headings_and_drop_stage_directions(monkeypatch):
-    monkeypatch.setattr("course_lib.data.work_text", lambda title, split: PLAY)
-    found = mlm.speeches("train", plays=("Hamlet",), min_chars=10)
+    monkeypatch.setattr(plays, "work_text", lambda title, split: PLAY)
+    found = plays.speeches("train", ("Hamlet",), min_chars=10)
     assert [(s.speaker, s.label) for s in found] == [("Ham", 0), ("Hor", 0), ("Hor", 0)]
     assert found[1].text == "My lord, I saw him. Too briefly."
 
@@ -113,8 +115,8 @@ def test_pretrain_mlm_lowers_the_loss_on_a_repetitive_corpus():
     torch.manual_seed(0)
     model = MaskedLM(BertConfig(vocab_size=8, max_len=12, layers=1, heads=2, d_model=32, dropout=0.0))
     ids = torch.arange(6).repeat(200)                # 0 1 2 3 4 5 0 1 ...: every masked token follows from its neighbours
-    record = mlm.pretrain_mlm(model, ids, iters=300, batch=16, lr=3e-3, warmup=10, weight_decay=0.0, seed=0,
-                              progress=False)
+    training = mlm.MLMTraining(iters=300, batch=16, lr=3e-3, warmup=10, weight_decay=0.0, mask_p=0.15, short_p=0.0)
+    record = mlm.pretrain_mlm(model, ids, training, progress=False)
     first, last = record["step_loss"][:10], record["step_loss"][-10:]
     assert sum(last) / 10 < 0.3 < sum(first) / 10, (first, last)   # ln 6 = 1.8 knowing nothing
 
@@ -131,8 +133,8 @@ def test_pretrain_mlm_with_short_windows_never_targets_padding_and_still_learns(
     torch.manual_seed(0)
     model = MaskedLM(BertConfig(vocab_size=8, max_len=12, layers=1, heads=2, d_model=32, dropout=0.0))
     ids = torch.arange(6).repeat(200)
-    record = mlm.pretrain_mlm(model, ids, iters=300, batch=16, lr=3e-3, warmup=10, weight_decay=0.0, seed=0,
-                              short_p=0.5, progress=False)
+    training = mlm.MLMTraining(iters=300, batch=16, lr=3e-3, warmup=10, weight_decay=0.0, mask_p=0.15, short_p=0.5)
+    record = mlm.pretrain_mlm(model, ids, training, progress=False)
     pad = 6                                                        # the id before <mask> (7)
     windows, maskable, labels = map(torch.stack, zip(*seen))
     assert (windows[~maskable] == pad).all() and (labels[~maskable] == IGNORE).all()
@@ -190,8 +192,8 @@ def test_tiny_masked_lm_learns_from_context_and_classifier_overfits():
     ids = torch.arange(10)[:, None].expand(10, 10)
     labels = (torch.arange(10) < 5).long()
     mask = torch.ones_like(ids, dtype=torch.bool)
-    classifier = mlm.finetune(Classifier(model.encoder, 2), ids, mask, labels, steps=60, batch=10, lr=3e-3,
-                              weight_decay=0.0)
+    classifier = mlm.finetune(Classifier(model.encoder, 2), ids, mask, labels,
+                              mlm.FinetuneRecipe(steps=60, batch=10, lr=3e-3, weight_decay=0.0))
     assert (mlm.predict(classifier, ids, mask) == labels).all()
     emb = mlm.embed(model.encoder, ids, mask)
     torch.testing.assert_close(emb.norm(dim=-1), torch.ones(10))
@@ -211,9 +213,9 @@ def test_balanced_subset_and_encode_batch():
 def test_questions_hide_the_mark_and_label_by_it(monkeypatch):
     text = ("What say you to my suit, good sir? I say the night is cold. O, fie upon it! "
             "Dost thou hear me now? Too short. HAMLET, Prince of Denmark.")
-    monkeypatch.setattr(mlm, "plays", lambda: ("Hamlet",))
-    monkeypatch.setattr(mlm, "speeches", lambda split, plays: [mlm.Speech(text, 0, "Ham")])
-    found = [(line.text, line.label, line.play) for line in mlm.questions("train")]
+    monkeypatch.setattr(plays, "plays", lambda: ("Hamlet",))
+    monkeypatch.setattr(plays, "speeches", lambda split, titles: [plays.Speech(text, 0, "Ham")])
+    found = [(line.text, line.label, line.play) for line in plays.questions("train")]
     assert found == [("What say you to my suit, good sir", 1, "Hamlet"), ("I say the night is cold", 0, "Hamlet"),
                      ("Dost thou hear me now", 1, "Hamlet")]     # no exclamation, no 2-word line, no cast list
 
@@ -251,8 +253,7 @@ def test_sentence_windows_begin_at_a_sentence_and_short_ones_end_at_a_mark():
                              generator=generator)
     model = MaskedLM(BertConfig(vocab_size=PAD_ID + 2, max_len=12, layers=1, heads=2, d_model=16))
     with pytest.raises(ValueError, match="end_ids"):
-        mlm.pretrain_mlm(model, ids, iters=1, batch=2, lr=1e-3, warmup=1, weight_decay=0.0, seed=0, starts=starts,
-                         progress=False)
+        mlm.pretrain_mlm(model, ids, mlm.MLMTraining(iters=1, batch=2, warmup=1), starts=starts, progress=False)
 
 
 def test_cloze_batch_appends_one_mask_and_the_cloze_head_reads_the_label_words_there():
@@ -274,10 +275,10 @@ def test_cloze_batch_appends_one_mask_and_the_cloze_head_reads_the_label_words_t
 
 
 def test_the_shipped_encoder_fits_the_recipe(tmp_path):
-    key = {"tokenizer": mlm.TOKENIZER, "special": mlm.SPECIAL, **mlm.PRETRAIN}
+    key = mlm.pretraining_key()
     meta = read_metadata("shakespeare-bert", key, cache=tmp_path, shipped=mlm.SHIPPED)
-    assert meta is not None, "PRETRAIN changed: re-make the shipped encoder with `python -m course_lib.mlm ship`"
-    assert len(meta["metrics"]["step_loss"]) == mlm.PRETRAIN["train"]["iters"]
+    assert meta is not None, "PRETRAIN changed: re-make the shipped encoder with `python -m course_lib.text.masked_lm ship`"
+    assert len(meta["metrics"]["step_loss"]) == mlm.PRETRAIN.train.iters
     assert meta["path"].startswith(str(mlm.SHIPPED)) and sum(meta["metrics"]["step_loss"][-50:]) / 50 < 3.0
 
 

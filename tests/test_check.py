@@ -1,6 +1,6 @@
 import torch
 
-from course_lib.grading.check import check_messages
+from course_lib.grading.feedback import check_messages
 from course_lib.grading.lessons import lesson00
 
 

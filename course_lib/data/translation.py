@@ -1,4 +1,4 @@
-"""English -> French number words from num2words, with a fixed held-out set of numbers.
+"""Lessons 01-03: English -> French number words from num2words, with a fixed held-out set of numbers.
 
 "three hundred and seventy-one" -> "trois cent soixante et onze": word reordering, agreement and
 irregular forms (soixante-dix, quatre-vingts) give attention something to align.

@@ -1,4 +1,17 @@
-"""Exercises and grading: `check` in the notebook, `course_lib.assign` to generate exercises, `course_lib.grade` to grade."""
-from course_lib.grading.check import check
+"""Every lesson: `check` in the notebook, `python -m course_lib.assign` to generate exercises, `python -m
+course_lib.grade` to grade a folder of submissions. `check` is imported on first use, so the tools that only edit
+notebooks never load torch."""
+
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["check"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "check":
+        from course_lib.grading.feedback import check
+
+        return check
+    raise AttributeError(f"module 'course_lib.grading' has no attribute {name!r}")

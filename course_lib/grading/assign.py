@@ -1,4 +1,4 @@
-"""Generate exercises/ from solutions/: solution regions become `raise NotImplementedError`, outputs are cleared.
+"""Every lesson: generate exercises/ from solutions/: solution regions become `raise NotImplementedError`, outputs are cleared.
 
     python -m course_lib.assign            # write exercises/
     python -m course_lib.assign --check    # exit 1 if exercises/ is stale or a marker is malformed
@@ -46,7 +46,7 @@ def make_exercise(nb: dict[str, Any], stem: str, where: str) -> dict[str, Any]:
             raise NotebookError(f"{here}: duplicate exercise id {exercise_id!r} (also cell {seen[exercise_id]})")
         seen[exercise_id] = index
         try:
-            spec = registry.get(exercise_id)
+            spec = registry.entry(exercise_id)
         except KeyError as err:
             raise NotebookError(f"{here}: {err.args[0]}") from None
         if spec.notebook != stem:
@@ -58,7 +58,7 @@ def make_exercise(nb: dict[str, Any], stem: str, where: str) -> dict[str, Any]:
         if regions == 0:
             raise NotebookError(f"{here}: exercise cell {exercise_id!r} has no {'### BEGIN SOLUTION'} region")
         cell["source"] = stripped.splitlines(keepends=True)
-    missing = [e.id for e in registry.for_notebook(stem) if e.id not in seen]
+    missing = [e.id for e in registry.entries(stem) if e.id not in seen]
     if missing:
         raise NotebookError(f"{where}: no exercise cell for {', '.join(missing)} (declared in the registry)")
     return out
@@ -112,6 +112,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"exercises/ is in sync with solutions/ ({len(list(args.solutions.glob('*.ipynb')))} notebooks)")
     return 1 if problems else 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

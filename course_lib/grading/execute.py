@@ -1,4 +1,4 @@
-"""Running a student's function on an exercise's cases: shared by `check` (in the notebook) and the grader's child process."""
+"""Every lesson: running a student's function on an exercise's cases: shared by `check` (in the notebook) and the grader's child process."""
 from __future__ import annotations
 
 import ast

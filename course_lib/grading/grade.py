@@ -1,4 +1,4 @@
-"""Grade a folder of submitted notebooks, each exercise in its own sandboxed subprocess.
+"""Every lesson: grade a folder of submitted notebooks, each exercise in its own sandboxed subprocess.
 
     python -m course_lib.grade SUBMISSIONS_DIR [--timeout S] [--json FILE] [--csv FILE] [--seed N] [--jobs N]
 
@@ -250,12 +250,14 @@ class Grader:
         return Score(points, exercise.points, status, messages + notes)
 
     def grade_submission(self, sub: Submission, jobs: int) -> dict[str, Score]:
-        exercises = registry.for_notebook(sub.stem)  # type: ignore[arg-type]
+        if sub.stem is None:
+            raise ValueError(f"{sub.path} is not a course notebook with graded exercises")
+        exercises = registry.for_notebook(sub.stem)
         try:
             nb = read_notebook(sub.path)
         except NotebookError as err:
             return {e.id: Score(0.0, e.points, "unreadable", [str(err)]) for e in exercises}
-        sources, notes = exercise_sources(nb, sub.stem)  # type: ignore[arg-type]
+        sources, notes = exercise_sources(nb, sub.stem)
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = {e.id: pool.submit(self.grade_exercise, e, sources.get(e.id), notes[e.id]) for e in exercises}
         return {k: f.result() for k, f in futures.items()}
@@ -307,8 +309,9 @@ def grade_folder(root: Path, *, seed: int, timeout: float, jobs: int) -> tuple[d
     submissions, warnings = find_submissions(root)
     grader = Grader(seed, timeout)
     results: dict[str, dict[str, dict[str, Score]]] = {}
-    for sub in sorted(submissions, key=lambda s: (s.student, s.stem)):
-        results.setdefault(sub.student, {})[sub.stem] = grader.grade_submission(sub, jobs)  # type: ignore[index]
+    for sub in sorted(submissions, key=lambda s: (s.student, s.stem or "")):
+        if sub.stem is not None:
+            results.setdefault(sub.student, {})[sub.stem] = grader.grade_submission(sub, jobs)
     return results, warnings
 
 
@@ -338,6 +341,3 @@ def main(argv: list[str] | None = None) -> int:
         write_csv(results, args.csv)
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

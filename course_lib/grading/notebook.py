@@ -1,4 +1,4 @@
-"""Reading notebooks as plain JSON: solution markers, exercise cells, notebook identity."""
+"""Every lesson: reading notebooks as plain JSON, solution markers, exercise cells, notebook identity."""
 from __future__ import annotations
 
 import ast

@@ -1,30 +1,112 @@
-"""All graded exercises, by id and by notebook."""
+"""Every lesson: the graded exercises, found by themselves; each `lessons/lessonNN.py` declares a list `EXERCISES`.
+
+A catalog of ids, notebooks, function names and points is read from the spec files' source without running
+them (so `assign`, which only edits notebooks, never imports torch); a spec's module is imported only when its
+reference or cases are needed.
+"""
+
 from __future__ import annotations
 
-from course_lib.grading.lessons import lesson00, lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07
-from course_lib.grading.spec import Exercise
+import ast
+import importlib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-EXERCISES: dict[str, Exercise] = {}
-for _module in (lesson00, lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07):
-    for _exercise in _module.EXERCISES:
-        if _exercise.id in EXERCISES:
-            raise RuntimeError(f"exercise id {_exercise.id!r} is defined twice")
-        EXERCISES[_exercise.id] = _exercise
+if TYPE_CHECKING:
+    from course_lib.grading.spec import Exercise
+
+LESSONS = Path(__file__).parent / "lessons"
+PACKAGE = "course_lib.grading.lessons"
 
 
-def for_notebook(stem: str) -> list[Exercise]:
-    """The exercises of one notebook, in the order they were declared."""
-    return [e for e in EXERCISES.values() if e.notebook == stem]
+@dataclass(frozen=True)
+class Entry:
+    """What the catalog knows of an exercise without importing its spec."""
+
+    id: str
+    notebook: str
+    function: str
+    points: float
+    module: str
+
+
+def _literal(node: ast.expr, names: dict[str, object], where: str) -> object:
+    if isinstance(node, ast.Name) and node.id in names:
+        return names[node.id]
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise ValueError(f"{where}: Exercise(...) must start with literal id, notebook, function and points "
+                         f"(or a module-level string constant), got {ast.unparse(node)!r}") from None
+
+
+def _entries(path: Path) -> list[Entry]:
+    """The `Exercise(id, notebook, function, points, ...)` calls in one spec file, read from its source."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    names = {target.id: node.value.value for node in tree.body if isinstance(node, ast.Assign)
+             and isinstance(node.value, ast.Constant) for target in node.targets if isinstance(target, ast.Name)}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Exercise":
+            where = f"{path.name}:{node.lineno}"
+            if len(node.args) < 4:
+                raise ValueError(f"{where}: Exercise(...) needs id, notebook, function and points as its first four arguments")
+            id_, notebook, function, points = (_literal(arg, names, where) for arg in node.args[:4])
+            out.append(Entry(str(id_), str(notebook), str(function), float(points), f"{PACKAGE}.{path.stem}"))
+    return out
+
+
+@cache
+def catalog() -> dict[str, Entry]:
+    """Every exercise by id, in the order the spec files (sorted by name) declare them."""
+    found: dict[str, Entry] = {}
+    for path in sorted(LESSONS.glob("lesson*.py")):
+        for entry in _entries(path):
+            if entry.id in found:
+                raise RuntimeError(f"exercise id {entry.id!r} is defined twice ({found[entry.id].module}, {entry.module})")
+            found[entry.id] = entry
+    return found
+
+
+def entry(exercise_id: str) -> Entry:
+    """The catalog entry of one exercise, or a KeyError that lists the known ids."""
+    try:
+        return catalog()[exercise_id]
+    except KeyError:
+        raise KeyError(f"unknown exercise {exercise_id!r}; known: {', '.join(catalog())}") from None
+
+
+def entries(stem: str) -> list[Entry]:
+    """The catalog entries of one notebook, in the order they were declared."""
+    return [e for e in catalog().values() if e.notebook == stem]
 
 
 def notebooks() -> list[str]:
     """Stems of all notebooks that have graded exercises."""
-    return sorted({e.notebook for e in EXERCISES.values()})
+    return sorted({e.notebook for e in catalog().values()})
+
+
+@cache
+def _loaded(module: str) -> dict[str, Exercise]:
+    exercises = {e.id: e for e in importlib.import_module(module).EXERCISES}
+    declared = {e.id for e in catalog().values() if e.module == module}
+    if set(exercises) != declared:
+        raise RuntimeError(f"{module}: EXERCISES holds {sorted(exercises)} but its source declares {sorted(declared)}")
+    return exercises
 
 
 def get(exercise_id: str) -> Exercise:
-    """The exercise with this id, or a KeyError that lists the known ids."""
-    try:
-        return EXERCISES[exercise_id]
-    except KeyError:
-        raise KeyError(f"unknown exercise {exercise_id!r}; known: {', '.join(EXERCISES)}") from None
+    """The exercise with this id (its spec module is imported now), or a KeyError that lists the known ids."""
+    found = _loaded(entry(exercise_id).module)[exercise_id]
+    listed = entry(exercise_id)
+    if (found.notebook, found.function, found.points) != (listed.notebook, listed.function, listed.points):
+        raise RuntimeError(f"exercise {exercise_id!r}: the catalog read {listed} from the source, the spec holds "
+                           f"{found.notebook!r}, {found.function!r}, {found.points}")
+    return found
+
+
+def for_notebook(stem: str) -> list[Exercise]:
+    """The exercises of one notebook, in the order they were declared."""
+    return [get(e.id) for e in entries(stem)]

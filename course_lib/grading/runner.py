@@ -1,4 +1,4 @@
-"""The grader's child process: run ONE exercise cell of ONE submission on seeded cases, save plain results.
+"""Every lesson: the grader's child process, run ONE exercise cell of ONE submission on seeded cases, save plain results.
 
     python -m course_lib.grading.runner JOB.json
 

@@ -1,4 +1,4 @@
-"""What an exercise is, and how a result is compared with the reference.
+"""Every lesson: what an exercise is, and how a result is compared with the reference.
 
 An `Exercise` names the function a student writes, its points, the reference implementation, and
 a generator of seeded test cases. The same cases serve `check(...)` in the notebook (a fixed seed)

@@ -1,10 +1,35 @@
-"""Neural-network blocks, one module per idea: attention, positions, Transformer layers."""
-from course_lib.nn.attention import (MultiHeadAttention, causal_mask, merge_heads, padding_mask, record_attention,
-                                     scaled_dot_product_attention, split_heads)
-from course_lib.nn.seq2seq import AdditiveAttention, Seq2SeqGRU
+"""Lessons 01-07: blocks, one module per idea: attention (lessons 01-02), positions (03), Transformer layers (03, 05, 07),
+greedy decoding (01-03), the key-value cache (06). Blocks import only torch, einops and each other."""
+from course_lib.nn.attention import (
+    AdditiveAttention,
+    MultiHeadAttention,
+    causal_mask,
+    merge_heads,
+    padding_mask,
+    record_attention,
+    scaled_dot_product_attention,
+    split_heads,
+)
+from course_lib.nn.greedy import greedy_decode
+from course_lib.nn.kv_cache import KVCache, LayerCache
 from course_lib.nn.positional import SinusoidalPositions, sinusoidal_encoding
-from course_lib.nn.transformer import DecoderLayer, EncoderLayer, FeedForward, Seq2SeqTransformer
+from course_lib.nn.transformer import DecoderLayer, EncoderLayer, FeedForward
 
-__all__ = ["AdditiveAttention", "Seq2SeqGRU", "MultiHeadAttention", "causal_mask", "merge_heads", "padding_mask", "record_attention", "scaled_dot_product_attention",
-           "split_heads", "SinusoidalPositions", "sinusoidal_encoding", "DecoderLayer", "EncoderLayer",
-           "FeedForward", "Seq2SeqTransformer"]
+__all__ = [
+    "AdditiveAttention",
+    "DecoderLayer",
+    "EncoderLayer",
+    "FeedForward",
+    "KVCache",
+    "LayerCache",
+    "MultiHeadAttention",
+    "SinusoidalPositions",
+    "causal_mask",
+    "greedy_decode",
+    "merge_heads",
+    "padding_mask",
+    "record_attention",
+    "scaled_dot_product_attention",
+    "sinusoidal_encoding",
+    "split_heads",
+]

@@ -1,4 +1,4 @@
-"""Attention from scratch (lesson 02): scaled dot-product attention, masks, multi-head attention.
+"""Lessons 01-03, 05-07: attention from scratch, scaled dot-product, masks, multi-head, Bahdanau's additive.
 
 Mask convention, as in `F.scaled_dot_product_attention`: a boolean mask is True where a query
 MAY attend to a key. Masks broadcast against the scores, shaped (..., t_q, t_k).
@@ -106,3 +106,23 @@ def record_attention(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+class AdditiveAttention(nn.Module):
+    """Bahdanau's score v^T tanh(W_q q + W_k k_j), softmax over the source, weighted sum of the keys."""
+
+    def __init__(self, query_dim: int, key_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.w_query = nn.Linear(query_dim, hidden, bias=False)
+        self.w_key = nn.Linear(key_dim, hidden, bias=True)
+        self.v = nn.Linear(hidden, 1, bias=False)
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """query (b, dq), keys (b, s, dk), mask (b, s) True at real tokens -> context (b, dk), weights (b, s)."""
+        scores = self.v(torch.tanh(self.w_query(query)[:, None, :] + self.w_key(keys))).squeeze(-1)  # (b, s)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = scores.softmax(dim=-1)
+        context = torch.einsum("bs,bsd->bd", weights, keys)
+        return context, weights

@@ -1,4 +1,4 @@
-"""Sinusoidal positional encoding (lesson 03), as in "Attention is all you need"."""
+"""Lesson 03: sinusoidal positional encoding, as in "Attention is all you need"."""
 from __future__ import annotations
 
 import math

@@ -1,17 +1,14 @@
-"""The Transformer (lesson 03): encoder and decoder layers and the encoder-decoder model.
+"""Lessons 03, 05, 07: the Transformer's encoder and decoder layers and its feed-forward block.
 
 Layers are post-LN as in the 2017 paper (x = LayerNorm(x + sublayer(x))); `norm_first=True` gives
 the pre-LN variant GPT uses (x = x + sublayer(LayerNorm(x))).
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from course_lib.nn.attention import MultiHeadAttention, causal_mask
-from course_lib.nn.positional import SinusoidalPositions
 
 
 class FeedForward(nn.Sequential):
@@ -70,60 +67,3 @@ class DecoderLayer(nn.Module):
         x = self.norm1(x + self_block(x))
         x = self.norm2(x + cross_block(x))
         return self.norm3(x + self.dropout(self.ff(x)))
-
-
-class Seq2SeqTransformer(nn.Module):
-    """Token embeddings + sinusoidal positions, an encoder stack, a decoder stack, and a linear head to target logits."""
-
-    def __init__(self, src_vocab: int, tgt_vocab: int, *, d_model: int = 128, heads: int = 4, layers: int = 2,
-                 d_ff: int = 256, dropout: float = 0.1, max_len: int = 128, pad_id: int = 0,
-                 positions: bool = True) -> None:
-        super().__init__()
-        self.d_model, self.pad_id = d_model, pad_id
-        self.src_embed = nn.Embedding(src_vocab, d_model, padding_idx=pad_id)
-        self.tgt_embed = nn.Embedding(tgt_vocab, d_model, padding_idx=pad_id)
-        self.positions = SinusoidalPositions(d_model, max_len) if positions else nn.Identity()
-        self.encoder = nn.ModuleList(EncoderLayer(d_model, heads, d_ff, dropout) for _ in range(layers))
-        self.decoder = nn.ModuleList(DecoderLayer(d_model, heads, d_ff, dropout) for _ in range(layers))
-        self.head = nn.Linear(d_model, tgt_vocab)
-        self.dropout = nn.Dropout(dropout)
-
-    def source_mask(self, src: torch.Tensor) -> torch.Tensor:
-        """(b, 1, 1, s): True at real source tokens."""
-        return (src != self.pad_id)[:, None, None, :]
-
-    def encode(self, src: torch.Tensor) -> torch.Tensor:
-        """src (b, s) token ids -> memory (b, s, d_model)."""
-        x = self.dropout(self.positions(self.src_embed(src) * math.sqrt(self.d_model)))
-        mask = self.source_mask(src)
-        for layer in self.encoder:
-            x = layer(x, mask)
-        return x
-
-    def decode(self, tgt: torch.Tensor, memory: torch.Tensor, src: torch.Tensor) -> torch.Tensor:
-        """tgt (b, t) ids so far, memory (b, s, d_model) -> logits (b, t, tgt_vocab)."""
-        x = self.dropout(self.positions(self.tgt_embed(tgt) * math.sqrt(self.d_model)))
-        self_mask = causal_mask(tgt.shape[1], device=tgt.device)
-        memory_mask = self.source_mask(src)
-        for layer in self.decoder:
-            x = layer(x, memory, self_mask, memory_mask)
-        return self.head(x)
-
-    def forward(self, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
-        """Teacher forcing: logits (b, t, tgt_vocab) for every target position at once."""
-        return self.decode(tgt, self.encode(src), src)
-
-    @torch.no_grad()
-    def greedy_decode(self, src: torch.Tensor, bos_id: int, eos_id: int, max_len: int) -> torch.Tensor:
-        """(b, s) -> (b, <= max_len) token ids, starting after BOS, stopping when every row has produced EOS."""
-        memory = self.encode(src)
-        out = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)
-        done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
-        for _ in range(max_len):
-            next_token = self.decode(out, memory, src)[:, -1].argmax(dim=-1)
-            next_token = next_token.masked_fill(done, self.pad_id)
-            out = torch.cat([out, next_token[:, None]], dim=1)
-            done |= next_token == eos_id
-            if done.all():
-                break
-        return out[:, 1:]

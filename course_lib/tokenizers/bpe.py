@@ -1,4 +1,4 @@
-"""Byte-level byte-pair encoding (lesson 04), as GPT-2 does it, trained from scratch.
+"""Lessons 04 and 07: byte-level byte-pair encoding, as GPT-2 does it, trained from scratch.
 
 Text -> UTF-8 bytes (ids 0..255, so any string round-trips) -> repeatedly merge the most frequent
 adjacent pair into a new id. Text is first split into chunks (words with their leading space,

@@ -1,4 +1,4 @@
-"""Character-level tokenizer: one id per character of a fixed alphabet."""
+"""Lessons 04-06: the character-level tokenizer, one id per character of a fixed alphabet."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""Tokenizers. `WordVocab`: words and punctuation as tokens, for the number-word translation of lessons 01-03."""
+"""Lessons 01-03: `WordVocab`, words and punctuation as tokens, for the number-word translation."""
 from __future__ import annotations
 
 import re

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from course_lib.grading.spec import Case, Exercise
+from course_lib.nn.greedy import greedy_decode as nn_greedy_decode
 
 NOTEBOOK = "01_seq2seq_attention"
 SETUP = """\
@@ -45,17 +46,8 @@ def greedy_decode(step, hidden: torch.Tensor, bos_id: int, eos_id: int, max_len:
 
     step(tokens (b,), hidden) -> (logits (b, V), hidden). Returns (b, steps taken) int64, steps <= max_len.
     """
-    token = torch.full((hidden.shape[0],), bos_id, dtype=torch.long)
-    done = torch.zeros(hidden.shape[0], dtype=torch.bool)
-    out = []
-    for _ in range(max_len):
-        logits, hidden = step(token, hidden)
-        token = logits.argmax(dim=-1).masked_fill(done, pad_id)
-        out.append(token)
-        done = done | (token == eos_id)
-        if done.all():
-            break
-    return torch.stack(out, dim=1)
+    return nn_greedy_decode(step, hidden, batch=hidden.shape[0], bos_id=bos_id, eos_id=eos_id, max_len=max_len,
+                            pad_id=pad_id)
 
 
 # --- cases ----------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from course_lib.grading.spec import Case, Exercise
 from course_lib.nn.attention import causal_mask, merge_heads, split_heads
-from course_lib.nn.gpt import GPT, Block, GPTConfig
+from course_lib.models.gpt import GPT, Block, GPTConfig
 from course_lib.train import warmup_cosine
 
 NOTEBOOK = "05_gpt"

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from course_lib import decoding
+from course_lib.text import decoding
 from course_lib.grading.spec import Case, Exercise
 from course_lib.nn.attention import causal_mask
 

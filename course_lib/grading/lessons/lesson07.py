@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.grading.spec import Case, Exercise
-from course_lib.nn import bert
+from course_lib.models import bert
 
 NOTEBOOK = "07_bert"
 SETUP = """\

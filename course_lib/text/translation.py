@@ -1,4 +1,4 @@
-"""The task of lessons 01-03: translate English number words into French, then measure it.
+"""Lessons 01-03: the translation task, English number words into French, and how it is measured.
 
 `number_task()` builds the data once (vocabularies and padded id tensors); `train_translator`
 trains any encoder-decoder with the interface `model(src, tgt_in) -> logits` and
@@ -7,30 +7,71 @@ translations of held-out numbers by exact match, token accuracy and input length
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.artifacts import load_or_train, read_metadata
+from course_lib.artifacts import pretrained
 from course_lib.data.translation import Pair, translation_pairs
+from course_lib.device import seeded
+from course_lib.models.seq2seq import Seq2SeqGRU
+from course_lib.models.transformer import Seq2SeqTransformer
 from course_lib.nn.attention import record_attention
-from course_lib.nn.seq2seq import Seq2SeqGRU
-from course_lib.nn.transformer import Seq2SeqTransformer
+from course_lib.plots import AttentionRecord
 from course_lib.tokenizers import WordVocab, word_tokens
-from course_lib.train import History, TensorBatches, fit
-from course_lib.widgets import AttentionRecord
+from course_lib.train import History, TensorBatches, adamw, fit
 
-TASK = {"max_number": 999_999_999, "sample": 12_000, "seed": 0}
+
+@dataclass(frozen=True)
+class TaskRecipe:
+    max_number: int = 999_999_999
+    sample: int = 12_000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GRUSizes:
+    embed: int = 64
+    hidden: int = 64
+    attention: bool = True
+
+
+@dataclass(frozen=True)
+class TransformerSizes:
+    d_model: int = 64
+    heads: int = 4
+    layers: int = 2
+    d_ff: int = 128
+    dropout: float = 0.0
+
+
+@dataclass(frozen=True)
+class TranslatorTraining:
+    """AdamW with a one-cycle schedule (warm-up for `warmup` of the steps, then cosine decay), clipping at 1."""
+
+    epochs: int
+    lr: float
+    batch_size: int = 64
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TranslatorRecipe:
+    model: GRUSizes | TransformerSizes
+    train: TranslatorTraining = field(default_factory=lambda: TranslatorTraining(epochs=2, lr=3e-3))
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+TASK = TaskRecipe()
 # The lesson models, small enough to train in about a minute on 2 CPU cores, and close in size.
-RECIPES: dict[str, dict] = {
-    "gru-fixed": {"model": {"embed": 64, "hidden": 64, "attention": False},
-                  "train": {"epochs": 2, "lr": 3e-3, "batch_size": 64, "seed": 0}},
-    "gru-attention": {"model": {"embed": 64, "hidden": 64, "attention": True},
-                      "train": {"epochs": 2, "lr": 3e-3, "batch_size": 64, "seed": 0}},
-    "transformer": {"model": {"d_model": 64, "heads": 4, "layers": 2, "d_ff": 128, "dropout": 0.0},
-                    "train": {"epochs": 10, "lr": 2e-3, "batch_size": 64, "seed": 0}},
+RECIPES: dict[str, TranslatorRecipe] = {
+    "gru-fixed": TranslatorRecipe(GRUSizes(attention=False)),
+    "gru-attention": TranslatorRecipe(GRUSizes(attention=True)),
+    "transformer": TranslatorRecipe(TransformerSizes(), TranslatorTraining(epochs=10, lr=2e-3)),
 }
 
 
@@ -54,8 +95,7 @@ class NumberTask:
         return int((self.train_tgt != self.tgt_vocab.pad_id).sum(dim=1).max()) + 4
 
 
-def number_task(max_number: int = TASK["max_number"], sample: int = TASK["sample"],
-                seed: int = TASK["seed"]) -> NumberTask:
+def number_task(max_number: int = TASK.max_number, sample: int = TASK.sample, seed: int = TASK.seed) -> NumberTask:
     """The translation task of lessons 01-03: 10,733 training and 1,267 held-out numbers by default."""
     pairs = translation_pairs(max_number, sample=sample, seed=seed)
     train, test = pairs["train"], pairs["test"]
@@ -89,24 +129,24 @@ def teacher_forcing_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tens
     return sequence_loss(model(src, tgt[:, :-1]), tgt[:, 1:], pad_id)
 
 
-def train_translator(model: nn.Module, task: NumberTask, *, epochs: int, lr: float, batch_size: int = 64,
-                     seed: int = 0, warmup: float = 0.1, grad_clip: float = 1.0,
-                     evaluate_on: int = 0, progress: bool = True,
+def train_translator(model: nn.Module, task: NumberTask, training: TranslatorTraining, *, warmup: float = 0.1,
+                     grad_clip: float = 1.0, evaluate_on: int = 0, progress: bool = True,
                      device: torch.device | str | None = None) -> History:
-    """AdamW with a one-cycle schedule (warm-up, then cosine decay) and gradient clipping.
+    """AdamW with a one-cycle schedule (warm-up, then cosine decay) and gradient clipping, one record per epoch.
 
     With `evaluate_on=n`, the exact match on the first n held-out numbers is recorded after every epoch.
     """
-    batches = TensorBatches(task.train_src, task.train_tgt, batch_size=batch_size, seed=seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * len(batches),
+    t = training
+    batches = TensorBatches(task.train_src, task.train_tgt, batch_size=t.batch_size, seed=t.seed)
+    optimizer = adamw(model, lr=t.lr)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=t.lr, total_steps=t.epochs * len(batches),
                                                     pct_start=warmup)
     evaluate = None
     if evaluate_on:
         def evaluate(m: nn.Module) -> dict[str, float]:
             return {"exact_match": evaluate_translator(m, task, limit=evaluate_on)["exact_match"]}
     return fit(model, batches, lambda m, b: teacher_forcing_loss(m, b, task.src_vocab.pad_id), optimizer,
-               epochs=epochs, scheduler=scheduler, grad_clip=grad_clip, evaluate=evaluate, progress=progress,
+               epochs=t.epochs, scheduler=scheduler, grad_clip=grad_clip, evaluate=evaluate, progress=progress,
                device=device)
 
 
@@ -169,15 +209,23 @@ def evaluate_translator(model: nn.Module, task: NumberTask, *, limit: int | None
     }
 
 
-def build_translator(kind: str, task: NumberTask, **overrides) -> nn.Module:
-    """A fresh, seeded model of one of the lesson recipes ("gru-fixed", "gru-attention", "transformer")."""
+def build_translator(kind: str, task: NumberTask, sizes: GRUSizes | TransformerSizes | None = None, *,
+                     positions: bool = True) -> nn.Module:
+    """A fresh, seeded model of one of the lesson recipes ("gru-fixed", "gru-attention", "transformer"), or of
+    other `sizes` of the same kind; `positions=False` leaves a Transformer without positional encodings."""
     if kind not in RECIPES:
         raise ValueError(f"kind must be one of {sorted(RECIPES)}, got {kind!r}")
-    torch.manual_seed(RECIPES[kind]["train"]["seed"])
-    sizes = {**RECIPES[kind]["model"], **overrides}
-    if kind == "transformer":
-        return Seq2SeqTransformer(len(task.src_vocab), len(task.tgt_vocab), max_len=64, **sizes)
-    return Seq2SeqGRU(len(task.src_vocab), len(task.tgt_vocab), **sizes)
+    recipe = RECIPES[kind]
+    sizes = sizes or recipe.model
+    if not isinstance(sizes, type(recipe.model)):
+        raise TypeError(f"{kind} takes {type(recipe.model).__name__}, got {type(sizes).__name__}")
+    with seeded(recipe.train.seed):
+        if isinstance(sizes, TransformerSizes):
+            return Seq2SeqTransformer(len(task.src_vocab), len(task.tgt_vocab), max_len=64, positions=positions,
+                                      **asdict(sizes))
+        if not positions:
+            raise ValueError("positions=False is for the Transformer; a GRU reads its input in order")
+        return Seq2SeqGRU(len(task.src_vocab), len(task.tgt_vocab), **asdict(sizes))
 
 
 def pretrained_translator(kind: str, task: NumberTask, *, device: torch.device | str = "cpu",
@@ -191,16 +239,13 @@ def pretrained_translator(kind: str, task: NumberTask, *, device: torch.device |
     recipe = RECIPES[kind]
 
     def train(model: nn.Module) -> dict:
-        model.to(device)
-        history = train_translator(model, task, **recipe["train"], progress=progress, device=device)
-        model.cpu()
-        return {"step_loss": history.step_loss, "epoch_seconds": [e["train_seconds"] for e in history.epochs],
+        history = train_translator(model, task, recipe.train, progress=progress, device=device)
+        ends = history.column("seconds")
+        return {"step_loss": history.step_loss, "epoch_seconds": [b - a for a, b in zip([0.0, *ends], ends)],
                 "device": str(device)}
 
-    config = {"kind": kind, "task": task.params, **recipe}
-    model = load_or_train(f"numbers-{kind}", lambda: build_translator(kind, task), train, config)
-    record = (read_metadata(f"numbers-{kind}", config) or {}).get("metrics", {})
-    return model.to(device).eval(), record
+    config = {"kind": kind, "task": task.params, **recipe.as_dict()}
+    return pretrained(f"numbers-{kind}", lambda: build_translator(kind, task), train, config, device=device)
 
 
 @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Recurrent encoder-decoder with and without additive (Bahdanau) attention (lesson 01).
+"""Lessons 01-03: the recurrent encoder-decoder, with and without additive (Bahdanau) attention.
 
 Without attention the decoder sees the source only through one fixed-size vector, the encoder's
 final state; with attention it re-reads every encoder state at every step, weighted by
@@ -9,25 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-class AdditiveAttention(nn.Module):
-    """Bahdanau's score v^T tanh(W_q q + W_k k_j), softmax over the source, weighted sum of the keys."""
-
-    def __init__(self, query_dim: int, key_dim: int, hidden: int) -> None:
-        super().__init__()
-        self.w_query = nn.Linear(query_dim, hidden, bias=False)
-        self.w_key = nn.Linear(key_dim, hidden, bias=True)
-        self.v = nn.Linear(hidden, 1, bias=False)
-
-    def forward(self, query: torch.Tensor, keys: torch.Tensor,
-                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """query (b, dq), keys (b, s, dk), mask (b, s) True at real tokens -> context (b, dk), weights (b, s)."""
-        scores = self.v(torch.tanh(self.w_query(query)[:, None, :] + self.w_key(keys))).squeeze(-1)  # (b, s)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        weights = scores.softmax(dim=-1)
-        context = torch.einsum("bs,bsd->bd", weights, keys)
-        return context, weights
+from course_lib.nn.attention import AdditiveAttention
+from course_lib.nn.greedy import greedy_decode
 
 
 class Seq2SeqGRU(nn.Module):
@@ -88,16 +71,14 @@ class Seq2SeqGRU(nn.Module):
         """-> token ids (b, <= max_len) and attention weights (b, <= max_len, s) (None without attention)."""
         states, hidden, mask = self.encode(src)
         fixed = self._fixed_context(states, mask)
-        token = torch.full((src.shape[0],), bos_id, dtype=torch.long, device=src.device)
-        done = torch.zeros_like(token, dtype=torch.bool)
-        tokens, alignments = [], []
-        for _ in range(max_len):
+        alignments = []
+
+        def step(token: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             logits, hidden, weights = self.step(token, hidden, states, mask, fixed)
-            token = logits.argmax(dim=-1).masked_fill(done, self.pad_id)
-            tokens.append(token)
             if weights is not None:
                 alignments.append(weights)
-            done |= token == eos_id
-            if done.all():
-                break
-        return torch.stack(tokens, dim=1), (torch.stack(alignments, dim=1) if alignments else None)
+            return logits, hidden
+
+        tokens = greedy_decode(step, hidden, batch=src.shape[0], bos_id=bos_id, eos_id=eos_id, max_len=max_len,
+                               pad_id=self.pad_id, device=src.device)
+        return tokens, (torch.stack(alignments, dim=1) if alignments else None)

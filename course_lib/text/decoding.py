@@ -1,4 +1,4 @@
-"""Decoding (lesson 06): turning a language model's next-token logits into text, and measuring the result.
+"""Lesson 06: decoding, turning a language model's next-token logits into text, and measuring the result.
 
 Every sampler is one function of the logits of the last position, (b, vocab) -> (b,) token ids:
 greedy takes the argmax; temperature divides the logits; top-k keeps the k largest; top-p (nucleus)
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Sequence
 import torch
 
 if TYPE_CHECKING:
-    from course_lib.nn.gpt import GPT
+    from course_lib.models.gpt import GPT
 
 NEG_INF = float("-inf")
 

@@ -1,4 +1,4 @@
-"""`check("name", fn)`: instant feedback in the notebook, one line per failing case.
+"""Every lesson: `check("name", fn)`, instant feedback in the notebook, one line per failing case.
 
 It compares against the reference on a fixed seed. It is for feedback, not for grades: the CLI
 grader runs the same kind of cases on fresh inputs, out of process.
@@ -31,7 +31,7 @@ def _time_limit(seconds: float) -> Iterator[None]:
         yield
         return
 
-    def on_alarm(signum, frame):  # noqa: ANN001
+    def on_alarm(signum: int, frame: object) -> None:
         raise CheckTimeout(f"took longer than {seconds:g} s (an infinite loop?)")
 
     previous = signal.signal(signal.SIGALRM, on_alarm)

@@ -1,4 +1,4 @@
-"""GPT (lesson 05): a decoder-only Transformer trained to predict the next token.
+"""Lessons 05, 06, 14-16: GPT, a decoder-only Transformer trained to predict the next token.
 
 Pre-LN blocks (x + attn(LN(x)), x + mlp(LN(x))), learned positions as in GPT-1, the output layer
 tied to the token embedding, GPT-2's initialisation (N(0, 0.02), residual projections scaled by
@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.decoding import generate
 from course_lib.nn.attention import causal_mask, merge_heads, split_heads
+from course_lib.nn.kv_cache import KVCache, LayerCache
 
 
 @dataclass(frozen=True)
@@ -29,34 +29,6 @@ class GPTConfig:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-class LayerCache:
-    """One layer's keys and values for the tokens seen so far, each (b, heads, t, d_head)."""
-
-    def __init__(self) -> None:
-        self.keys: torch.Tensor | None = None
-        self.values: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return 0 if self.keys is None else self.keys.shape[2]
-
-    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Add the new tokens' k, v (b, h, s, d) along time; return all keys and values so far (b, h, t + s, d)."""
-        if self.keys is not None:
-            k, v = torch.cat([self.keys, k], dim=2), torch.cat([self.values, v], dim=2)
-        self.keys, self.values = k, v
-        return k, v
-
-
-class KVCache:
-    """A `LayerCache` per block: generation feeds only the new token and reuses every earlier key and value."""
-
-    def __init__(self, layers: int) -> None:
-        self.layers = [LayerCache() for _ in range(layers)]
-
-    def __len__(self) -> int:
-        return len(self.layers[0])
 
 
 class CausalSelfAttention(nn.Module):
@@ -155,17 +127,6 @@ class GPT(nn.Module):
         logits = self.head(self.ln_f(x))
         loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())
         return logits, loss
-
-    def generate(self, idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
-                 top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Append `max_new_tokens` sampled tokens to idx (b, t), reading at most block_size tokens back.
-
-        Lesson 05's sampler; lesson 06's `course_lib.decoding.generate` adds greedy, top-p and the KV cache.
-        """
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        return generate(self, idx, max_new_tokens, temperature=temperature, top_k=top_k, use_cache=False,
-                        generator=generator)
 
     def flops_per_token(self, t: int | None = None) -> float:
         """Training FLOPs per token (forward + backward = 3x forward): 6 N plus the attention products."""

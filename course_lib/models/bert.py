@@ -1,4 +1,4 @@
-"""BERT (lesson 07): a Transformer encoder pretrained to fill in masked tokens, then reused for other tasks.
+"""Lesson 07: BERT, a Transformer encoder pretrained to fill in masked tokens, then reused for other tasks.
 
 The encoder is lesson 03's `EncoderLayer` (pre-LN) over token + learned position embeddings. The
 masked-LM head (a dense layer, GELU, LayerNorm, then logits through the tied token embedding) and the

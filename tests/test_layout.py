@@ -1,0 +1,105 @@
+"""course_lib's imports run one way: infrastructure <- data, tokenizers <- blocks <- models <- task code <- UI, tools.
+
+Every import in every module counts, including those inside functions and under TYPE_CHECKING.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+LIB = ROOT / "course_lib"
+# the layer of each top-level module or folder of course_lib; a module may import only its own layer or lower ones
+LAYERS = {
+    "__init__": 0, "device": 0, "paths": 0,
+    "artifacts": 1, "train": 1, "plots": 1,
+    "data": 2, "tokenizers": 2,
+    "nn": 3,
+    "models": 4,
+    "text": 5, "vision": 5, "multimodal": 5, "alignment": 5, "scale": 5, "responsible": 5,
+    "widgets": 6,
+    "grading": 7, "assign": 7, "grade": 7, "doctor": 7,
+}
+NAMES = {0: "infrastructure", 1: "infrastructure", 2: "data", 3: "blocks", 4: "models", 5: "task code", 6: "UI",
+         7: "tools"}
+
+
+def part(module: str) -> str:
+    """course_lib.text.control -> "text"; course_lib -> "__init__"."""
+    pieces = module.split(".")
+    return pieces[1] if len(pieces) > 1 else "__init__"
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    return ".".join(parts)
+
+
+def imports(source: str) -> list[tuple[int, str]]:
+    """(line, module) of every course_lib import in a file's source; `from course_lib import x` counts as
+    course_lib.x when x is a module or package."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names if a.name.split(".")[0] == "course_lib"]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "course_lib" \
+                and node.level == 0:
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                is_module = (ROOT / Path(*sub.split("."))).with_suffix(".py").exists() or \
+                    (ROOT / Path(*sub.split("."))).is_dir()
+                found.append((node.lineno, sub if is_module else node.module))
+    return found
+
+
+def wrong_way_edges(extra: dict[Path, str] | None = None) -> list[str]:
+    """Every import that runs the wrong way, in course_lib's files and in `extra` ({path: source}, for tests)."""
+    problems = []
+    files = {path: path.read_text(encoding="utf-8") for path in sorted(LIB.rglob("*.py"))} | (extra or {})
+    for path, text in files.items():
+        source = module_name(path)
+        here = part(source)
+        if here not in LAYERS:
+            problems.append(f"{path.relative_to(ROOT)}: course_lib.{here} has no layer in tests/test_layout.py")
+            continue
+        for line, target in imports(text):
+            there = part(target)
+            if there not in LAYERS:
+                problems.append(f"{path.relative_to(ROOT)}:{line} imports {target}, which has no layer")
+            elif LAYERS[there] > LAYERS[here]:
+                problems.append(f"{path.relative_to(ROOT)}:{line}: {NAMES[LAYERS[here]]} ({source}) imports "
+                                f"{NAMES[LAYERS[there]]} ({target})")
+            elif there == "widgets" and here != "widgets":
+                problems.append(f"{path.relative_to(ROOT)}:{line}: only notebooks import the UI ({target})")
+    return problems
+
+
+def test_imports_only_run_downward():
+    problems = wrong_way_edges()
+    assert not problems, "wrong-way imports:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("source,target,caught", [
+    ("course_lib/models/fake.py", "from course_lib.text.decoding import generate", "models (course_lib.models.fake) "
+                                                                                   "imports task code"),
+    ("course_lib/text/fake.py", "def f():\n    from course_lib import widgets", "task code (course_lib.text.fake) "
+                                                                                "imports UI"),
+    ("course_lib/nn/fake.py", "import course_lib.models.gpt", "blocks (course_lib.nn.fake) imports models"),
+])
+def test_the_check_catches_a_wrong_way_import(source, target, caught):
+    problems = wrong_way_edges({ROOT / source: target + "\n"})
+    assert any(caught in p for p in problems), problems
+
+
+def test_every_module_docstring_starts_with_the_lessons_that_use_it():
+    missing = []
+    for path in sorted(LIB.rglob("*.py")):
+        if path.parent.name == "lessons" or path.name == "__main__.py":
+            continue
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        if not (doc.startswith("Lesson") or doc.startswith("Every lesson") or doc.startswith("course_lib")):
+            missing.append(f"{path.relative_to(ROOT)}: {doc[:60]!r}")
+    assert not missing, "module docstrings must start with the lessons that use them:\n" + "\n".join(missing)
