@@ -1,4 +1,5 @@
 """Root pytest hooks: print how long each notebook took, so the CI budget is watched on every run."""
+
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ _NOTEBOOK_SECONDS: dict[str, float] = defaultdict(float)
 _NOTEBOOK_FAILED: set[str] = set()
 
 
-def pytest_runtest_logreport(report):  # noqa: ANN001
+def pytest_runtest_logreport(report):
     path = report.nodeid.split("::")[0]
     if path.endswith(".ipynb"):
         _NOTEBOOK_SECONDS[path] += report.duration  # setup (kernel start) + every cell
@@ -17,7 +18,7 @@ def pytest_runtest_logreport(report):  # noqa: ANN001
             _NOTEBOOK_FAILED.add(path)
 
 
-def pytest_terminal_summary(terminalreporter):  # noqa: ANN001
+def pytest_terminal_summary(terminalreporter):
     if not _NOTEBOOK_SECONDS:
         return
     tr = terminalreporter
@@ -31,7 +32,7 @@ def pytest_terminal_summary(terminalreporter):  # noqa: ANN001
     (out / "notebook_times.json").write_text(json.dumps(dict(sorted(_NOTEBOOK_SECONDS.items())), indent=1) + "\n")
 
 
-def pytest_collection_modifyitems(items):  # noqa: ANN001
+def pytest_collection_modifyitems(items):
     """nbval waits only 5 s for a cell's output messages after the cell ends; on a busy 2-core machine
     a long training cell's last messages can take longer, so allow a minute (cells still end on
     --nbval-cell-timeout)."""

@@ -1,4 +1,5 @@
 """Shared benchmark helpers: the machine's measured fp32 matmul peak, and JSON output."""
+
 from __future__ import annotations
 
 import json
@@ -27,6 +28,11 @@ def matmul_peak_gflops(n: int = 1024, repeats: int = 10, device: str = "cpu") ->
 
 def emit(name: str, **figures: float | int | str) -> None:
     """Print one JSON line: the benchmark's name, the machine, and its figures."""
-    record = {"bench": name, "machine": platform.machine(), "threads": torch.get_num_threads(),
-              "torch": torch.__version__, **figures}
+    record = {
+        "bench": name,
+        "machine": platform.machine(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        **figures,
+    }
     print(json.dumps(record))

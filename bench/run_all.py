@@ -1,4 +1,5 @@
 """Run every benchmark in this folder, one JSON line each."""
+
 import subprocess
 import sys
 from pathlib import Path

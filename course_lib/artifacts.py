@@ -6,13 +6,15 @@ changing a hyperparameter trains a new model instead of loading a stale one. Bot
 written atomically, the JSON last: a run interrupted mid-save leaves no artifact, and a file
 that does not match its checksum is retrained, never loaded.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,8 +40,9 @@ def artifact_paths(name: str, config: dict[str, Any], cache: Path | None = None)
     return folder / f"{stem}.pt", folder / f"{stem}.json"
 
 
-def read_metadata(name: str, config: dict[str, Any], cache: Path | None = None,
-                  shipped: Path | None = None) -> dict[str, Any] | None:
+def read_metadata(
+    name: str, config: dict[str, Any], cache: Path | None = None, shipped: Path | None = None
+) -> dict[str, Any] | None:
     """The metadata of a saved artifact (in the cache, else in the `shipped` folder), or None if there is no
     complete, valid one."""
     weights, meta_path = artifact_paths(name, config, cache)

@@ -1,4 +1,5 @@
 """Every lesson: `python -m course_lib.assign [--check]`, the exercise generator (see course_lib.grading.assign)."""
+
 import sys
 
 from course_lib.grading.assign import main

@@ -1,4 +1,5 @@
 """Every lesson: device choice, seeding and thread count, the three things every notebook sets first."""
+
 from __future__ import annotations
 
 import os

@@ -1,7 +1,9 @@
-"""Every lesson (setup): `python -m course_lib.doctor`, OK/FAIL for Python, each pinned package, the device and the data cache.
+"""Every lesson (setup): `python -m course_lib.doctor`, OK/FAIL for Python, each pinned package, the device and
+the data cache.
 
 The first thing to run on a workshop laptop. Exit status 1 if anything FAILs.
 """
+
 from __future__ import annotations
 
 import platform
@@ -49,7 +51,7 @@ def run() -> int:
         ok = torch.isfinite(x @ x).all().item()
         name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
         report(bool(ok), "device", f"{device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads")
-    except Exception as err:  # report, don't crash: the doctor must finish its list
+    except Exception as err:  # noqa: BLE001 - report, don't crash: the doctor must finish its list
         report(False, "device", str(err))
 
     from course_lib.data import shakespeare
@@ -58,13 +60,13 @@ def run() -> int:
     try:
         works = shakespeare.load_shakespeare()
         report(True, "data: shakespeare", f"{len(works)} works, sha256 verified, in {cache_dir()}")
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001
         report(False, "data: shakespeare", str(err))
     try:
         from course_lib.data import load_digits
 
         report(len(load_digits().test_labels) == 300, "data: digits", "scikit-learn's bundled digits")
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001
         report(False, "data: digits", str(err))
     print("all good" if failures == 0 else f"{failures} problem(s): fix the FAIL lines above")
     return failures

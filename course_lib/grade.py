@@ -1,4 +1,5 @@
 """Every lesson: `python -m course_lib.grade SUBMISSIONS_DIR`, the CLI grader (see course_lib.grading.grade)."""
+
 import sys
 
 from course_lib.grading.grade import main

@@ -1,12 +1,13 @@
 """Every lesson: where the course keeps its cache, and how it writes files so a crash never leaves half a file."""
+
 from __future__ import annotations
 
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 CACHE_ENV = "COURSE_CACHE"
 

@@ -11,8 +11,14 @@ import torch
 from matplotlib.figure import Figure
 
 
-def image_grid(images: torch.Tensor, *, ncols: int = 8, titles: Sequence[str] | None = None,
-               cmap: str = "gray_r", size: float = 1.2) -> Figure:
+def image_grid(
+    images: torch.Tensor,
+    *,
+    ncols: int = 8,
+    titles: Sequence[str] | None = None,
+    cmap: str = "gray_r",
+    size: float = 1.2,
+) -> Figure:
     """Show images shaped (n, h, w) or (n, c, h, w) with c in {1, 3} in a grid; return the figure."""
     images = images.detach().float().cpu()
     if images.dim() == 4:
@@ -28,8 +34,9 @@ def image_grid(images: torch.Tensor, *, ncols: int = 8, titles: Sequence[str] | 
     n = len(images)
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows * (1.25 if titles else 1)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, size * nrows * (1.25 if titles else 1)), squeeze=False
+    )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
@@ -40,8 +47,14 @@ def image_grid(images: torch.Tensor, *, ncols: int = 8, titles: Sequence[str] | 
     return fig
 
 
-def loss_curve(curves: dict[str, Sequence[float]], *, xlabel: str = "step", ylabel: str = "loss",
-               logy: bool = False, smooth: int = 1) -> Figure:
+def loss_curve(
+    curves: dict[str, Sequence[float]],
+    *,
+    xlabel: str = "step",
+    ylabel: str = "loss",
+    logy: bool = False,
+    smooth: int = 1,
+) -> Figure:
     """Plot named curves (e.g. {"train": [...], "val": [...]}); `smooth` averages over a sliding window."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for name, values in curves.items():
@@ -59,8 +72,15 @@ def loss_curve(curves: dict[str, Sequence[float]], *, xlabel: str = "step", ylab
     return fig
 
 
-def heatmap(matrix: torch.Tensor, *, xlabels: Sequence[str] | None = None, ylabels: Sequence[str] | None = None,
-            title: str | None = None, cmap: str = "viridis", annotate: bool = False) -> Figure:
+def heatmap(
+    matrix: torch.Tensor,
+    *,
+    xlabels: Sequence[str] | None = None,
+    ylabels: Sequence[str] | None = None,
+    title: str | None = None,
+    cmap: str = "viridis",
+    annotate: bool = False,
+) -> Figure:
     """Draw a 2-D tensor (rows x columns) with optional tick labels, e.g. an attention map."""
     matrix = matrix.detach().float().cpu()
     if matrix.dim() != 2:
@@ -96,26 +116,31 @@ class AttentionRecord:
     def __post_init__(self) -> None:
         for kind, (weights, queries, keys) in self.maps.items():
             if weights.dim() != 4 or weights.shape[2:] != (len(queries), len(keys)):
-                raise ValueError(f"{kind}: weights {tuple(weights.shape)} do not fit (layers, heads, "
-                                 f"{len(queries)} queries, {len(keys)} keys)")
+                raise ValueError(
+                    f"{kind}: weights {tuple(weights.shape)} do not fit (layers, heads, "
+                    f"{len(queries)} queries, {len(keys)} keys)"
+                )
 
 
-def attention_figure(record: AttentionRecord, kind: str, layer: int | None = None,
-                     head: int | None = None) -> Figure:
+def attention_figure(record: AttentionRecord, kind: str, layer: int | None = None, head: int | None = None) -> Figure:
     """Heat maps of one kind of attention: every layer x head, or just the chosen layer and/or head."""
     weights, queries, keys = record.maps[kind]
     layers = range(weights.shape[0]) if layer is None else [layer]
     heads = range(weights.shape[1]) if head is None else [head]
     cell = 0.22
-    fig, axes = plt.subplots(len(layers), len(heads), squeeze=False,
-                             figsize=(max(2.5, cell * len(keys) + 1.2) * len(heads), max(2.0, cell * len(queries) + 1.0) * len(layers)))
-    for r, l in enumerate(layers):
+    fig, axes = plt.subplots(
+        len(layers),
+        len(heads),
+        squeeze=False,
+        figsize=(max(2.5, cell * len(keys) + 1.2) * len(heads), max(2.0, cell * len(queries) + 1.0) * len(layers)),
+    )
+    for r, layer_index in enumerate(layers):
         for c, h in enumerate(heads):
             ax = axes[r][c]
-            ax.imshow(weights[l, h].float().cpu().numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+            ax.imshow(weights[layer_index, h].float().cpu().numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
             ax.set_xticks(range(len(keys)), keys, rotation=90, fontsize=7)
             ax.set_yticks(range(len(queries)), queries, fontsize=7)
-            ax.set_title(f"layer {l}, head {h}", fontsize=8)
+            ax.set_title(f"layer {layer_index}, head {h}", fontsize=8)
     fig.suptitle(f"{kind} attention: {record.title}", fontsize=9)
     fig.tight_layout()
     return fig

@@ -204,8 +204,17 @@ def fit(
 ) -> History:
     """`train` counted in epochs: `epochs` passes over `batches`, `evaluate(model)` after each one."""
     return train(
-        model, batches, loss_fn, optimizer, steps=epochs * len(batches), scheduler=scheduler, grad_clip=grad_clip,
-        evaluate=evaluate, eval_every=len(batches), device=device, progress=progress,
+        model,
+        batches,
+        loss_fn,
+        optimizer,
+        steps=epochs * len(batches),
+        scheduler=scheduler,
+        grad_clip=grad_clip,
+        evaluate=evaluate,
+        eval_every=len(batches),
+        device=device,
+        progress=progress,
     )
 
 

@@ -40,6 +40,7 @@ def attention_explorer(records: list[AttentionRecord], *, static: bool = True):
             out.clear_output(wait=True)
             attention_figure(records[example.value], kind.value, layer.value, head.value)
             plt.show()
+
     for w in (example, kind, layer, head):
         w.observe(redraw, names="value")
     redraw()
@@ -66,6 +67,7 @@ def sampling_explorer(sample: Callable[[float, int, float, int], str], *, static
         with out:
             out.clear_output(wait=True)
             print(sample(temperature.value, top_k.value, top_p.value, seed.value))
+
     for w in (temperature, top_k, top_p, seed):
         w.observe(redraw, names="value")
     box = widgets.VBox([widgets.HBox([temperature, top_k]), widgets.HBox([top_p, seed]), out])

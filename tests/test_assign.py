@@ -34,13 +34,16 @@ def with_exercise_source(source, exercise_id="stable_softmax", nb=SOLUTION):
     return nb
 
 
-@pytest.mark.parametrize("source,message", [
-    ("def f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n    ### END SOLUTION\n", "nested"),
-    ("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "never closed"),
-    ("def f():\n    return 1\n    ### END SOLUTION\n", "without a"),
-    ("def f():\n    ## BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n", "looks like a marker"),
-    ("def f():\n    return 1\n", "no ### BEGIN SOLUTION region"),
-])
+@pytest.mark.parametrize(
+    "source,message",
+    [
+        ("def f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n    ### END SOLUTION\n", "nested"),
+        ("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "never closed"),
+        ("def f():\n    return 1\n    ### END SOLUTION\n", "without a"),
+        ("def f():\n    ## BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n", "looks like a marker"),
+        ("def f():\n    return 1\n", "no ### BEGIN SOLUTION region"),
+    ],
+)
 def test_malformed_markers_are_rejected(source, message):
     with pytest.raises(NotebookError, match=message):
         make_exercise(with_exercise_source(source), "00_foundations", "test")

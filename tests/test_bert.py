@@ -1,12 +1,11 @@
 """Lesson 06-07 blocks: control codes and speeches parsed right; BERT's masking, loss, pooling and a tiny overfit."""
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.data import plays
-from course_lib.text import control
-from course_lib.text import masked_lm as mlm
 from course_lib.artifacts import read_metadata
+from course_lib.data import plays
 from course_lib.models.bert import (
     IGNORE,
     BertConfig,
@@ -18,6 +17,8 @@ from course_lib.models.bert import (
     mean_pool,
     mlm_loss,
 )
+from course_lib.text import control
+from course_lib.text import masked_lm as mlm
 
 PLAY = """ACT I.
 
@@ -40,14 +41,16 @@ Indeed, my lord, it was a thing of wonder to behold at midnight.
 
 
 def test_speaker_names_skip_act_and_scene_titles():
-    assert plays.speaker_names(PLAY) == ["Ham", "Hor", "Ham", "Hor"]      # "Ay." is a speech, not a heading
+    assert plays.speaker_names(PLAY) == ["Ham", "Hor", "Ham", "Hor"]  # "Ay." is a speech, not a heading
     starts = plays.speech_starts(PLAY)
-    assert [PLAY[s:s + 4] for s in starts.tolist()] == ["Ham.", "Hor.", "Ham.", "Hor."]
+    assert [PLAY[s : s + 4] for s in starts.tolist()] == ["Ham.", "Hor.", "Ham.", "Hor."]
 
 
 def test_casts_keep_names_unique_to_one_play():
-    texts = {"a": "X.\nhi\n\nX.\nhi\n\nX.\nyo\n\nBOTH.\nno\n\nBOTH.\nno\n\nBOTH.\nno\n",
-             "b": "Y.\nhi\n\nY.\nhi\n\nY.\nyo\n\nBOTH.\nno\n\nBOTH.\nno\n\nBOTH.\nno\n"}
+    texts = {
+        "a": "X.\nhi\n\nX.\nhi\n\nX.\nyo\n\nBOTH.\nno\n\nBOTH.\nno\n\nBOTH.\nno\n",
+        "b": "Y.\nhi\n\nY.\nhi\n\nY.\nyo\n\nBOTH.\nno\n\nBOTH.\nno\n\nBOTH.\nno\n",
+    }
     assert plays.casts(texts) == {"a": {"X"}, "b": {"Y"}}
     assert plays.cast_shares("X.\nhey\n\nY.\nho\n\nX.\nhe\n\nZ.\nhu", {"a": {"X"}, "b": {"Y"}}) == {"a": 0.5, "b": 0.25}
 
@@ -62,6 +65,7 @@ def test_control_batch_starts_every_window_at_a_speech_after_its_code():
 
 def test_with_control_codes_keeps_the_model_and_adds_tokens():
     from course_lib.models.gpt import GPT, GPTConfig
+
     torch.manual_seed(0)
     base = GPT(GPTConfig(vocab_size=10, block_size=8, layers=1, heads=2, d_model=16)).eval()
     grown = control.with_control_codes(base, 3).eval()
@@ -97,7 +101,9 @@ def test_mlm_loss_counts_chosen_positions_only():
     logits = torch.randn(2, 5, 7)
     labels = torch.full((2, 5), IGNORE)
     labels[0, 1], labels[1, 4] = 3, 6
-    expected = (F.cross_entropy(logits[0, 1:2], torch.tensor([3])) + F.cross_entropy(logits[1, 4:5], torch.tensor([6]))) / 2
+    expected = (
+        F.cross_entropy(logits[0, 1:2], torch.tensor([3])) + F.cross_entropy(logits[1, 4:5], torch.tensor([6]))
+    ) / 2
     torch.testing.assert_close(mlm_loss(logits, labels), expected)
 
 
@@ -114,11 +120,11 @@ def test_masked_lm_logits_at_chosen_positions_equal_the_full_logits_there():
 def test_pretrain_mlm_lowers_the_loss_on_a_repetitive_corpus():
     torch.manual_seed(0)
     model = MaskedLM(BertConfig(vocab_size=8, max_len=12, layers=1, heads=2, d_model=32, dropout=0.0))
-    ids = torch.arange(6).repeat(200)                # 0 1 2 3 4 5 0 1 ...: every masked token follows from its neighbours
+    ids = torch.arange(6).repeat(200)  # 0 1 2 3 4 5 0 1 ...: every masked token follows from its neighbours
     training = mlm.MLMTraining(iters=300, batch=16, lr=3e-3, warmup=10, weight_decay=0.0, mask_p=0.15, short_p=0.0)
     record = mlm.pretrain_mlm(model, ids, training, progress=False)
     first, last = record["step_loss"][:10], record["step_loss"][-10:]
-    assert sum(last) / 10 < 0.3 < sum(first) / 10, (first, last)   # ln 6 = 1.8 knowing nothing
+    assert sum(last) / 10 < 0.3 < sum(first) / 10, (first, last)  # ln 6 = 1.8 knowing nothing
 
 
 def test_pretrain_mlm_with_short_windows_never_targets_padding_and_still_learns(monkeypatch):
@@ -129,17 +135,18 @@ def test_pretrain_mlm_with_short_windows_never_targets_padding_and_still_learns(
         inputs, labels = real_mask_tokens(ids, **kwargs)
         seen.append((ids, kwargs["maskable"], labels))
         return inputs, labels
+
     monkeypatch.setattr(mlm, "mask_tokens", spy)
     torch.manual_seed(0)
     model = MaskedLM(BertConfig(vocab_size=8, max_len=12, layers=1, heads=2, d_model=32, dropout=0.0))
     ids = torch.arange(6).repeat(200)
     training = mlm.MLMTraining(iters=300, batch=16, lr=3e-3, warmup=10, weight_decay=0.0, mask_p=0.15, short_p=0.5)
     record = mlm.pretrain_mlm(model, ids, training, progress=False)
-    pad = 6                                                        # the id before <mask> (7)
+    pad = 6  # the id before <mask> (7)
     windows, maskable, labels = map(torch.stack, zip(*seen))
     assert (windows[~maskable] == pad).all() and (labels[~maskable] == IGNORE).all()
-    assert 0.3 < (~maskable).any(-1).float().mean() < 0.7          # about half the windows were cut short
-    assert sum(record["step_loss"][-10:]) / 10 < 1.0                # ln 6 = 1.8 knowing nothing
+    assert 0.3 < (~maskable).any(-1).float().mean() < 0.7  # about half the windows were cut short
+    assert sum(record["step_loss"][-10:]) / 10 < 1.0  # ln 6 = 1.8 knowing nothing
 
 
 def test_mean_pool_ignores_padding_and_padding_does_not_change_real_positions():
@@ -162,17 +169,22 @@ def test_encoder_layer_matches_pytorch():
     torch.manual_seed(0)
     encoder = BertEncoder(BertConfig(vocab_size=20, max_len=8, layers=1, heads=2, d_model=16, dropout=0.0)).eval()
     ours = encoder.layers[0]
-    ref = torch.nn.TransformerEncoderLayer(16, 2, 64, dropout=0.0, activation="relu", batch_first=True, norm_first=True).eval()
+    ref = torch.nn.TransformerEncoderLayer(
+        16, 2, 64, dropout=0.0, activation="relu", batch_first=True, norm_first=True
+    ).eval()
     attn = ours.self_attn
     with torch.no_grad():
         ref.self_attn.in_proj_weight.copy_(torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]))
         ref.self_attn.in_proj_bias.copy_(torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias]))
         ref.self_attn.out_proj.weight.copy_(attn.out_proj.weight)
         ref.self_attn.out_proj.bias.copy_(attn.out_proj.bias)
-        ref.linear1.weight.copy_(ours.ff[0].weight); ref.linear1.bias.copy_(ours.ff[0].bias)
-        ref.linear2.weight.copy_(ours.ff[3].weight); ref.linear2.bias.copy_(ours.ff[3].bias)
+        ref.linear1.weight.copy_(ours.ff[0].weight)
+        ref.linear1.bias.copy_(ours.ff[0].bias)
+        ref.linear2.weight.copy_(ours.ff[3].weight)
+        ref.linear2.bias.copy_(ours.ff[3].bias)
         for a, b in ((ref.norm1, ours.norm1), (ref.norm2, ours.norm2)):
-            a.weight.copy_(b.weight); a.bias.copy_(b.bias)
+            a.weight.copy_(b.weight)
+            a.bias.copy_(b.bias)
     x = torch.randn(2, 6, 16)
     torch.testing.assert_close(ours(x), ref(x), rtol=1e-5, atol=1e-5)
 
@@ -182,18 +194,25 @@ def test_tiny_masked_lm_learns_from_context_and_classifier_overfits():
     model = MaskedLM(BertConfig(vocab_size=12, max_len=10, layers=1, heads=2, d_model=32, dropout=0.0))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     generator = torch.Generator().manual_seed(0)
-    for _ in range(150):       # every row repeats one token: a masked token can only be read from the others
+    for _ in range(150):  # every row repeats one token: a masked token can only be read from the others
         data = torch.randint(0, 10, (32, 1), generator=generator).expand(32, 10)
         inputs, labels = mask_tokens(data, mask_id=11, vocab_size=10, generator=generator, p=0.3)
         loss = mlm_loss(model(inputs), labels)
-        optimizer.zero_grad(); loss.backward(); optimizer.step()
-    assert loss.item() < 0.2, loss.item()          # ln 10 = 2.3 without context
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.2, loss.item()  # ln 10 = 2.3 without context
 
     ids = torch.arange(10)[:, None].expand(10, 10)
     labels = (torch.arange(10) < 5).long()
     mask = torch.ones_like(ids, dtype=torch.bool)
-    classifier = mlm.finetune(Classifier(model.encoder, 2), ids, mask, labels,
-                              mlm.FinetuneRecipe(steps=60, batch=10, lr=3e-3, weight_decay=0.0))
+    classifier = mlm.finetune(
+        Classifier(model.encoder, 2),
+        ids,
+        mask,
+        labels,
+        mlm.FinetuneRecipe(steps=60, batch=10, lr=3e-3, weight_decay=0.0),
+    )
     assert (mlm.predict(classifier, ids, mask) == labels).all()
     emb = mlm.embed(model.encoder, ids, mask)
     torch.testing.assert_close(emb.norm(dim=-1), torch.ones(10))
@@ -204,6 +223,7 @@ def test_balanced_subset_and_encode_batch():
     subset = mlm.balanced_subset(labels, 2, seed=0)
     assert torch.bincount(labels[subset]).tolist() == [2, 2, 1]
     from course_lib.tokenizers import BPETokenizer
+
     tok = BPETokenizer.train("abab abab cdcd", 260, special_tokens=mlm.SPECIAL)
     ids, mask = mlm.encode_batch(["abab", "abab abab cdcd cdcd"], tok, 4)
     assert ids.shape == (2, 4) and mask[1].all() and not mask[0].all()
@@ -211,16 +231,21 @@ def test_balanced_subset_and_encode_batch():
 
 
 def test_questions_hide_the_mark_and_label_by_it(monkeypatch):
-    text = ("What say you to my suit, good sir? I say the night is cold. O, fie upon it! "
-            "Dost thou hear me now? Too short. HAMLET, Prince of Denmark.")
+    text = (
+        "What say you to my suit, good sir? I say the night is cold. O, fie upon it! "
+        "Dost thou hear me now? Too short. HAMLET, Prince of Denmark."
+    )
     monkeypatch.setattr(plays, "plays", lambda: ("Hamlet",))
     monkeypatch.setattr(plays, "speeches", lambda split, titles: [plays.Speech(text, 0, "Ham")])
     found = [(line.text, line.label, line.play) for line in plays.questions("train")]
-    assert found == [("What say you to my suit, good sir", 1, "Hamlet"), ("I say the night is cold", 0, "Hamlet"),
-                     ("Dost thou hear me now", 1, "Hamlet")]     # no exclamation, no 2-word line, no cast list
+    assert found == [
+        ("What say you to my suit, good sir", 1, "Hamlet"),
+        ("I say the night is cold", 0, "Hamlet"),
+        ("Dost thou hear me now", 1, "Hamlet"),
+    ]  # no exclamation, no 2-word line, no cast list
 
 
-END, SPACE, PAD_ID = 1, 2, 9            # a toy text: words 3-8, "." = 1, " " = 2
+END, SPACE, PAD_ID = 1, 2, 9  # a toy text: words 3-8, "." = 1, " " = 2
 
 
 def test_sentence_starts_follow_end_marks_and_skip_spaces():
@@ -230,27 +255,31 @@ def test_sentence_starts_follow_end_marks_and_skip_spaces():
 
 def test_sentence_windows_begin_at_a_sentence_and_short_ones_end_at_a_mark():
     generator = torch.Generator().manual_seed(0)
-    sentences = []                          # 5-word sentences of words 3-5, 14-word ones of words 6-8, in turn
+    sentences = []  # 5-word sentences of words 3-5, 14-word ones of words 6-8, in turn
     for i in range(300):
-        words = torch.randint(3, 6, (5,), generator=generator) if i % 2 else torch.randint(6, 9, (14,), generator=generator)
+        words = (
+            torch.randint(3, 6, (5,), generator=generator) if i % 2 else torch.randint(6, 9, (14,), generator=generator)
+        )
         sentences += [*words.tolist(), END, SPACE]
     ids = torch.tensor(sentences)
     starts = mlm.sentence_starts(ids, [END], [SPACE])
-    windows, pad_mask = mlm.sentence_windows(ids, starts, 400, 12, short_p=0.5, end_ids=[END], pad_id=PAD_ID,
-                                             generator=torch.Generator().manual_seed(1))
+    windows, pad_mask = mlm.sentence_windows(
+        ids, starts, 400, 12, short_p=0.5, end_ids=[END], pad_id=PAD_ID, generator=torch.Generator().manual_seed(1)
+    )
     assert windows.shape == pad_mask.shape == (400, 12)
-    begins = {tuple(ids[s:s + 4].tolist()) for s in starts.tolist()}
-    assert all(tuple(w[:4].tolist()) in begins for w in windows)          # every window opens a sentence
+    begins = {tuple(ids[s : s + 4].tolist()) for s in starts.tolist()}
+    assert all(tuple(w[:4].tolist()) in begins for w in windows)  # every window opens a sentence
     lengths = pad_mask.sum(1)
     short = lengths < 12
     assert 0.35 < short.float().mean() < 0.65 and (lengths >= 4).all()
     assert (windows[~pad_mask] == PAD_ID).all()
-    five = windows[:, 0] < 6                                              # a window that opens a 5-word sentence
-    assert (lengths[short & five] == 6).all() and (windows[short & five, 5] == END).all()   # cut right after its mark
-    assert len(set(lengths[short & ~five].tolist())) > 3                  # no mark to cut at: a random length
+    five = windows[:, 0] < 6  # a window that opens a 5-word sentence
+    assert (lengths[short & five] == 6).all() and (windows[short & five, 5] == END).all()  # cut right after its mark
+    assert len(set(lengths[short & ~five].tolist())) > 3  # no mark to cut at: a random length
     with pytest.raises(ValueError, match="sentence starts"):
-        mlm.sentence_windows(ids[:10], starts[starts > 100], 2, 12, short_p=0.5, end_ids=[END], pad_id=PAD_ID,
-                             generator=generator)
+        mlm.sentence_windows(
+            ids[:10], starts[starts > 100], 2, 12, short_p=0.5, end_ids=[END], pad_id=PAD_ID, generator=generator
+        )
     model = MaskedLM(BertConfig(vocab_size=PAD_ID + 2, max_len=12, layers=1, heads=2, d_model=16))
     with pytest.raises(ValueError, match="end_ids"):
         mlm.pretrain_mlm(model, ids, mlm.MLMTraining(iters=1, batch=2, warmup=1), starts=starts, progress=False)
@@ -258,13 +287,14 @@ def test_sentence_windows_begin_at_a_sentence_and_short_ones_end_at_a_mark():
 
 def test_cloze_batch_appends_one_mask_and_the_cloze_head_reads_the_label_words_there():
     from course_lib.tokenizers import BPETokenizer
+
     tok = BPETokenizer.train("what say you? I say so. " * 20, 270, special_tokens=mlm.SPECIAL)
     ids, mask = mlm.cloze_batch(["what say you", "I say so " * 10], tok, 8)
     mask_id = tok.special["<mask>"]
     assert ids.shape == (2, 8) and ((ids == mask_id).sum(1) == 1).all()
-    assert ids[1, -1] == mask_id and mask[1].all()                        # cut to leave room for the <mask>
+    assert ids[1, -1] == mask_id and mask[1].all()  # cut to leave room for the <mask>
     n = len(tok.encode("what say you"))
-    assert ids[0, n] == mask_id and mask[0].sum() == n + 1 and (ids[0, n + 1:] == tok.special["<pad>"]).all()
+    assert ids[0, n] == mask_id and mask[0].sum() == n + 1 and (ids[0, n + 1 :] == tok.special["<pad>"]).all()
     torch.manual_seed(0)
     model = MaskedLM(BertConfig(vocab_size=tok.vocab_size, max_len=8, layers=1, heads=2, d_model=16)).eval()
     labels = [tok.encode(".")[0], tok.encode("?")[0]]
@@ -277,7 +307,9 @@ def test_cloze_batch_appends_one_mask_and_the_cloze_head_reads_the_label_words_t
 def test_the_shipped_encoder_fits_the_recipe(tmp_path):
     key = mlm.pretraining_key()
     meta = read_metadata("shakespeare-bert", key, cache=tmp_path, shipped=mlm.SHIPPED)
-    assert meta is not None, "PRETRAIN changed: re-make the shipped encoder with `python -m course_lib.text.masked_lm ship`"
+    assert meta is not None, (
+        "PRETRAIN changed: re-make the shipped encoder with `python -m course_lib.text.masked_lm ship`"
+    )
     assert len(meta["metrics"]["step_loss"]) == mlm.PRETRAIN.train.iters
     assert meta["path"].startswith(str(mlm.SHIPPED)) and sum(meta["metrics"]["step_loss"][-50:]) / 50 < 3.0
 
@@ -293,8 +325,9 @@ def test_by_length_cuts_padding_per_batch_and_keeps_the_rows_order():
     def pooled(i, m):
         widths.append(i.shape[1])
         return mean_pool(encoder(i, m), m)
+
     with torch.no_grad():
         direct = mean_pool(encoder(ids, mask), mask)
     torch.testing.assert_close(mlm.by_length(pooled, ids, mask, batch=8), direct)
-    assert widths == sorted(widths) and widths[0] < 10                 # short rows ran without their padding
+    assert widths == sorted(widths) and widths[0] < 10  # short rows ran without their padding
     torch.testing.assert_close(mlm.embed(encoder, ids, mask, batch=8), F.normalize(direct, dim=-1))

@@ -10,7 +10,7 @@ def test_reference_passes():
 
 
 def test_naive_softmax_names_the_cases_and_the_nan():
-    naive = lambda x, dim=-1: x.exp() / x.exp().sum(dim, keepdim=True)  # noqa: E731
+    naive = lambda x, dim=-1: x.exp() / x.exp().sum(dim, keepdim=True)
     lines = check_messages("stable_softmax", naive)
     assert len(lines) == 2
     assert "[large logits" in lines[0] and "inputs (3, 8)" in lines[0] and "NaN" in lines[0]
@@ -25,14 +25,17 @@ def test_wrong_shape_dtype_and_not_implemented_are_reported():
 
     def stub(x, dim=-1):
         raise NotImplementedError
+
     assert check_messages("stable_softmax", stub) == [
-        "… stable_softmax: not implemented yet (replace the `raise NotImplementedError` line)"]
+        "… stable_softmax: not implemented yet (replace the `raise NotImplementedError` line)"
+    ]
 
 
 def test_infinite_loop_times_out():
     def forever(x, dim=-1):
         while True:
             pass
+
     lines = check_messages("stable_softmax", forever, timeout=0.5)
     assert lines == ["✗ stable_softmax: took longer than 0.5 s (an infinite loop?)"]
 
@@ -48,5 +51,6 @@ def test_train_step_without_zero_grad_fails():
         loss.backward()
         optimizer.step()
         return loss.item()
+
     lines = check_messages("train_step", no_zero_grad)
     assert len(lines) == 2 and all("result[0][2]" in line or "result[1]" in line for line in lines)

@@ -8,11 +8,11 @@ import torch
 from torch import nn
 
 from course_lib import pick_device, seed_everything
-from tests.conftest import PYPROJECT
 from course_lib.artifacts import artifact_paths, load_or_train
 from course_lib.paths import atomic_path
 from course_lib.plots import heatmap, image_grid, loss_curve
 from course_lib.train import TensorBatches, fit, warmup_cosine
+from tests.conftest import PYPROJECT
 
 
 def test_pick_device_respects_the_environment(monkeypatch):
@@ -61,7 +61,7 @@ def test_load_or_train_trains_once_then_loads(tmp_path):
 
 def test_load_or_train_retrains_a_corrupt_file_and_never_loads_it(tmp_path):
     calls = []
-    train = lambda model: calls.append(1)  # noqa: E731
+    train = lambda model: calls.append(1)
     load_or_train("tiny", _tiny_model, train, {}, cache=tmp_path)
     weights, _ = artifact_paths("tiny", {}, tmp_path)
     weights.write_bytes(weights.read_bytes()[:-10])  # a truncated file, as after a crash
@@ -77,19 +77,20 @@ def test_load_or_train_loads_a_shipped_artifact_only_if_it_checks_out(tmp_path):
         calls.append(1)
         with torch.no_grad():
             model.weight.fill_(0.25)
+
     load_or_train("tiny", _tiny_model, train, {"lr": 3}, cache=tmp_path / "maker")
     shipped = tmp_path / "shipped"
     shipped.mkdir()
     for path in artifact_paths("tiny", {"lr": 3}, tmp_path / "maker"):
         (shipped / path.name).write_bytes(path.read_bytes())
     model = load_or_train("tiny", _tiny_model, train, {"lr": 3}, cache=tmp_path / "user", shipped=shipped)
-    assert len(calls) == 1 and model.weight.eq(0.25).all()             # loaded from the shipped folder, not trained
+    assert len(calls) == 1 and model.weight.eq(0.25).all()  # loaded from the shipped folder, not trained
     assert load_or_train("tiny", _tiny_model, train, {"lr": 4}, cache=tmp_path / "user", shipped=shipped)
-    assert len(calls) == 2                                             # another config: the shipped one does not fit
+    assert len(calls) == 2  # another config: the shipped one does not fit
     weights = shipped / artifact_paths("tiny", {"lr": 3}, tmp_path)[0].name
     weights.write_bytes(weights.read_bytes()[:-10])
     load_or_train("tiny", _tiny_model, train, {"lr": 3}, cache=tmp_path / "other", shipped=shipped)
-    assert len(calls) == 3                                             # a shipped file failing its checksum is not used
+    assert len(calls) == 3  # a shipped file failing its checksum is not used
 
 
 def test_interrupted_training_leaves_no_artifact(tmp_path):
@@ -116,9 +117,15 @@ def test_fit_overfits_a_small_batch():
     x, y = torch.randn(32, 10), torch.randint(0, 4, (32,))
     model = nn.Sequential(nn.Linear(10, 64), nn.ReLU(), nn.Linear(64, 4))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    history = fit(model, TensorBatches(x, y, batch_size=32), lambda m, b: nn.functional.cross_entropy(m(b[0]), b[1]),
-                  optimizer, epochs=200, progress=False,
-                  evaluate=lambda m: {"acc": (m(x).argmax(-1) == y).float().mean().item()})
+    history = fit(
+        model,
+        TensorBatches(x, y, batch_size=32),
+        lambda m, b: nn.functional.cross_entropy(m(b[0]), b[1]),
+        optimizer,
+        epochs=200,
+        progress=False,
+        evaluate=lambda m: {"acc": (m(x).argmax(-1) == y).float().mean().item()},
+    )
     assert history.step_loss[-1] < 0.05 < history.step_loss[0]
     assert history.last("acc") == 1.0
 

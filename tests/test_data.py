@@ -3,10 +3,9 @@ import hashlib
 import pytest
 import torch
 
-from course_lib.data import load_digits, load_shakespeare, shakespeare_text, translation_pairs
-from course_lib.data.translation import is_held_out
-from course_lib.data import shakespeare
+from course_lib.data import load_digits, load_shakespeare, shakespeare, shakespeare_text, translation_pairs
 from course_lib.data.shakespeare import split_work
+from course_lib.data.translation import is_held_out
 
 
 def test_digits_shapes_split_and_checksum():
@@ -45,7 +44,7 @@ def test_sampled_pairs_spread_over_lengths_and_stay_held_out():
     numbers = [p.number for split in pairs.values() for p in split]
     assert len(numbers) == len(set(numbers)) == 600
     digits = {len(str(n)) for n in numbers}
-    assert digits == set(range(1, 10))          # every length is represented
+    assert digits == set(range(1, 10))  # every length is represented
     assert all(is_held_out(p.number) for p in pairs["test"])
     assert not any(is_held_out(p.number) for p in pairs["train"])
     assert translation_pairs(999_999_999, sample=600, seed=1) == pairs
@@ -62,7 +61,7 @@ def test_shakespeare_is_verified_and_split():
     total = sum(len(t) for t in works.values())
     assert 0.85 * total < len(train) < 0.92 * total and 0.08 * total < len(val) < 0.15 * total
     assert shakespeare_text("all") == "\n\n".join(works.values())
-    for text in works.values():                                   # each work is cut once, at a line end
+    for text in works.values():  # each work is cut once, at a line end
         head, tail = split_work(text, "train"), split_work(text, "val")
         assert head + tail == text and head.endswith("\n") and 0.85 < len(head) / len(text) <= 0.9
     with pytest.raises(ValueError, match="split"):

@@ -1,11 +1,12 @@
 """Decoding (lesson 06): the KV cache changes nothing but speed; filters and beam search match plain references."""
+
 import math
 
 import pytest
 import torch
 
-from course_lib.text import decoding
 from course_lib.models.gpt import GPT, GPTConfig
+from course_lib.text import decoding
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +19,8 @@ def test_cached_forward_equals_full_forward(model):
     idx = torch.randint(11, (3, 20), generator=torch.Generator().manual_seed(1))
     full, _ = model(idx)
     cache = model.new_cache()
-    pieces = [model(idx[:, :7], cache=cache)[0]] + [model(idx[:, i:i + 1], cache=cache)[0] for i in range(7, 13)]
-    pieces.append(model(idx[:, 13:], cache=cache)[0])   # several new tokens at once after a cache
+    pieces = [model(idx[:, :7], cache=cache)[0]] + [model(idx[:, i : i + 1], cache=cache)[0] for i in range(7, 13)]
+    pieces.append(model(idx[:, 13:], cache=cache)[0])  # several new tokens at once after a cache
     torch.testing.assert_close(torch.cat(pieces, dim=1), full, rtol=1e-5, atol=1e-5)
     assert len(cache) == 20 and cache.layers[1].keys.shape == (3, 2, 20, 8)
 
@@ -36,15 +37,25 @@ def test_cache_refuses_to_run_past_block_size(model):
 @pytest.mark.parametrize("settings", [dict(temperature=0), dict(temperature=0.8, top_k=5), dict(top_p=0.9)])
 def test_generate_with_and_without_cache_gives_identical_tokens(model, settings):
     prompt = torch.randint(11, (4, 3), generator=torch.Generator().manual_seed(2))
-    with_cache = decoding.generate(model, prompt, 21, use_cache=True, generator=torch.Generator().manual_seed(3), **settings)
-    without = decoding.generate(model, prompt, 21, use_cache=False, generator=torch.Generator().manual_seed(3), **settings)
+    with_cache = decoding.generate(
+        model, prompt, 21, use_cache=True, generator=torch.Generator().manual_seed(3), **settings
+    )
+    without = decoding.generate(
+        model, prompt, 21, use_cache=False, generator=torch.Generator().manual_seed(3), **settings
+    )
     assert with_cache.shape == (4, 24)
     assert torch.equal(with_cache, without)
 
 
 def test_generate_without_cache_slides_past_block_size_and_respects_banned(model):
-    out = decoding.generate(model, torch.zeros(2, 1, dtype=torch.long), 60, use_cache=False, banned=[0, 1, 2],
-                            generator=torch.Generator().manual_seed(0))
+    out = decoding.generate(
+        model,
+        torch.zeros(2, 1, dtype=torch.long),
+        60,
+        use_cache=False,
+        banned=[0, 1, 2],
+        generator=torch.Generator().manual_seed(0),
+    )
     assert out.shape == (2, 61) and not torch.isin(out[:, 1:], torch.tensor([0, 1, 2])).any()
 
 
@@ -59,7 +70,7 @@ def test_top_k_and_top_p_filters_against_plain_python():
             probs = logits[r].softmax(-1).tolist()
             order = sorted(range(13), key=lambda i: -probs[i])
             nucleus, total = set(), 0.0
-            for i in order:                      # add tokens until their mass reaches p
+            for i in order:  # add tokens until their mass reaches p
                 nucleus.add(i)
                 total += probs[i]
                 if total >= p:
@@ -73,7 +84,9 @@ def test_top_k_and_top_p_filters_against_plain_python():
 def test_sample_next_greedy_and_filters():
     logits = torch.tensor([[0.0, 3.0, 1.0], [2.0, 0.0, 5.0]])
     assert decoding.sample_next(logits, temperature=0).tolist() == [1, 2]
-    draws = torch.stack([decoding.sample_next(logits, top_k=1, generator=torch.Generator().manual_seed(s)) for s in range(20)])
+    draws = torch.stack(
+        [decoding.sample_next(logits, top_k=1, generator=torch.Generator().manual_seed(s)) for s in range(20)]
+    )
     assert (draws == torch.tensor([1, 2])).all()
     with pytest.raises(ValueError, match="temperature"):
         decoding.sample_next(logits, temperature=-1)
@@ -99,12 +112,12 @@ def test_beam_step_and_search(model):
 
 
 def test_log_likelihood_matches_a_token_by_token_loop(model):
-    idx = torch.randint(11, (2, 40), generator=torch.Generator().manual_seed(5))   # longer than block_size=24
+    idx = torch.randint(11, (2, 40), generator=torch.Generator().manual_seed(5))  # longer than block_size=24
     expected = []
     for row in idx:
         lps = []
         for i in range(5, 40):
-            context = row[max(0, i - 24):i]
+            context = row[max(0, i - 24) : i]
             lps.append(model(context[None])[0][0, -1].log_softmax(-1)[row[i]].item())
         expected.append(sum(lps) / len(lps))
     torch.testing.assert_close(decoding.log_likelihood(model, idx, 5), torch.tensor(expected), rtol=1e-5, atol=1e-5)

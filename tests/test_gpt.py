@@ -1,13 +1,14 @@
 """GPT (lesson 05): causality, weight tying, attention equal to the lesson 02 block, init, overfitting, batches."""
+
 from dataclasses import replace
 
 import pytest
 import torch
 
+from course_lib.models.gpt import GPT, CausalSelfAttention, GPTConfig
+from course_lib.nn import causal_mask, merge_heads, scaled_dot_product_attention, split_heads
 from course_lib.text import decoding
 from course_lib.text import language_model as lm
-from course_lib.nn import causal_mask, merge_heads, scaled_dot_product_attention, split_heads
-from course_lib.models.gpt import GPT, CausalSelfAttention, GPTConfig
 
 CONFIG = GPTConfig(vocab_size=11, block_size=16, layers=2, heads=2, d_model=16)
 
@@ -18,7 +19,7 @@ def test_shapes_loss_and_weight_tying():
     idx, targets = torch.randint(0, 11, (3, 10)), torch.randint(0, 11, (3, 10))
     logits, loss = model(idx, targets)
     assert logits.shape == (3, 10, 11) and loss.shape == ()
-    assert abs(loss.item() - torch.log(torch.tensor(11.0)).item()) < 0.1      # small init: near-uniform predictions
+    assert abs(loss.item() - torch.log(torch.tensor(11.0)).item()) < 0.1  # small init: near-uniform predictions
     assert model.head.weight is model.tok_emb.weight
     with pytest.raises(ValueError, match="block_size"):
         model(torch.zeros(1, 17, dtype=torch.long))
@@ -48,7 +49,7 @@ def test_residual_projections_are_scaled_down():
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=50, block_size=8, layers=8, heads=2, d_model=64))
     std = model.blocks[0].mlp[2].weight.std().item()
-    assert 0.5 * 0.02 / 4 < std < 1.5 * 0.02 / 4                             # 0.02 / sqrt(2 * 8)
+    assert 0.5 * 0.02 / 4 < std < 1.5 * 0.02 / 4  # 0.02 / sqrt(2 * 8)
     assert abs(model.blocks[0].mlp[0].weight.std().item() - 0.02) < 0.004
 
 
@@ -59,7 +60,9 @@ def test_a_tiny_gpt_overfits_one_batch():
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     for _ in range(150):
         loss = model(idx[:, :-1], idx[:, 1:])[1]
-        optimizer.zero_grad(); loss.backward(); optimizer.step()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
     assert loss.item() < 0.05
 
 
@@ -69,7 +72,7 @@ def test_sampling_past_block_size_appends_tokens_and_is_seeded():
     start = torch.zeros(2, 1, dtype=torch.long)
     a = decoding.generate(model, start, 30, use_cache=False, generator=torch.Generator().manual_seed(3))
     b = decoding.generate(model, start, 30, use_cache=False, generator=torch.Generator().manual_seed(3))
-    assert a.shape == (2, 31) and torch.equal(a, b)                              # longer than block_size
+    assert a.shape == (2, 31) and torch.equal(a, b)  # longer than block_size
     greedy_like = decoding.generate(model, start, 5, temperature=1e-4, top_k=1)
     assert torch.equal(greedy_like[:, 1], model(start)[0][:, -1].argmax(-1))
 
@@ -86,14 +89,16 @@ def test_random_batch_targets_are_inputs_shifted_by_one():
 
 def test_training_lowers_validation_loss_on_real_text(tmp_path):
     import pydoc_data.topics
+
     text = "".join(pydoc_data.topics.topics.values())[:200_000]
     path = tmp_path / "docs.txt"
     path.write_text(text)
     data = lm.file_chars(path)
     model = lm.build_gpt(data.tokenizer.vocab_size, lm.GPTSizes(layers=1, heads=2, d_model=32, block_size=32))
     before = lm.estimate_loss(model, data.val, batches=10)
-    record = lm.train_gpt(model, data, replace(lm.RECIPE.train, iters=150, warmup=10), eval_every=50,
-                          eval_batches=10, progress=False)
+    record = lm.train_gpt(
+        model, data, replace(lm.RECIPE.train, iters=150, warmup=10), eval_every=50, eval_batches=10, progress=False
+    )
     assert record["step"] == [50, 100, 150]
     assert record["val_loss"][-1] < before - 1.0
     assert lm.estimate_loss(model, data.val, batches=10) == lm.estimate_loss(model, data.val, batches=10)
@@ -101,20 +106,27 @@ def test_training_lowers_validation_loss_on_real_text(tmp_path):
 
 def test_count_parameters_reference_matches_the_model():
     from course_lib.grading.lessons import lesson05
+
     lesson05._self_check()
 
 
 def test_bench_gpt_prints_the_figures_the_issue_asks_for(tmp_path):
     import json
+    import pydoc_data.topics
     import subprocess
     import sys
 
-    import pydoc_data.topics
     from tests.conftest import ROOT
+
     path = tmp_path / "docs.txt"
     path.write_text("".join(pydoc_data.topics.topics.values())[:300_000])
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "gpt.py"), str(path), "--quick", "--baseline"],
-                         capture_output=True, text=True, check=True, timeout=600).stdout
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "gpt.py"), str(path), "--quick", "--baseline"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    ).stdout
     records = [json.loads(line) for line in out.splitlines()]
     assert [r["bench"] for r in records] == ["gpt", "gpt", "gpt", "gpt_summary", "gpt"]
     first = records[0]

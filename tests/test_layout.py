@@ -13,17 +13,38 @@ from tests.conftest import ROOT
 LIB = ROOT / "course_lib"
 # the layer of each top-level module or folder of course_lib; a module may import only its own layer or lower ones
 LAYERS = {
-    "__init__": 0, "device": 0, "paths": 0,
-    "artifacts": 1, "train": 1, "plots": 1,
-    "data": 2, "tokenizers": 2,
+    "__init__": 0,
+    "device": 0,
+    "paths": 0,
+    "artifacts": 1,
+    "train": 1,
+    "plots": 1,
+    "data": 2,
+    "tokenizers": 2,
     "nn": 3,
     "models": 4,
-    "text": 5, "vision": 5, "multimodal": 5, "alignment": 5, "scale": 5, "responsible": 5,
+    "text": 5,
+    "vision": 5,
+    "multimodal": 5,
+    "alignment": 5,
+    "scale": 5,
+    "responsible": 5,
     "widgets": 6,
-    "grading": 7, "assign": 7, "grade": 7, "doctor": 7,
+    "grading": 7,
+    "assign": 7,
+    "grade": 7,
+    "doctor": 7,
 }
-NAMES = {0: "infrastructure", 1: "infrastructure", 2: "data", 3: "blocks", 4: "models", 5: "task code", 6: "UI",
-         7: "tools"}
+NAMES = {
+    0: "infrastructure",
+    1: "infrastructure",
+    2: "data",
+    3: "blocks",
+    4: "models",
+    5: "task code",
+    6: "UI",
+    7: "tools",
+}
 
 
 def part(module: str) -> str:
@@ -45,12 +66,17 @@ def imports(source: str) -> list[tuple[int, str]]:
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names if a.name.split(".")[0] == "course_lib"]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "course_lib" \
-                and node.level == 0:
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.split(".")[0] == "course_lib"
+            and node.level == 0
+        ):
             for alias in node.names:
                 sub = f"{node.module}.{alias.name}"
-                is_module = (ROOT / Path(*sub.split("."))).with_suffix(".py").exists() or \
-                    (ROOT / Path(*sub.split("."))).is_dir()
+                is_module = (ROOT / Path(*sub.split("."))).with_suffix(".py").exists() or (
+                    ROOT / Path(*sub.split("."))
+                ).is_dir()
                 found.append((node.lineno, sub if is_module else node.module))
     return found
 
@@ -70,8 +96,10 @@ def wrong_way_edges(extra: dict[Path, str] | None = None) -> list[str]:
             if there not in LAYERS:
                 problems.append(f"{path.relative_to(ROOT)}:{line} imports {target}, which has no layer")
             elif LAYERS[there] > LAYERS[here]:
-                problems.append(f"{path.relative_to(ROOT)}:{line}: {NAMES[LAYERS[here]]} ({source}) imports "
-                                f"{NAMES[LAYERS[there]]} ({target})")
+                problems.append(
+                    f"{path.relative_to(ROOT)}:{line}: {NAMES[LAYERS[here]]} ({source}) imports "
+                    f"{NAMES[LAYERS[there]]} ({target})"
+                )
             elif there == "widgets" and here != "widgets":
                 problems.append(f"{path.relative_to(ROOT)}:{line}: only notebooks import the UI ({target})")
     return problems
@@ -82,13 +110,22 @@ def test_imports_only_run_downward():
     assert not problems, "wrong-way imports:\n" + "\n".join(problems)
 
 
-@pytest.mark.parametrize("source,target,caught", [
-    ("course_lib/models/fake.py", "from course_lib.text.decoding import generate", "models (course_lib.models.fake) "
-                                                                                   "imports task code"),
-    ("course_lib/text/fake.py", "def f():\n    from course_lib import widgets", "task code (course_lib.text.fake) "
-                                                                                "imports UI"),
-    ("course_lib/nn/fake.py", "import course_lib.models.gpt", "blocks (course_lib.nn.fake) imports models"),
-])
+@pytest.mark.parametrize(
+    "source,target,caught",
+    [
+        (
+            "course_lib/models/fake.py",
+            "from course_lib.text.decoding import generate",
+            "models (course_lib.models.fake) imports task code",
+        ),
+        (
+            "course_lib/text/fake.py",
+            "def f():\n    from course_lib import widgets",
+            "task code (course_lib.text.fake) imports UI",
+        ),
+        ("course_lib/nn/fake.py", "import course_lib.models.gpt", "blocks (course_lib.nn.fake) imports models"),
+    ],
+)
 def test_the_check_catches_a_wrong_way_import(source, target, caught):
     problems = wrong_way_edges({ROOT / source: target + "\n"})
     assert any(caught in p for p in problems), problems

@@ -1,4 +1,5 @@
 """Lessons 01-07: each common mistake loses points, in `check` and in the CLI grader; the solutions score full marks."""
+
 import copy
 import json
 
@@ -10,49 +11,56 @@ from course_lib.grading.grade import main
 from course_lib.grading.notebook import exercise_meta, read_notebook
 from tests.conftest import ROOT
 
-NOTEBOOKS = ["01_seq2seq_attention", "02_attention", "03_transformer", "04_tokenization", "05_gpt", "06_decoding",
-             "07_bert"]
+NOTEBOOKS = [
+    "01_seq2seq_attention",
+    "02_attention",
+    "03_transformer",
+    "04_tokenization",
+    "05_gpt",
+    "06_decoding",
+    "07_bert",
+]
 
 # exercise id -> {mistake: source of a wrong function}
 WRONG = {
     "additive_scores": {
         "no tanh": "def additive_scores(query, keys, w_query, w_key, v):\n"
-                   "    return ((query @ w_query)[:, None, :] + keys @ w_key) @ v\n",
+        "    return ((query @ w_query)[:, None, :] + keys @ w_key) @ v\n",
     },
     "attention_context": {
         "mask applied after the softmax": "def attention_context(scores, keys, mask):\n"
-            "    w = scores.softmax(-1) * mask\n    return torch.einsum('bs,bsd->bd', w, keys), w\n",
+        "    w = scores.softmax(-1) * mask\n    return torch.einsum('bs,bsd->bd', w, keys), w\n",
         "softmax over the batch": "def attention_context(scores, keys, mask):\n"
-            "    w = scores.masked_fill(~mask, float('-inf')).softmax(0)\n    return torch.einsum('bs,bsd->bd', w, keys), w\n",
+        "    w = scores.masked_fill(~mask, float('-inf')).softmax(0)\n    return torch.einsum('bs,bsd->bd', w, keys), w\n",
     },
     "sequence_loss": {
         "padding counted in the mean": "def sequence_loss(logits, targets, pad_id=0):\n"
-            "    return -logits.log_softmax(-1).gather(-1, targets[..., None]).mean()\n",
+        "    return -logits.log_softmax(-1).gather(-1, targets[..., None]).mean()\n",
     },
     "greedy_decode": {
         "keeps writing after EOS": "def greedy_decode(step, hidden, bos_id, eos_id, max_len, pad_id=0):\n"
-            "    t = torch.full((hidden.shape[0],), bos_id)\n    out = []\n    done = torch.zeros(hidden.shape[0], dtype=torch.bool)\n"
-            "    for _ in range(max_len):\n        logits, hidden = step(t, hidden)\n        t = logits.argmax(-1)\n"
-            "        out.append(t)\n        done |= t == eos_id\n        if done.all():\n            break\n"
-            "    return torch.stack(out, 1)\n",
+        "    t = torch.full((hidden.shape[0],), bos_id)\n    out = []\n    done = torch.zeros(hidden.shape[0], dtype=torch.bool)\n"
+        "    for _ in range(max_len):\n        logits, hidden = step(t, hidden)\n        t = logits.argmax(-1)\n"
+        "        out.append(t)\n        done |= t == eos_id\n        if done.all():\n            break\n"
+        "    return torch.stack(out, 1)\n",
         "always feeds BOS": "def greedy_decode(step, hidden, bos_id, eos_id, max_len, pad_id=0):\n"
-            "    bos = torch.full((hidden.shape[0],), bos_id)\n    out = []\n    done = torch.zeros(hidden.shape[0], dtype=torch.bool)\n"
-            "    for _ in range(max_len):\n        logits, hidden = step(bos, hidden)\n"
-            "        t = logits.argmax(-1).masked_fill(done, pad_id)\n        out.append(t)\n        done |= t == eos_id\n"
-            "        if done.all():\n            break\n    return torch.stack(out, 1)\n",
+        "    bos = torch.full((hidden.shape[0],), bos_id)\n    out = []\n    done = torch.zeros(hidden.shape[0], dtype=torch.bool)\n"
+        "    for _ in range(max_len):\n        logits, hidden = step(bos, hidden)\n"
+        "        t = logits.argmax(-1).masked_fill(done, pad_id)\n        out.append(t)\n        done |= t == eos_id\n"
+        "        if done.all():\n            break\n    return torch.stack(out, 1)\n",
     },
     "scaled_dot_product_attention": {
         "no 1/sqrt(d) scaling": "def scaled_dot_product_attention(q, k, v, mask=None):\n    s = q @ k.transpose(-2, -1)\n"
-            "    if mask is not None:\n        s = s.masked_fill(~mask, float('-inf'))\n    w = s.softmax(-1)\n    return w @ v, w\n",
+        "    if mask is not None:\n        s = s.masked_fill(~mask, float('-inf'))\n    w = s.softmax(-1)\n    return w @ v, w\n",
         "mask applied after the softmax": "def scaled_dot_product_attention(q, k, v, mask=None):\n"
-            "    w = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(-1)\n"
-            "    if mask is not None:\n        w = w * mask\n    return w @ v, w\n",
+        "    w = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(-1)\n"
+        "    if mask is not None:\n        w = w * mask\n    return w @ v, w\n",
         "uses PyTorch's fused kernel": "def scaled_dot_product_attention(q, k, v, mask=None):\n"
-            "    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask), None\n",
+        "    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask), None\n",
     },
     "padding_mask": {
         "off by one": "def padding_mask(lengths, max_len):\n"
-                      "    return (torch.arange(max_len)[None, :] <= lengths[:, None])[:, None, None, :]\n",
+        "    return (torch.arange(max_len)[None, :] <= lengths[:, None])[:, None, None, :]\n",
     },
     "causal_mask": {
         "diagonal excluded (off by one)": "def causal_mask(t):\n    return torch.ones(t, t, dtype=torch.bool).tril(-1)\n",
@@ -66,150 +74,150 @@ WRONG = {
     },
     "multi_head_attention": {
         "one head only": "def multi_head_attention(x_q, x_kv, w_q, w_k, w_v, w_o, heads, mask=None):\n"
-            "    return scaled_dot_product_attention(x_q @ w_q, x_kv @ w_k, x_kv @ w_v, mask)[0] @ w_o\n",
+        "    return scaled_dot_product_attention(x_q @ w_q, x_kv @ w_k, x_kv @ w_v, mask)[0] @ w_o\n",
     },
     "sinusoidal_encoding": {
         "i instead of 2i in the exponent": "def sinusoidal_encoding(length, d_model):\n"
-            "    p = torch.arange(length)[:, None].float()\n    f = 10000.0 ** (-torch.arange(d_model // 2) / d_model)\n"
-            "    pe = torch.zeros(length, d_model)\n    pe[:, 0::2] = torch.sin(p * f)\n    pe[:, 1::2] = torch.cos(p * f)\n    return pe\n",
+        "    p = torch.arange(length)[:, None].float()\n    f = 10000.0 ** (-torch.arange(d_model // 2) / d_model)\n"
+        "    pe = torch.zeros(length, d_model)\n    pe[:, 0::2] = torch.sin(p * f)\n    pe[:, 1::2] = torch.cos(p * f)\n    return pe\n",
     },
     "encoder_layer": {
         "pre-LN instead of post-LN": "def encoder_layer(layer, x, mask=None):\n    h = layer.norm1(x)\n"
-            "    x = x + layer.self_attn(h, h, h, mask)[0]\n    return x + layer.ff(layer.norm2(x))\n",
+        "    x = x + layer.self_attn(h, h, h, mask)[0]\n    return x + layer.ff(layer.norm2(x))\n",
         "mask ignored": "def encoder_layer(layer, x, mask=None):\n"
-            "    x = layer.norm1(x + layer.self_attn(x, x, x)[0])\n    return layer.norm2(x + layer.ff(x))\n",
+        "    x = layer.norm1(x + layer.self_attn(x, x, x)[0])\n    return layer.norm2(x + layer.ff(x))\n",
     },
     "decoder_layer": {
         "cross-attention queries from memory": "def decoder_layer(layer, x, memory, self_mask, memory_mask=None):\n"
-            "    x = layer.norm1(x + layer.self_attn(x, x, x, self_mask)[0])\n"
-            "    x = layer.norm2(x + layer.cross_attn(memory, x, x)[0][:, :x.shape[1]])\n    return layer.norm3(x + layer.ff(x))\n",
+        "    x = layer.norm1(x + layer.self_attn(x, x, x, self_mask)[0])\n"
+        "    x = layer.norm2(x + layer.cross_attn(memory, x, x)[0][:, :x.shape[1]])\n    return layer.norm3(x + layer.ff(x))\n",
         "no causal mask": "def decoder_layer(layer, x, memory, self_mask, memory_mask=None):\n"
-            "    x = layer.norm1(x + layer.self_attn(x, x, x)[0])\n"
-            "    x = layer.norm2(x + layer.cross_attn(x, memory, memory, memory_mask)[0])\n    return layer.norm3(x + layer.ff(x))\n",
+        "    x = layer.norm1(x + layer.self_attn(x, x, x)[0])\n"
+        "    x = layer.norm2(x + layer.cross_attn(x, memory, memory, memory_mask)[0])\n    return layer.norm3(x + layer.ff(x))\n",
     },
     "most_frequent_pair": {
         "ties go to the first pair seen": "def most_frequent_pair(ids):\n    return Counter(zip(ids, ids[1:])).most_common(1)[0][0]\n",
         "overlaps not counted": "def most_frequent_pair(ids):\n    c = Counter(zip(ids[::2], ids[1::2]))\n"
-                                "    return min(c, key=lambda p: (-c[p], p))\n",
+        "    return min(c, key=lambda p: (-c[p], p))\n",
     },
     "merge": {
         "overlapping merges": "def merge(ids, pair, new_id):\n    out = []\n    for i, x in enumerate(ids):\n"
-            "        if i + 1 < len(ids) and (x, ids[i + 1]) == tuple(pair):\n            out.append(new_id)\n"
-            "        elif not (i > 0 and (ids[i - 1], x) == tuple(pair)):\n            out.append(x)\n    return out\n",
+        "        if i + 1 < len(ids) and (x, ids[i + 1]) == tuple(pair):\n            out.append(new_id)\n"
+        "        elif not (i > 0 and (ids[i - 1], x) == tuple(pair)):\n            out.append(x)\n    return out\n",
     },
     "train_merges": {
         "every merge gets id 256": "def train_merges(text, num_merges):\n    ids, merges = list(text.encode()), []\n"
-            "    for i in range(num_merges):\n        if len(ids) < 2:\n            break\n"
-            "        p = most_frequent_pair(ids)\n        merges.append(p)\n        ids = merge(ids, p, 256)\n    return merges\n",
+        "    for i in range(num_merges):\n        if len(ids) < 2:\n            break\n"
+        "        p = most_frequent_pair(ids)\n        merges.append(p)\n        ids = merge(ids, p, 256)\n    return merges\n",
     },
     "bpe_encode": {
         "merges the most frequent pair instead of the earliest learned": "def bpe_encode(text, merges):\n"
-            "    rank = {tuple(p): i for i, p in enumerate(merges)}\n    ids = list(text.encode())\n"
-            "    while len(ids) > 1:\n        c = Counter(p for p in zip(ids, ids[1:]) if p in rank)\n"
-            "        if not c:\n            break\n        p = c.most_common(1)[0][0]\n        ids = merge(ids, p, 256 + rank[p])\n"
-            "    return ids\n",
+        "    rank = {tuple(p): i for i, p in enumerate(merges)}\n    ids = list(text.encode())\n"
+        "    while len(ids) > 1:\n        c = Counter(p for p in zip(ids, ids[1:]) if p in rank)\n"
+        "        if not c:\n            break\n        p = c.most_common(1)[0][0]\n        ids = merge(ids, p, 256 + rank[p])\n"
+        "    return ids\n",
     },
     "causal_self_attention": {
         "no causal mask": "def causal_self_attention(x, w_qkv, w_proj, heads):\n"
-            "    q, k, v = (rearrange(p, 'b t (h e) -> b h t e', h=heads) for p in (x @ w_qkv).chunk(3, -1))\n"
-            "    w = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(-1)\n"
-            "    return rearrange(w @ v, 'b h t e -> b t (h e)') @ w_proj\n",
+        "    q, k, v = (rearrange(p, 'b t (h e) -> b h t e', h=heads) for p in (x @ w_qkv).chunk(3, -1))\n"
+        "    w = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(-1)\n"
+        "    return rearrange(w @ v, 'b h t e -> b t (h e)') @ w_proj\n",
         "k, q, v order": "def causal_self_attention(x, w_qkv, w_proj, heads):\n    t = x.shape[1]\n"
-            "    k, q, v = (rearrange(p, 'b t (h e) -> b h t e', h=heads) for p in (x @ w_qkv).chunk(3, -1))\n"
-            "    s = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float('-inf'))\n"
-            "    return rearrange(s.softmax(-1) @ v, 'b h t e -> b t (h e)') @ w_proj\n",
+        "    k, q, v = (rearrange(p, 'b t (h e) -> b h t e', h=heads) for p in (x @ w_qkv).chunk(3, -1))\n"
+        "    s = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float('-inf'))\n"
+        "    return rearrange(s.softmax(-1) @ v, 'b h t e -> b t (h e)') @ w_proj\n",
     },
     "gpt_block": {
         "post-LN instead of pre-LN": "def gpt_block(block, x):\n    x = block.ln1(x + block.attn(x))\n"
-                                     "    return block.ln2(x + block.mlp(x))\n",
+        "    return block.ln2(x + block.mlp(x))\n",
     },
     "next_token_loss": {
         "targets not shifted": "def next_token_loss(logits, idx):\n"
-                               "    return F.cross_entropy(logits.flatten(0, 1), idx.flatten())\n",
+        "    return F.cross_entropy(logits.flatten(0, 1), idx.flatten())\n",
     },
     "sample_next": {
         "multiplies by the temperature": "def sample_next(logits, temperature, generator):\n"
-            "    return torch.multinomial((logits * temperature).softmax(-1), 1, generator=generator)\n",
+        "    return torch.multinomial((logits * temperature).softmax(-1), 1, generator=generator)\n",
         "arg-max instead of sampling": "def sample_next(logits, temperature, generator):\n"
-            "    return logits.argmax(-1, keepdim=True)\n",
+        "    return logits.argmax(-1, keepdim=True)\n",
     },
     "learning_rate": {
         "warm-up off by one (step / warmup)": "def learning_rate(step, warmup, total, peak, floor):\n"
-            "    if step < warmup:\n        return peak * step / warmup\n"
-            "    p = min(1.0, (step - warmup) / max(1, total - warmup))\n"
-            "    return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * p))\n",
+        "    if step < warmup:\n        return peak * step / warmup\n"
+        "    p = min(1.0, (step - warmup) / max(1, total - warmup))\n"
+        "    return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * p))\n",
     },
     "count_parameters": {
         "output layer counted twice (tying forgotten)": "def count_parameters(vocab_size, block_size, layers, d_model):\n"
-            "    d = d_model\n    per = 4 * d + 3 * d * d + 3 * d + d * d + d + 8 * d * d + 5 * d\n"
-            "    return 2 * vocab_size * d + block_size * d + layers * per + 2 * d\n",
+        "    d = d_model\n    per = 4 * d + 3 * d * d + 3 * d + d * d + d + 8 * d * d + 5 * d\n"
+        "    return 2 * vocab_size * d + block_size * d + layers * per + 2 * d\n",
     },
     "top_k_filter": {
         "keeps the k smallest": "def top_k_filter(logits, k):\n"
-            "    kth = (-logits).topk(min(k, logits.shape[-1]), dim=-1).values[:, -1:]\n"
-            "    return logits.masked_fill(-logits < kth, float('-inf'))\n",
+        "    kth = (-logits).topk(min(k, logits.shape[-1]), dim=-1).values[:, -1:]\n"
+        "    return logits.masked_fill(-logits < kth, float('-inf'))\n",
         "off by one (keeps k - 1)": "def top_k_filter(logits, k):\n"
-            "    kth = logits.topk(min(k, logits.shape[-1]), dim=-1).values[:, -1:]\n"
-            "    return logits.masked_fill(logits <= kth, float('-inf')) if k > 1 else logits.masked_fill(logits < kth, float('-inf'))\n",
+        "    kth = logits.topk(min(k, logits.shape[-1]), dim=-1).values[:, -1:]\n"
+        "    return logits.masked_fill(logits <= kth, float('-inf')) if k > 1 else logits.masked_fill(logits < kth, float('-inf'))\n",
     },
     "top_p_filter": {
         "drops the token that crosses p": "def top_p_filter(logits, p):\n"
-            "    s, order = logits.sort(dim=-1, descending=True)\n    drop = s.softmax(-1).cumsum(-1) > p\n"
-            "    drop[:, 0] = False\n    return logits.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), float('-inf'))\n",
+        "    s, order = logits.sort(dim=-1, descending=True)\n    drop = s.softmax(-1).cumsum(-1) > p\n"
+        "    drop[:, 0] = False\n    return logits.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), float('-inf'))\n",
         "left in sorted order": "def top_p_filter(logits, p):\n"
-            "    s, order = logits.sort(dim=-1, descending=True)\n    probs = s.softmax(-1)\n"
-            "    return s.masked_fill(probs.cumsum(-1) - probs >= p, float('-inf'))\n",
+        "    s, order = logits.sort(dim=-1, descending=True)\n    probs = s.softmax(-1)\n"
+        "    return s.masked_fill(probs.cumsum(-1) - probs >= p, float('-inf'))\n",
     },
     "beam_step": {
         "best token of each beam only": "def beam_step(scores, log_probs, beams):\n"
-            "    best, token = log_probs.max(-1)\n    total, parent = (scores + best).topk(beams)\n"
-            "    return total, parent, token[parent]\n",
+        "    best, token = log_probs.max(-1)\n    total, parent = (scores + best).topk(beams)\n"
+        "    return total, parent, token[parent]\n",
         "ignores the beam scores": "def beam_step(scores, log_probs, beams):\n"
-            "    best, flat = log_probs.flatten().topk(beams)\n    V = log_probs.shape[1]\n"
-            "    return scores[flat // V] + best, flat // V, flat % V\n",
+        "    best, flat = log_probs.flatten().topk(beams)\n    V = log_probs.shape[1]\n"
+        "    return scores[flat // V] + best, flat // V, flat % V\n",
     },
     "cached_attention": {
         "mask not shifted by the cache length": "def cached_attention(q, k_new, v_new, k_cache, v_cache):\n"
-            "    k = torch.cat([k_cache, k_new], 2)\n    v = torch.cat([v_cache, v_new], 2)\n    s, t = q.shape[2], k.shape[2]\n"
-            "    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])\n"
-            "    scores = scores.masked_fill(torch.ones(s, t, dtype=torch.bool).triu(1), float('-inf'))\n"
-            "    return scores.softmax(-1) @ v, k, v\n",
+        "    k = torch.cat([k_cache, k_new], 2)\n    v = torch.cat([v_cache, v_new], 2)\n    s, t = q.shape[2], k.shape[2]\n"
+        "    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])\n"
+        "    scores = scores.masked_fill(torch.ones(s, t, dtype=torch.bool).triu(1), float('-inf'))\n"
+        "    return scores.softmax(-1) @ v, k, v\n",
         "new keys before the cache": "def cached_attention(q, k_new, v_new, k_cache, v_cache):\n"
-            "    k = torch.cat([k_new, k_cache], 2)\n    v = torch.cat([v_new, v_cache], 2)\n    s, t = q.shape[2], k.shape[2]\n"
-            "    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])\n"
-            "    scores = scores.masked_fill(torch.ones(s, t, dtype=torch.bool).triu(t - s + 1), float('-inf'))\n"
-            "    return scores.softmax(-1) @ v, k, v\n",
+        "    k = torch.cat([k_new, k_cache], 2)\n    v = torch.cat([v_new, v_cache], 2)\n    s, t = q.shape[2], k.shape[2]\n"
+        "    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])\n"
+        "    scores = scores.masked_fill(torch.ones(s, t, dtype=torch.bool).triu(t - s + 1), float('-inf'))\n"
+        "    return scores.softmax(-1) @ v, k, v\n",
     },
     "distinct_n": {
         "counts tokens, not n-grams": "def distinct_n(tokens, n):\n"
-            "    return len(set(tokens)) / len(tokens) if len(tokens) >= n else 0.0\n",
+        "    return len(set(tokens)) / len(tokens) if len(tokens) >= n else 0.0\n",
     },
     "mask_tokens": {
         "masks every chosen position": "def mask_tokens(ids, mask_id, vocab_size, generator, p):\n"
-            "    chosen = torch.rand(ids.shape, generator=generator) < p\n"
-            "    return ids.masked_fill(chosen, mask_id), torch.where(chosen, ids, -100)\n",
+        "    chosen = torch.rand(ids.shape, generator=generator) < p\n"
+        "    return ids.masked_fill(chosen, mask_id), torch.where(chosen, ids, -100)\n",
         "labels at every position": "def mask_tokens(ids, mask_id, vocab_size, generator, p):\n"
-            "    chosen = torch.rand(ids.shape, generator=generator) < p\n    action = torch.rand(ids.shape, generator=generator)\n"
-            "    rnd = torch.randint(vocab_size, ids.shape, generator=generator)\n"
-            "    x = torch.where(chosen & (action < 0.8), mask_id, ids)\n"
-            "    x = torch.where(chosen & (action >= 0.8) & (action < 0.9), rnd, x)\n    return x, ids.clone()\n",
+        "    chosen = torch.rand(ids.shape, generator=generator) < p\n    action = torch.rand(ids.shape, generator=generator)\n"
+        "    rnd = torch.randint(vocab_size, ids.shape, generator=generator)\n"
+        "    x = torch.where(chosen & (action < 0.8), mask_id, ids)\n"
+        "    x = torch.where(chosen & (action >= 0.8) & (action < 0.9), rnd, x)\n    return x, ids.clone()\n",
     },
     "mlm_loss": {
         "mean over all positions": "def mlm_loss(logits, labels):\n"
-            "    lp = logits.log_softmax(-1).gather(-1, labels.clamp(min=0)[..., None]).squeeze(-1)\n"
-            "    return -(lp * (labels != -100)).mean()\n",
+        "    lp = logits.log_softmax(-1).gather(-1, labels.clamp(min=0)[..., None]).squeeze(-1)\n"
+        "    return -(lp * (labels != -100)).mean()\n",
     },
     "pooled_logits": {
         "padding in the mean": "def pooled_logits(hidden, pad_mask, weight, bias):\n"
-            "    return hidden.mean(1) @ weight + bias\n",
+        "    return hidden.mean(1) @ weight + bias\n",
         "first token (no pooling)": "def pooled_logits(hidden, pad_mask, weight, bias):\n"
-            "    return hidden[:, 0] @ weight + bias\n",
+        "    return hidden[:, 0] @ weight + bias\n",
     },
     "nearest": {
         "dot product without normalising": "def nearest(queries, keys, k):\n"
-            "    return (queries @ keys.T).topk(k, dim=-1)\n",
+        "    return (queries @ keys.T).topk(k, dim=-1)\n",
         "uses F.cosine_similarity": "def nearest(queries, keys, k):\n"
-            "    return F.cosine_similarity(queries[:, None], keys[None], dim=-1).topk(k, dim=-1)\n",
+        "    return F.cosine_similarity(queries[:, None], keys[None], dim=-1).topk(k, dim=-1)\n",
     },
 }
 
@@ -241,6 +249,7 @@ def test_references_pass_their_own_checks(stem):
 def test_check_catches_the_common_mistake(exercise_id, mistake):
     fn, source = define(exercise_id, WRONG[exercise_id][mistake])
     from course_lib.grading.execute import forbidden_uses
+
     lines = check_messages(exercise_id, fn)
     banned = forbidden_uses(source, registry.get(exercise_id).forbidden)
     assert banned or not lines[0].startswith("✓"), (mistake, lines)
@@ -276,6 +285,7 @@ def test_references_computed_in_parallel_threads_stay_correct():
 
     from course_lib.grading.grade import Grader
     from course_lib.grading.spec import compare
+
     exercises = [registry.get("encoder_layer"), registry.get("decoder_layer")] * 4
     for seed in range(3):
         grader = Grader(seed=seed, timeout=30)

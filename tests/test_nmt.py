@@ -1,11 +1,12 @@
 """The translation task of lessons 01-03: data, loss, evaluation, attention recording."""
+
 import pytest
 import torch
 
-from course_lib.text import translation as nmt
 from course_lib.models.transformer import Seq2SeqTransformer
 from course_lib.nn import record_attention
 from course_lib.plots import AttentionRecord, attention_figure
+from course_lib.text import translation as nmt
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +34,17 @@ def test_sequence_loss_ignores_padding():
 def test_a_perfect_model_scores_one_and_lengths_are_counted(task):
     class Oracle(torch.nn.Module):
         """Decodes by looking the source up in the test set: exact match must be 1."""
+
         def __init__(self):
             super().__init__()
             self.dummy = torch.nn.Parameter(torch.zeros(1))
             self.answers = {tuple(s[s != 0].tolist()): t[1:] for s, t in zip(task.test_src, task.test_tgt)}
 
         def greedy_decode(self, src, bos, eos, max_len):
-            return torch.nn.utils.rnn.pad_sequence([self.answers[tuple(r[r != 0].tolist())] for r in src],
-                                                   batch_first=True)
+            return torch.nn.utils.rnn.pad_sequence(
+                [self.answers[tuple(r[r != 0].tolist())] for r in src], batch_first=True
+            )
+
     result = nmt.evaluate_translator(Oracle(), task, batch_size=7)
     assert result["exact_match"] == 1.0 and result["token_accuracy"] == 1.0
     assert sum(count for _, count in result["by_length"].values()) == len(task.test)
@@ -50,7 +54,9 @@ def test_a_transformer_learns_the_task_quickly(task):
     torch.manual_seed(0)
     model = nmt.build_translator("transformer", task)
     before = nmt.evaluate_translator(model, task)["exact_match"]
-    history = nmt.train_translator(model, task, nmt.TranslatorTraining(epochs=12, lr=3e-3, batch_size=32), progress=False)
+    history = nmt.train_translator(
+        model, task, nmt.TranslatorTraining(epochs=12, lr=3e-3, batch_size=32), progress=False
+    )
     after = nmt.evaluate_translator(model, task)
     assert history.step_loss[-1] < 0.3 * history.step_loss[0]
     assert before == 0.0 and after["token_accuracy"] > 0.5
@@ -61,8 +67,11 @@ def test_record_attention_captures_every_layer_and_removes_its_hooks(task):
     src, tgt = task.train_src[:3], task.train_tgt[:3, :-1]
     with record_attention(model) as maps:
         model(src, tgt)
-    assert sorted(maps) == sorted(f"{p}.{i}.{a}" for i in range(2) for p, a in
-                                  [("encoder", "self_attn"), ("decoder", "self_attn"), ("decoder", "cross_attn")])
+    assert sorted(maps) == sorted(
+        f"{p}.{i}.{a}"
+        for i in range(2)
+        for p, a in [("encoder", "self_attn"), ("decoder", "self_attn"), ("decoder", "cross_attn")]
+    )
     assert maps["decoder.1.cross_attn"].shape == (3, 2, tgt.shape[1], src.shape[1])
     assert all(not m._forward_hooks for m in model.modules())
     record = nmt.transformer_attention(model, task, task.test[0].english)

@@ -1,12 +1,22 @@
 """course_lib.nn against PyTorch's own modules (copied weights), plus masks and a tiny overfit."""
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from course_lib.models.transformer import Seq2SeqTransformer
-from course_lib.nn import (DecoderLayer, EncoderLayer, MultiHeadAttention, causal_mask,
-                           merge_heads, padding_mask, scaled_dot_product_attention, sinusoidal_encoding, split_heads)
+from course_lib.nn import (
+    DecoderLayer,
+    EncoderLayer,
+    MultiHeadAttention,
+    causal_mask,
+    merge_heads,
+    padding_mask,
+    scaled_dot_product_attention,
+    sinusoidal_encoding,
+    split_heads,
+)
 
 
 def test_masks():

@@ -1,4 +1,5 @@
 """Versions are pinned in one place (pyproject.toml) plus the lock (constraints.txt); environment.yml uses both."""
+
 from tests.conftest import PYPROJECT, ROOT
 
 
@@ -21,7 +22,7 @@ def test_environment_yml_installs_the_course_with_the_lock_and_pins_nothing_itse
 
 
 def test_requires_python_admits_only_what_the_code_and_tests_need():
-    assert PYPROJECT["project"]["requires-python"] == ">=3.11"              # tomllib (tests) is 3.11+
+    assert PYPROJECT["project"]["requires-python"] == ">=3.11"  # tomllib (tests) is 3.11+
     assert "python=3.11" in (ROOT / "environment.yml").read_text()
 
 
@@ -32,7 +33,9 @@ def test_constraints_lock_agrees_with_pyproject():
             name, _, version = line.partition("==")
             lock[name.lower().replace("_", "-")] = version
     for name, version in pyproject_pins().items():
-        assert lock.get(name.replace("_", "-")) == version, f"constraints.txt pins {name} at {lock.get(name)}, pyproject at {version}"
+        assert lock.get(name.replace("_", "-")) == version, (
+            f"constraints.txt pins {name} at {lock.get(name)}, pyproject at {version}"
+        )
 
 
 def test_ci_runs_the_readme_test_command():

@@ -24,18 +24,24 @@ def test_batch_pads_on_the_right():
 
 def _random_unicode(rng, n):
     """Printable ASCII, CJK, emoji and any code point (lone surrogates replaced, as text from a file would be)."""
-    pick = [lambda: rng.randint(32, 126), lambda: rng.randint(0x4E00, 0x9FFF), lambda: rng.randint(0x1F300, 0x1FAFF),
-            lambda: rng.randint(0, 0x10FFFF), lambda: rng.choice([9, 10, 32, 95])]
+    pick = [
+        lambda: rng.randint(32, 126),
+        lambda: rng.randint(0x4E00, 0x9FFF),
+        lambda: rng.randint(0x1F300, 0x1FAFF),
+        lambda: rng.randint(0, 0x10FFFF),
+        lambda: rng.choice([9, 10, 32, 95]),
+    ]
     text = "".join(chr(rng.choice(pick)()) for _ in range(n))
     return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def test_bpe_round_trips_any_unicode_and_compresses():
+    import pydoc_data.topics
     import random
 
     from course_lib.tokenizers import BPETokenizer, CharTokenizer
     from course_lib.tokenizers.bpe import chunks
-    import pydoc_data.topics
+
     text = "".join(pydoc_data.topics.topics.values())[:100_000]
     tok = BPETokenizer.train(text, 400, special_tokens=["<|endoftext|>"])
     assert tok.vocab_size == 400 and len(tok.merges) == 399 - 256
@@ -47,7 +53,7 @@ def test_bpe_round_trips_any_unicode_and_compresses():
     for s in ("naïve café", "莎士比亚的戏剧", "to be 🎭 or not 👑", ""):
         assert tok.decode(tok.encode(s)) == s
     sample = text[:20_000]
-    assert len(tok.encode(sample)) < 0.6 * len(sample)                # merges compress the text they were learned on
+    assert len(tok.encode(sample)) < 0.6 * len(sample)  # merges compress the text they were learned on
     ids = tok.encode("x<|endoftext|>y")
     assert ids[1] == 399 and tok.decode(ids) == "x<|endoftext|>y"
     chars = CharTokenizer(text)
@@ -59,9 +65,10 @@ def test_bpe_round_trips_any_unicode_and_compresses():
 def test_bpe_first_merge_is_the_most_frequent_pair():
     from course_lib.tokenizers import BPETokenizer
     from course_lib.tokenizers.bpe import count_pairs, merge_pair
+
     assert count_pairs([1, 2, 1, 2, 1]) == {(1, 2): 2, (2, 1): 2}
     assert merge_pair([1, 1, 1], (1, 1), 9) == [9, 1]
     tok = BPETokenizer.train("aaab aaab aaab", 258)
     assert tok.merges[0] == (ord("a"), ord("a"))
-    assert tok.merges[1] == (ord("a"), ord("b"))              # a tie with (aa, a): the smaller pair wins
+    assert tok.merges[1] == (ord("a"), ord("b"))  # a tie with (aa, a): the smaller pair wins
     assert tok.token_strings(tok.encode("aaab")) == ["aa", "ab"]

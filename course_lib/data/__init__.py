@@ -1,10 +1,21 @@
 """Every lesson: every dataset the course uses, offline, shipped by a dependency or generated here."""
+
 from course_lib.data.digits import Digits, load_digits
 from course_lib.data.shakespeare import load_shakespeare, shakespeare_text, work_text
 from course_lib.data.translation import Pair, is_held_out, number_words, translation_pairs
 
-__all__ = ["Digits", "load_digits", "load_shakespeare", "shakespeare_text", "work_text", "Pair", "is_held_out",
-           "number_words", "translation_pairs", "prepare_all"]
+__all__ = [
+    "Digits",
+    "load_digits",
+    "load_shakespeare",
+    "shakespeare_text",
+    "work_text",
+    "Pair",
+    "is_held_out",
+    "number_words",
+    "translation_pairs",
+    "prepare_all",
+]
 
 
 def prepare_all(quiet: bool = False) -> None:

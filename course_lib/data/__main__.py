@@ -1,4 +1,5 @@
 """python -m course_lib.data prepare: fill the cache so every lesson runs offline."""
+
 import sys
 
 from course_lib.data import prepare_all

@@ -1,4 +1,5 @@
 """Lessons 00, 08-11: handwritten digits, the 1,797 real 8x8 images that ship inside scikit-learn (no download)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

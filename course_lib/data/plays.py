@@ -4,6 +4,7 @@ A speech in the corpus is a heading on a line of its own ("Ham." or "LADY MACBET
 then the speech. Lesson 06 reads which play's cast a generated heading names; lesson 07 takes the sentences
 of the speeches that end in "?" or "." as a task the corpus labels itself.
 """
+
 from __future__ import annotations
 
 import re
@@ -14,7 +15,7 @@ import torch
 
 from course_lib.data.shakespeare import load_shakespeare, work_text
 
-HEADING = r"([A-Z][A-Za-z' ]{0,24})\."                  # "Ham." or "LADY MACBETH."
+HEADING = r"([A-Z][A-Za-z' ]{0,24})\."  # "Ham." or "LADY MACBETH."
 # a heading is a line of its own after a blank line (or at the start), with the speech on the next line
 SPEAKER_LINE = re.compile(r"(?:\A|(?<=\n\n))" + HEADING + r"\n(?=\S)")
 NOT_SPEAKERS = re.compile(r"^(ACT|SCENE|Scene|Act|PERSONS|Persons)\b|^(Exit|Exeunt|Enter)")
@@ -27,7 +28,7 @@ def is_heading(line: str) -> bool:
 
 
 def speaker_names(text: str) -> list[str]:
-    """The speakers of the speeches in a play's text, in order ("Ham", "LADY MACBETH"); act and scene titles excluded."""
+    """The speakers of a play's speeches, in order ("Ham", "LADY MACBETH"); act and scene titles excluded."""
     return [name for name in SPEAKER_LINE.findall(text) if not NOT_SPEAKERS.match(name)]
 
 
@@ -35,7 +36,9 @@ def casts(texts: dict[str, str], min_lines: int = 3) -> dict[str, set[str]]:
     """For each play, the speaker headings that occur at least `min_lines` times in it and in no other play."""
     counts = {title: Counter(speaker_names(text)) for title, text in texts.items()}
     cast = {title: {n for n, c in count.items() if c >= min_lines} for title, count in counts.items()}
-    return {title: {n for n in names if not any(n in cast[o] for o in cast if o != title)} for title, names in cast.items()}
+    return {
+        title: {n for n in names if not any(n in cast[o] for o in cast if o != title)} for title, names in cast.items()
+    }
 
 
 def cast_shares(text: str, cast: dict[str, set[str]]) -> dict[str, float]:
@@ -52,7 +55,7 @@ def speech_starts(text: str) -> torch.Tensor:
 @dataclass
 class Speech:
     text: str
-    label: int         # index into the plays
+    label: int  # index into the plays
     speaker: str
 
 
@@ -70,15 +73,21 @@ def speeches(split: str, plays: tuple[str, ...], min_chars: int = 40) -> list[Sp
     return out
 
 
-POEMS = ("A Lover's Complaint", "The Passionate Pilgrim", "The Phoenix and the Turtle", "The Rape of Lucrece", "Sonnets")
-CAST_LIST = re.compile(r"[A-Z]{2,}\b")                      # "BERTRAM, Count of Rousillon": a cast list, not a line
-SENTENCE = re.compile(r"(.+?)([?!.])(?=\s+[A-Z'\"]|$)")     # up to a mark followed by a capital, or the end
+POEMS = (
+    "A Lover's Complaint",
+    "The Passionate Pilgrim",
+    "The Phoenix and the Turtle",
+    "The Rape of Lucrece",
+    "Sonnets",
+)
+CAST_LIST = re.compile(r"[A-Z]{2,}\b")  # "BERTRAM, Count of Rousillon": a cast list, not a line
+SENTENCE = re.compile(r"(.+?)([?!.])(?=\s+[A-Z'\"]|$)")  # up to a mark followed by a capital, or the end
 
 
 @dataclass
 class Line:
-    text: str          # a sentence, its final mark removed
-    label: int         # 1: it ends in "?", 0: it ends in "."
+    text: str  # a sentence, its final mark removed
+    label: int  # 1: it ends in "?", 0: it ends in "."
     play: str
 
 
@@ -94,8 +103,12 @@ def questions(split: str, min_words: int = 4, max_words: int = 30) -> list[Line]
     for speech in speeches(split, titles):
         for match in SENTENCE.finditer(speech.text):
             body, mark = match.group(1).strip(" -'\""), match.group(2)
-            keep = (mark != "!" and min_words <= len(body.split()) <= max_words
-                    and not CAST_LIST.match(body) and not re.search(r"[?!]", body))   # one mark, at the end
+            keep = (
+                mark != "!"
+                and min_words <= len(body.split()) <= max_words
+                and not CAST_LIST.match(body)
+                and not re.search(r"[?!]", body)
+            )  # one mark, at the end
             if keep:
                 out.append(Line(body, int(mark == "?"), titles[speech.label]))
     return out

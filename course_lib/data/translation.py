@@ -3,6 +3,7 @@
 "three hundred and seventy-one" -> "trois cent soixante et onze": word reordering, agreement and
 irregular forms (soixante-dix, quatre-vingts) give attention something to align.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -39,7 +40,8 @@ def is_held_out(n: int, test_percent: int = 10) -> bool:
 
 
 def sample_numbers(count: int, max_number: int, seed: int = 0) -> list[int]:
-    """`count` distinct numbers in 0..max_number, sorted: a digit count drawn uniformly, then a number with that many digits.
+    """`count` distinct numbers in 0..max_number, sorted: a digit count drawn uniformly, then a number with that
+    many digits.
 
     Drawing the digit count first spreads the sample over every length, so "accuracy by input
     length" has short and long sentences to compare (a uniform draw would give almost only long ones).
@@ -51,14 +53,15 @@ def sample_numbers(count: int, max_number: int, seed: int = 0) -> list[int]:
     chosen: set[int] = set()
     while len(chosen) < count:
         d = rng.randint(1, digits)
-        low, high = (0 if d == 1 else 10 ** (d - 1)), min(10 ** d - 1, max_number)
+        low, high = (0 if d == 1 else 10 ** (d - 1)), min(10**d - 1, max_number)
         if low <= high:
             chosen.add(rng.randint(low, high))
     return sorted(chosen)
 
 
-def translation_pairs(max_number: int = 9999, test_percent: int = 10, *, sample: int | None = None,
-                      seed: int = 0) -> dict[str, list[Pair]]:
+def translation_pairs(
+    max_number: int = 9999, test_percent: int = 10, *, sample: int | None = None, seed: int = 0
+) -> dict[str, list[Pair]]:
     """{"train": [...], "test": [...]}; test numbers never appear in train.
 
     Every number in 0..max_number, or with `sample`, that many numbers from `sample_numbers`

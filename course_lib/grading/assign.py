@@ -1,8 +1,10 @@
-"""Every lesson: generate exercises/ from solutions/: solution regions become `raise NotImplementedError`, outputs are cleared.
+"""Every lesson: generate exercises/ from solutions/; solution regions become `raise NotImplementedError`, outputs
+are cleared.
 
-    python -m course_lib.assign            # write exercises/
-    python -m course_lib.assign --check    # exit 1 if exercises/ is stale or a marker is malformed
+python -m course_lib.assign            # write exercises/
+python -m course_lib.assign --check    # exit 1 if exercises/ is stale or a marker is malformed
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,8 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from course_lib.grading import registry
-from course_lib.grading.notebook import (NotebookError, cell_source, exercise_meta, has_marker, notebook_text,
-                                         read_notebook, strip_solution, write_notebook)
+from course_lib.grading.notebook import (
+    NotebookError,
+    cell_source,
+    exercise_meta,
+    has_marker,
+    notebook_text,
+    read_notebook,
+    strip_solution,
+    write_notebook,
+)
 
 KEEP_METADATA = ("exercise", "tags")  # execution timings and UI state stay out of the student's copy
 
@@ -23,7 +33,7 @@ def make_exercise(nb: dict[str, Any], stem: str, where: str) -> dict[str, Any]:
     """The student version of a solutions notebook; raises NotebookError on any malformed marker or metadata."""
     course = nb.get("metadata", {}).get("course", {})
     if not isinstance(course, dict) or course.get("notebook") != stem:
-        raise NotebookError(f"{where}: notebook metadata must hold {{\"course\": {{\"notebook\": \"{stem}\"}}}}")
+        raise NotebookError(f'{where}: notebook metadata must hold {{"course": {{"notebook": "{stem}"}}}}')
     out = copy.deepcopy(nb)
     seen: dict[str, int] = {}
     for index, cell in enumerate(out["cells"]):
@@ -32,14 +42,19 @@ def make_exercise(nb: dict[str, Any], stem: str, where: str) -> dict[str, Any]:
         meta = exercise_meta(cell)
         if cell.get("cell_type") != "code":
             if has_marker(source):
-                raise NotebookError(f"{here}: solution markers in a {cell.get('cell_type')} cell; only code cells may hold them")
+                raise NotebookError(
+                    f"{here}: solution markers in a {cell.get('cell_type')} cell; only code cells may hold them"
+                )
             continue
         cell["outputs"] = []
         cell["execution_count"] = None
         cell["metadata"] = {k: v for k, v in cell.get("metadata", {}).items() if k in KEEP_METADATA}
         if meta is None:
             if has_marker(source):
-                raise NotebookError(f"{here}: solution markers outside an exercise cell (add {{\"exercise\": {{\"id\": ..., \"points\": ...}}}} to its metadata)")
+                raise NotebookError(
+                    f"{here}: solution markers outside an exercise cell "
+                    '(add {"exercise": {"id": ..., "points": ...}} to its metadata)'
+                )
             continue
         exercise_id = meta["id"]
         if exercise_id in seen:
@@ -52,8 +67,10 @@ def make_exercise(nb: dict[str, Any], stem: str, where: str) -> dict[str, Any]:
         if spec.notebook != stem:
             raise NotebookError(f"{here}: exercise {exercise_id!r} belongs to notebook {spec.notebook!r}, not {stem!r}")
         if float(meta.get("points", -1)) != spec.points:
-            raise NotebookError(f"{here}: exercise {exercise_id!r} has points {meta.get('points')!r} in metadata "
-                                f"but {spec.points:g} in its spec")
+            raise NotebookError(
+                f"{here}: exercise {exercise_id!r} has points {meta.get('points')!r} in metadata "
+                f"but {spec.points:g} in its spec"
+            )
         stripped, regions = strip_solution(source, exercise_id, here)
         if regions == 0:
             raise NotebookError(f"{here}: exercise cell {exercise_id!r} has no {'### BEGIN SOLUTION'} region")
@@ -86,9 +103,14 @@ def generate(solutions: Path, exercises: Path, check_only: bool) -> list[str]:
             if current is None:
                 problems.append(f"{target} is missing: run `python -m course_lib.assign`")
             else:
-                diff = list(difflib.unified_diff(current.splitlines(), text.splitlines(), str(target), "generated", n=1, lineterm=""))
-                problems.append(f"{target} is out of date with {path}: run `python -m course_lib.assign`\n"
-                                + "\n".join(diff[:20]))
+                diff = list(
+                    difflib.unified_diff(
+                        current.splitlines(), text.splitlines(), str(target), "generated", n=1, lineterm=""
+                    )
+                )
+                problems.append(
+                    f"{target} is out of date with {path}: run `python -m course_lib.assign`\n" + "\n".join(diff[:20])
+                )
         else:
             exercises.mkdir(parents=True, exist_ok=True)
             write_notebook(make_exercise(read_notebook(path), path.stem, str(path)), target)
@@ -111,4 +133,3 @@ def main(argv: list[str] | None = None) -> int:
     if not problems and args.check:
         print(f"exercises/ is in sync with solutions/ ({len(list(args.solutions.glob('*.ipynb')))} notebooks)")
     return 1 if problems else 0
-

@@ -1,10 +1,13 @@
-"""Every lesson: running a student's function on an exercise's cases: shared by `check` (in the notebook) and the grader's child process."""
+"""Every lesson: running a student's function on an exercise's cases, shared by `check` (in the notebook) and the
+grader's child process."""
+
 from __future__ import annotations
 
 import ast
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -27,7 +30,11 @@ def short_error(err: BaseException) -> str:
     """`ValueError: message (line 3 of your cell)`: the exception and the last line of student code it passed."""
     line = ""
     for frame in reversed(traceback.extract_tb(err.__traceback__)):
-        if frame.filename.startswith("<exercise") or frame.filename.startswith("<ipython-input") or "ipykernel" in frame.filename:
+        if (
+            frame.filename.startswith("<exercise")
+            or frame.filename.startswith("<ipython-input")
+            or "ipykernel" in frame.filename
+        ):
             line = f" (line {frame.lineno} of your cell: {frame.line.strip() if frame.line else ''})"
             break
     text = str(err).strip().splitlines()

@@ -3,14 +3,15 @@
 It compares against the reference on a fixed seed. It is for feedback, not for grades: the CLI
 grader runs the same kind of cases on fresh inputs, out of process.
 """
+
 from __future__ import annotations
 
 import inspect
 import signal
 import textwrap
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from course_lib.grading import registry
 from course_lib.grading.execute import NOT_IMPLEMENTED, forbidden_uses, run_cases

@@ -6,6 +6,7 @@ SUBMISSIONS_DIR holds one folder per student (alice/00_foundations.ipynb) or not
 students (alice.ipynb, alice_00_foundations.ipynb). Only exercise cells are run; check cells and
 everything else in the notebook are ignored. Exit status is non-zero only if the grader itself fails.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,8 @@ import secrets
 import signal
 import subprocess
 import sys
-import threading
 import tempfile
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,8 +30,7 @@ import torch
 
 from course_lib.grading import registry
 from course_lib.grading.execute import NOT_IMPLEMENTED, forbidden_uses, run_cases
-from course_lib.grading.notebook import (NotebookError, cell_source, defines, exercise_meta, notebook_stem,
-                                         read_notebook)
+from course_lib.grading.notebook import NotebookError, cell_source, defines, exercise_meta, notebook_stem, read_notebook
 from course_lib.grading.spec import Exercise, compare
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +55,7 @@ class Submission:
 
 
 # --- finding submissions -----------------------------------------------------------------------
+
 
 def find_submissions(root: Path) -> tuple[list[Submission], list[str]]:
     """Every notebook under `root`, with its student and course notebook; plus warnings for what was skipped."""
@@ -87,8 +88,10 @@ def find_submissions(root: Path) -> tuple[list[Submission], list[str]]:
             continue
         key = (sub.student, sub.stem)
         if key in kept:
-            warnings.append(f"{sub.student}: two submissions of {sub.stem} ({kept[key].path.name}, {sub.path.name}); "
-                            f"graded {sub.path.name}")
+            warnings.append(
+                f"{sub.student}: two submissions of {sub.stem} ({kept[key].path.name}, {sub.path.name}); "
+                f"graded {sub.path.name}"
+            )
         kept[key] = sub
     return list(kept.values()), warnings
 
@@ -113,28 +116,48 @@ def exercise_sources(nb: dict[str, Any], stem: str) -> tuple[dict[str, str], dic
     for exercise_id, exercise in wanted.items():
         if exercise_id in sources:
             continue
-        candidates = [cell_source(c) for c in nb.get("cells", [])
-                      if isinstance(c, dict) and c.get("cell_type") == "code" and defines(cell_source(c), exercise.function)]
+        candidates = [
+            cell_source(c)
+            for c in nb.get("cells", [])
+            if isinstance(c, dict) and c.get("cell_type") == "code" and defines(cell_source(c), exercise.function)
+        ]
         if candidates:
             sources[exercise_id] = candidates[-1]
-            notes[exercise_id].append(f"no cell carries this exercise's metadata; graded the cell that defines {exercise.function}")
+            notes[exercise_id].append(
+                f"no cell carries this exercise's metadata; graded the cell that defines {exercise.function}"
+            )
     return sources, notes
 
 
 # --- running one exercise ------------------------------------------------------------------------
 
-def run_in_subprocess(exercise: Exercise, source: str, seed: int, timeout: float, workdir: Path) -> tuple[dict | None, str]:
+
+def run_in_subprocess(
+    exercise: Exercise, source: str, seed: int, timeout: float, workdir: Path
+) -> tuple[dict | None, str]:
     """Run the cell in a fresh process group; return (the loaded result or None, a reason when None)."""
     job_path, out_path, log_path = workdir / "job.json", workdir / "result.pt", workdir / "log.txt"
     job_path.write_text(json.dumps({"exercise": exercise.id, "source": source, "seed": seed, "out": str(out_path)}))
-    env = dict(os.environ, PYTHONHASHSEED="0", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", COURSE_DEVICE="cpu",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")])),
-               MPLBACKEND="Agg")
+    env = dict(
+        os.environ,
+        PYTHONHASHSEED="0",
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        COURSE_DEVICE="cpu",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")])),
+        MPLBACKEND="Agg",
+    )
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "course_lib.grading.runner", str(job_path)],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env,
-                                start_new_session=(os.name == "posix"),
-                                preexec_fn=_limit_file_size if os.name == "posix" else None)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "course_lib.grading.runner", str(job_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=workdir,
+            env=env,
+            start_new_session=(os.name == "posix"),
+            preexec_fn=_limit_file_size if os.name == "posix" else None,
+        )
         try:
             proc.wait(timeout=timeout)
             timed_out = False
@@ -214,21 +237,31 @@ class Grader:
         try:
             used = forbidden_uses(source, exercise.forbidden)
         except SyntaxError as err:
-            return Score(0.0, exercise.points, "error", [f"SyntaxError in the cell, line {err.lineno}: {err.msg}"] + notes)
+            return Score(
+                0.0, exercise.points, "error", [f"SyntaxError in the cell, line {err.lineno}: {err.msg}"] + notes
+            )
         if used:
-            return Score(0.0, exercise.points, "forbidden",
-                         [f"uses {', '.join(used)}; the exercise asks you to write this yourself"] + notes)
+            return Score(
+                0.0,
+                exercise.points,
+                "forbidden",
+                [f"uses {', '.join(used)}; the exercise asks you to write this yourself"] + notes,
+            )
         expected = self.expected(exercise)
         with tempfile.TemporaryDirectory(prefix=f"grade-{exercise.id}-") as tmp:
             result, reason = run_in_subprocess(exercise, source, self.seed, self.timeout, Path(tmp))
         if result is None:
-            return Score(0.0, exercise.points, "timeout" if reason.startswith("timed out") else "error", [reason] + notes)
+            return Score(
+                0.0, exercise.points, "timeout" if reason.startswith("timed out") else "error", [reason] + notes
+            )
         if result.get("status") in (NOT_IMPLEMENTED, "error"):
             status = result["status"] if result["status"] == NOT_IMPLEMENTED else "error"
             return Score(0.0, exercise.points, status, [str(result.get("message"))[:300]] + notes)
         got_cases = result["cases"]
         if len(got_cases) != len(expected):
-            return Score(0.0, exercise.points, "error", ["the result file was tampered with (wrong number of cases)"] + notes)
+            return Score(
+                0.0, exercise.points, "error", ["the result file was tampered with (wrong number of cases)"] + notes
+            )
         passed, messages, not_impl = 0, [], 0
         for want, got in zip(expected, got_cases):
             if not isinstance(got, dict):
@@ -237,14 +270,18 @@ class Grader:
             error = got.get("error")
             if error == NOT_IMPLEMENTED:
                 not_impl += 1
-            problem = str(error) if error else compare(want.value, got.get("value"), atol=exercise.atol, rtol=exercise.rtol)
+            problem = (
+                str(error) if error else compare(want.value, got.get("value"), atol=exercise.atol, rtol=exercise.rtol)
+            )
             if problem:
                 messages.append(f"[{want.case.name}] inputs {want.case.shapes()}: {problem}")
             else:
                 passed += 1
         total = len(expected)
         if passed == 0 and not_impl:
-            return Score(0.0, exercise.points, NOT_IMPLEMENTED, ["the function still raises NotImplementedError"] + notes)
+            return Score(
+                0.0, exercise.points, NOT_IMPLEMENTED, ["the function still raises NotImplementedError"] + notes
+            )
         status = "passed" if passed == total else ("partial" if passed else "failed")
         points = exercise.points * passed / total
         return Score(points, exercise.points, status, messages + notes)
@@ -265,6 +302,7 @@ class Grader:
 
 # --- reporting ----------------------------------------------------------------------------------
 
+
 def report_table(results: dict[str, dict[str, dict[str, Score]]]) -> str:
     out = io.StringIO()
     for student, notebooks in results.items():
@@ -278,8 +316,13 @@ def report_table(results: dict[str, dict[str, dict[str, Score]]]) -> str:
                 reason = reason if len(reason) <= 110 else reason[:107] + "..."
                 print(f"  {stem:<16} {exercise_id:<18} {s.status:<16} {s.points:>4.2g}/{s.max:<4g}  {reason}", file=out)
     print("\nsummary", file=out)
-    totals = {st: (sum(s.points for nb in nbs.values() for s in nb.values()),
-                   sum(s.max for nb in nbs.values() for s in nb.values())) for st, nbs in results.items()}
+    totals = {
+        st: (
+            sum(s.points for nb in nbs.values() for s in nb.values()),
+            sum(s.max for nb in nbs.values() for s in nb.values()),
+        )
+        for st, nbs in results.items()
+    }
     for student, (got, best) in totals.items():
         print(f"  {student:<24} {got:>6g} / {best:g}", file=out)
     by_exercise: dict[str, list[Score]] = {}
@@ -300,8 +343,17 @@ def write_csv(results: dict[str, dict[str, dict[str, Score]]], path: Path) -> No
         for student, nbs in results.items():
             for stem, scores in nbs.items():
                 for exercise_id, s in scores.items():
-                    writer.writerow([student, stem, exercise_id, round(s.points, 4), s.max, s.status,
-                                     s.messages[0] if s.messages else ""])
+                    writer.writerow(
+                        [
+                            student,
+                            stem,
+                            exercise_id,
+                            round(s.points, 4),
+                            s.max,
+                            s.status,
+                            s.messages[0] if s.messages else "",
+                        ]
+                    )
 
 
 def grade_folder(root: Path, *, seed: int, timeout: float, jobs: int) -> tuple[dict, list[str]]:
@@ -333,11 +385,12 @@ def main(argv: list[str] | None = None) -> int:
     for w in warnings:
         print(f"warning: {w}")
     print(report_table(results), end="")
-    as_dicts = {st: {nb: {ex: s.as_dict() for ex, s in scores.items()} for nb, scores in nbs.items()}
-                for st, nbs in results.items()}
+    as_dicts = {
+        st: {nb: {ex: s.as_dict() for ex, s in scores.items()} for nb, scores in nbs.items()}
+        for st, nbs in results.items()
+    }
     if args.json:
         args.json.write_text(json.dumps(as_dicts, indent=1) + "\n", encoding="utf-8")
     if args.csv:
         write_csv(results, args.csv)
     return 0
-

@@ -1,4 +1,5 @@
 """Every lesson: reading notebooks as plain JSON, solution markers, exercise cells, notebook identity."""
+
 from __future__ import annotations
 
 import ast
@@ -68,13 +69,17 @@ def strip_solution(source: str, exercise_id: str, where: str) -> tuple[str, int]
             inside = True
             regions += 1
             indent = line[: len(line) - len(line.lstrip())]
-            out.append(f'{indent}raise NotImplementedError("exercise {exercise_id}: replace this line with your code")\n')
+            out.append(
+                f'{indent}raise NotImplementedError("exercise {exercise_id}: replace this line with your code")\n'
+            )
         elif text == END:
             if not inside:
                 raise NotebookError(f"{where}, line {number}: {END} without a {BEGIN} before it")
             inside = False
         elif _MARKER_LIKE.search(text):
-            raise NotebookError(f"{where}, line {number}: {text!r} looks like a marker; write exactly {BEGIN!r} or {END!r}")
+            raise NotebookError(
+                f"{where}, line {number}: {text!r} looks like a marker; write exactly {BEGIN!r} or {END!r}"
+            )
         elif not inside:
             out.append(line)
     if inside:

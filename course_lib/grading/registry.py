@@ -38,21 +38,30 @@ def _literal(node: ast.expr, names: dict[str, object], where: str) -> object:
     try:
         return ast.literal_eval(node)
     except ValueError:
-        raise ValueError(f"{where}: Exercise(...) must start with literal id, notebook, function and points "
-                         f"(or a module-level string constant), got {ast.unparse(node)!r}") from None
+        raise ValueError(
+            f"{where}: Exercise(...) must start with literal id, notebook, function and points "
+            f"(or a module-level string constant), got {ast.unparse(node)!r}"
+        ) from None
 
 
 def _entries(path: Path) -> list[Entry]:
     """The `Exercise(id, notebook, function, points, ...)` calls in one spec file, read from its source."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-    names = {target.id: node.value.value for node in tree.body if isinstance(node, ast.Assign)
-             and isinstance(node.value, ast.Constant) for target in node.targets if isinstance(target, ast.Name)}
+    names = {
+        target.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Exercise":
             where = f"{path.name}:{node.lineno}"
             if len(node.args) < 4:
-                raise ValueError(f"{where}: Exercise(...) needs id, notebook, function and points as its first four arguments")
+                raise ValueError(
+                    f"{where}: Exercise(...) needs id, notebook, function and points as its first four arguments"
+                )
             id_, notebook, function, points = (_literal(arg, names, where) for arg in node.args[:4])
             out.append(Entry(str(id_), str(notebook), str(function), float(points), f"{PACKAGE}.{path.stem}"))
     return out
@@ -65,7 +74,9 @@ def catalog() -> dict[str, Entry]:
     for path in sorted(LESSONS.glob("lesson*.py")):
         for entry in _entries(path):
             if entry.id in found:
-                raise RuntimeError(f"exercise id {entry.id!r} is defined twice ({found[entry.id].module}, {entry.module})")
+                raise RuntimeError(
+                    f"exercise id {entry.id!r} is defined twice ({found[entry.id].module}, {entry.module})"
+                )
             found[entry.id] = entry
     return found
 
@@ -102,8 +113,10 @@ def get(exercise_id: str) -> Exercise:
     found = _loaded(entry(exercise_id).module)[exercise_id]
     listed = entry(exercise_id)
     if (found.notebook, found.function, found.points) != (listed.notebook, listed.function, listed.points):
-        raise RuntimeError(f"exercise {exercise_id!r}: the catalog read {listed} from the source, the spec holds "
-                           f"{found.notebook!r}, {found.function!r}, {found.points}")
+        raise RuntimeError(
+            f"exercise {exercise_id!r}: the catalog read {listed} from the source, the spec holds "
+            f"{found.notebook!r}, {found.function!r}, {found.points}"
+        )
     return found
 
 

@@ -1,4 +1,5 @@
-"""Every lesson: the grader's child process, run ONE exercise cell of ONE submission on seeded cases, save plain results.
+"""Every lesson: the grader's child process, run ONE exercise cell of ONE submission on seeded cases, save plain
+results.
 
     python -m course_lib.grading.runner JOB.json
 
@@ -7,6 +8,7 @@ This process runs untrusted code. It decides nothing: it only writes what the fu
 `torch.load(weights_only=True)` and does every comparison itself, so nothing done in here (patching
 torch, lying objects, forged files) can award points.
 """
+
 from __future__ import annotations
 
 import builtins
@@ -47,13 +49,16 @@ def run_job(job: dict) -> dict:
         return {"status": "error", "message": f"running the cell raised {short_error(err)}", "cases": []}
     fn = namespace.get(exercise.function)
     if not callable(fn):
-        return {"status": "error", "message": f"the cell does not define a function named {exercise.function}", "cases": []}
+        return {
+            "status": "error",
+            "message": f"the cell does not define a function named {exercise.function}",
+            "cases": [],
+        }
     try:
         outcomes = run_cases(exercise, fn, cases)
     except BaseException as err:  # noqa: BLE001
         return {"status": "error", "message": f"stopped the run: {short_error(err)}", "cases": []}
-    return {"status": "ran", "message": "",
-            "cases": [{"value": o.value, "error": o.error} for o in outcomes]}
+    return {"status": "ran", "message": "", "cases": [{"value": o.value, "error": o.error} for o in outcomes]}
 
 
 def main() -> None:

@@ -4,11 +4,13 @@ An `Exercise` names the function a student writes, its points, the reference imp
 a generator of seeded test cases. The same cases serve `check(...)` in the notebook (a fixed seed)
 and the CLI grader (a fresh seed per run, so answers cannot be memorised).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -23,14 +25,18 @@ class Case:
 
     def shapes(self) -> str:
         """The argument shapes, for messages: "(4, 10), dim=-1"."""
+
         def show(v: Any) -> str:
             return str(tuple(v.shape)) if isinstance(v, torch.Tensor) else repr(v)
+
         return ", ".join([show(a) for a in self.args] + [f"{k}={show(v)}" for k, v in self.kwargs.items()])
 
-    def fresh(self) -> "Case":
+    def fresh(self) -> Case:
         """A copy with cloned tensors, so a function that edits its inputs cannot spoil later cases."""
+
         def clone(v: Any) -> Any:
             return v.clone() if isinstance(v, torch.Tensor) else v
+
         return Case(self.name, tuple(clone(a) for a in self.args), {k: clone(v) for k, v in self.kwargs.items()})
 
 
@@ -42,14 +48,14 @@ def call_with_args(fn: Callable, case: Case) -> Any:
 @dataclass(frozen=True)
 class Exercise:
     id: str
-    notebook: str                                   # stem of the solutions notebook, e.g. "00_tensors"
-    function: str                                   # the name the student's cell must define
+    notebook: str  # stem of the solutions notebook, e.g. "00_tensors"
+    function: str  # the name the student's cell must define
     points: float
     reference: Callable
     make_cases: Callable[[torch.Generator], list[Case]]
-    call: Callable[[Callable, Case], Any] = call_with_args   # runs a function on a case, returns plain data
-    setup: str = "import torch"                     # the imports an exercise cell may rely on
-    forbidden: tuple[str, ...] = ()                 # names the cell may not use (the thing it asks you to write)
+    call: Callable[[Callable, Case], Any] = call_with_args  # runs a function on a case, returns plain data
+    setup: str = "import torch"  # the imports an exercise cell may rely on
+    forbidden: tuple[str, ...] = ()  # names the cell may not use (the thing it asks you to write)
     atol: float = 1e-5
     rtol: float = 1e-4
 
@@ -96,8 +102,10 @@ def compare(expected: Any, got: Any, *, atol: float, rtol: float, where: str = "
             if not torch.allclose(got, expected, atol=atol, rtol=rtol, equal_nan=True):
                 diff = (got - expected).abs().nan_to_num(0.0)
                 wrong = int((~torch.isclose(got, expected, atol=atol, rtol=rtol, equal_nan=True)).sum())
-                return (f"{where} has wrong values at {wrong} of {got.numel()} positions "
-                        f"(largest difference {diff.max().item():.3g})")
+                return (
+                    f"{where} has wrong values at {wrong} of {got.numel()} positions "
+                    f"(largest difference {diff.max().item():.3g})"
+                )
             return None
         if not torch.equal(got, expected):
             wrong = int((got != expected).sum())

@@ -4,6 +4,7 @@ The encoder is lesson 03's `EncoderLayer` (pre-LN) over token + learned position
 masked-LM head (a dense layer, GELU, LayerNorm, then logits through the tied token embedding) and the
 classifier head (a linear layer on the mean of the non-padding positions) sit on top of it.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -14,7 +15,7 @@ from torch import nn
 
 from course_lib.nn.transformer import EncoderLayer
 
-IGNORE = -100          # label of positions the loss skips (the value F.cross_entropy ignores by default)
+IGNORE = -100  # label of positions the loss skips (the value F.cross_entropy ignores by default)
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,9 @@ class BertEncoder(nn.Module):
         self.tok_emb = nn.Embedding(config.vocab_size, d)
         self.pos_emb = nn.Embedding(config.max_len, d)
         self.drop = nn.Dropout(config.dropout)
-        self.layers = nn.ModuleList(EncoderLayer(d, config.heads, 4 * d, config.dropout, norm_first=True)
-                                    for _ in range(config.layers))
+        self.layers = nn.ModuleList(
+            EncoderLayer(d, config.heads, 4 * d, config.dropout, norm_first=True) for _ in range(config.layers)
+        )
         self.ln_f = nn.LayerNorm(d)
         for module in self.modules():
             if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -54,7 +56,7 @@ class BertEncoder(nn.Module):
         if t > self.config.max_len:
             raise ValueError(f"sequence of {t} tokens is longer than max_len={self.config.max_len}")
         x = self.drop(self.tok_emb(ids) + self.pos_emb(torch.arange(t, device=ids.device)))
-        mask = None if pad_mask is None else pad_mask[:, None, None, :]      # (b, 1, 1, t): every query sees real keys
+        mask = None if pad_mask is None else pad_mask[:, None, None, :]  # (b, 1, 1, t): every query sees real keys
         for layer in self.layers:
             x = layer(x, mask)
         return self.ln_f(x)
@@ -70,23 +72,25 @@ class MaskedLM(nn.Module):
         self.transform = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.LayerNorm(d))
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
-    def forward(self, ids: torch.Tensor, pad_mask: torch.Tensor | None = None,
-                at: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, ids: torch.Tensor, pad_mask: torch.Tensor | None = None, at: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """`at` (bool, like ids) keeps only those positions: -> logits (n, vocab) for the n True ones, in row order.
         Training needs logits only where tokens were masked; skipping the vocabulary projection elsewhere is
         most of a step's work when the vocabulary is large."""
-        h = self.encoder(ids, pad_mask)                              # (b, t, d)
+        h = self.encoder(ids, pad_mask)  # (b, t, d)
         if at is not None:
             if at.shape != ids.shape or at.dtype != torch.bool:
-                raise ValueError(f"`at` must be a bool tensor shaped like ids {tuple(ids.shape)}, "
-                                 f"got {at.dtype} {tuple(at.shape)}")
-            h = h[at]                                                # (n, d)
-        return self.transform(h) @ self.encoder.tok_emb.weight.T + self.bias   # tied output layer
+                raise ValueError(
+                    f"`at` must be a bool tensor shaped like ids {tuple(ids.shape)}, got {at.dtype} {tuple(at.shape)}"
+                )
+            h = h[at]  # (n, d)
+        return self.transform(h) @ self.encoder.tok_emb.weight.T + self.bias  # tied output layer
 
 
 def mean_pool(hidden: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
     """Average of the real positions: hidden (b, t, d), pad_mask (b, t) True at real tokens -> (b, d)."""
-    weights = pad_mask.to(hidden.dtype)[..., None]                  # (b, t, 1)
+    weights = pad_mask.to(hidden.dtype)[..., None]  # (b, t, 1)
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
 
 
@@ -120,8 +124,15 @@ class ClozeClassifier(nn.Module):
         return self.masked_lm(ids, pad_mask, at=at)[:, self.label_ids]
 
 
-def mask_tokens(ids: torch.Tensor, *, mask_id: int, vocab_size: int, generator: torch.Generator,
-                p: float = 0.15, maskable: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def mask_tokens(
+    ids: torch.Tensor,
+    *,
+    mask_id: int,
+    vocab_size: int,
+    generator: torch.Generator,
+    p: float = 0.15,
+    maskable: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """BERT's recipe: choose each position with probability p; of those, 80% become mask_id, 10% a random token,
     10% stay. -> (inputs, labels), labels = the original id at chosen positions and IGNORE elsewhere.
 

@@ -5,6 +5,7 @@ tied to the token embedding, GPT-2's initialisation (N(0, 0.02), residual projec
 1/sqrt(2 * layers)). Attention uses PyTorch's fused kernel, which lesson 05 checks against the
 lesson 02 `scaled_dot_product_attention` with a causal mask.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,7 +22,7 @@ from course_lib.nn.kv_cache import KVCache, LayerCache
 @dataclass(frozen=True)
 class GPTConfig:
     vocab_size: int
-    block_size: int = 128          # longest context the model can read
+    block_size: int = 128  # longest context the model can read
     layers: int = 4
     heads: int = 4
     d_model: int = 128
@@ -44,17 +45,17 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, cache: LayerCache | None = None) -> torch.Tensor:
         """x (b, s, d_model) -> (b, s, d_model); with a cache, x holds only the new tokens."""
-        q, k, v = (split_heads(part, self.heads) for part in self.qkv(x).chunk(3, dim=-1))   # (b, h, s, d)
+        q, k, v = (split_heads(part, self.heads) for part in self.qkv(x).chunk(3, dim=-1))  # (b, h, s, d)
         past = 0
         if cache is not None:
             past = len(cache)
-            k, v = cache.append(k, v)                                 # (b, h, past + s, d)
+            k, v = cache.append(k, v)  # (b, h, past + s, d)
         dropout = self.dropout if self.training else 0.0
         if past == 0:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=dropout)
-        elif q.shape[2] == 1:   # one new token reads every cached key: no mask needed
+        elif q.shape[2] == 1:  # one new token reads every cached key: no mask needed
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
-        else:   # new token i sits at position past + i and reads keys 0..past + i
+        else:  # new token i sits at position past + i and reads keys 0..past + i
             mask = causal_mask(q.shape[2], k.shape[2], device=x.device)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
         return self.proj(merge_heads(out))
@@ -88,9 +89,9 @@ class GPT(nn.Module):
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
         self.ln_f = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, config.vocab_size, bias=False)
-        self.head.weight = self.tok_emb.weight           # weight tying: one matrix reads and writes tokens
+        self.head.weight = self.tok_emb.weight  # weight tying: one matrix reads and writes tokens
         self.apply(self._init)
-        for name, p in self.named_parameters():          # residual branches add up over layers: scale them down
+        for name, p in self.named_parameters():  # residual branches add up over layers: scale them down
             if name.endswith("attn.proj.weight") or name.endswith("mlp.2.weight"):
                 nn.init.normal_(p, 0.0, 0.02 / math.sqrt(2 * config.layers))
 
@@ -110,8 +111,9 @@ class GPT(nn.Module):
         n = sum(p.numel() for p in self.parameters())
         return n if embeddings else n - self.pos_emb.weight.numel()
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
-                cache: KVCache | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """idx (b, t) token ids -> logits (b, t, vocab), and the mean cross-entropy against `targets` (b, t) if given.
 
         With a `KVCache`, idx holds only the tokens after the cached ones, and their keys and values join the cache.
@@ -132,4 +134,4 @@ class GPT(nn.Module):
         """Training FLOPs per token (forward + backward = 3x forward): 6 N plus the attention products."""
         t = t or self.config.block_size
         c = self.config
-        return 6 * self.num_params() + 12 * c.layers * c.d_model * t   # as nanoGPT and PaLM count attention
+        return 6 * self.num_params() + 12 * c.layers * c.d_model * t  # as nanoGPT and PaLM count attention

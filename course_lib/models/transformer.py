@@ -3,6 +3,7 @@
 Token embeddings scaled by sqrt(d_model), sinusoidal positions, a stack of post-LN encoder layers, a
 stack of decoder layers with cross-attention, and a linear head to target logits.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,11 +18,22 @@ from course_lib.nn.transformer import DecoderLayer, EncoderLayer
 
 
 class Seq2SeqTransformer(nn.Module):
-    """Token embeddings + sinusoidal positions, an encoder stack, a decoder stack, and a linear head to target logits."""
+    """Token embeddings + sinusoidal positions, an encoder stack, a decoder stack, a linear head to target logits."""
 
-    def __init__(self, src_vocab: int, tgt_vocab: int, *, d_model: int = 128, heads: int = 4, layers: int = 2,
-                 d_ff: int = 256, dropout: float = 0.1, max_len: int = 128, pad_id: int = 0,
-                 positions: bool = True) -> None:
+    def __init__(
+        self,
+        src_vocab: int,
+        tgt_vocab: int,
+        *,
+        d_model: int = 128,
+        heads: int = 4,
+        layers: int = 2,
+        d_ff: int = 256,
+        dropout: float = 0.1,
+        max_len: int = 128,
+        pad_id: int = 0,
+        positions: bool = True,
+    ) -> None:
         super().__init__()
         self.d_model, self.pad_id = d_model, pad_id
         self.src_embed = nn.Embedding(src_vocab, d_model, padding_idx=pad_id)
@@ -63,9 +75,17 @@ class Seq2SeqTransformer(nn.Module):
         memory = self.encode(src)
 
         def step(token: torch.Tensor, prefix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            prefix = torch.cat([prefix, token[:, None]], dim=1)          # (b, t): BOS and every word written so far
+            prefix = torch.cat([prefix, token[:, None]], dim=1)  # (b, t): BOS and every word written so far
             return self.decode(prefix, memory, src)[:, -1], prefix
 
         start = torch.empty(src.shape[0], 0, dtype=torch.long, device=src.device)
-        return greedy_decode(step, start, batch=src.shape[0], bos_id=bos_id, eos_id=eos_id, max_len=max_len,
-                             pad_id=self.pad_id, device=src.device)
+        return greedy_decode(
+            step,
+            start,
+            batch=src.shape[0],
+            bos_id=bos_id,
+            eos_id=eos_id,
+            max_len=max_len,
+            pad_id=self.pad_id,
+            device=src.device,
+        )

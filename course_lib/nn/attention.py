@@ -3,11 +3,12 @@
 Mask convention, as in `F.scaled_dot_product_attention`: a boolean mask is True where a query
 MAY attend to a key. Masks broadcast against the scores, shaped (..., t_q, t_k).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 from einops import rearrange
@@ -32,8 +33,9 @@ def padding_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     return rearrange(keep, "b t -> b 1 1 t")
 
 
-def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                                 mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def scaled_dot_product_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """softmax(q k^T / sqrt(d) + mask) v; returns (output (..., t_q, d_v), weights (..., t_q, t_k)).
 
     Dividing by sqrt(d) keeps the scores' variance near 1 whatever the head size, so the softmax
@@ -41,11 +43,11 @@ def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tens
     """
     if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
         raise ValueError(f"shapes do not fit: q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}")
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])   # (..., t_q, t_k)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., t_q, t_k)
     if mask is not None:
         if mask.dtype != torch.bool:
             raise TypeError(f"mask must be bool (True = may attend), got {mask.dtype}")
-        scores = scores.masked_fill(~mask, float("-inf"))      # masked BEFORE the softmax
+        scores = scores.masked_fill(~mask, float("-inf"))  # masked BEFORE the softmax
     weights = scores.softmax(dim=-1)
     return weights @ v, weights
 
@@ -76,12 +78,13 @@ class MultiHeadAttention(nn.Module):
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """query (b, t_q, d_model), key/value (b, t_k, d_model) -> (b, t_q, d_model), weights (b, heads, t_q, t_k)."""
-        q = split_heads(self.q_proj(query), self.heads)   # (b, h, t_q, d)
-        k = split_heads(self.k_proj(key), self.heads)     # (b, h, t_k, d)
-        v = split_heads(self.v_proj(value), self.heads)   # (b, h, t_k, d)
+        q = split_heads(self.q_proj(query), self.heads)  # (b, h, t_q, d)
+        k = split_heads(self.k_proj(key), self.heads)  # (b, h, t_k, d)
+        v = split_heads(self.v_proj(value), self.heads)  # (b, h, t_k, d)
         out, weights = scaled_dot_product_attention(q, k, v, mask)
         return self.out_proj(self.dropout(merge_heads(out))), weights
 
@@ -90,16 +93,18 @@ class MultiHeadAttention(nn.Module):
 def record_attention(model: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
     """Inside the block, every MultiHeadAttention of `model` stores its latest weights under its module name.
 
-        with record_attention(model) as maps:
-            model(src, tgt)
-        maps["decoder.0.cross_attn"]   # (b, heads, t_q, t_k)
+    with record_attention(model) as maps:
+        model(src, tgt)
+    maps["decoder.0.cross_attn"]   # (b, heads, t_q, t_k)
     """
     maps: dict[str, torch.Tensor] = {}
     handles = []
     for name, module in model.named_modules():
         if isinstance(module, MultiHeadAttention):
+
             def hook(_module: nn.Module, _inputs: tuple, output: tuple, name: str = name) -> None:
                 maps[name] = output[1].detach()
+
             handles.append(module.register_forward_hook(hook))
     try:
         yield maps
@@ -117,8 +122,9 @@ class AdditiveAttention(nn.Module):
         self.w_key = nn.Linear(key_dim, hidden, bias=True)
         self.v = nn.Linear(hidden, 1, bias=False)
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor,
-                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """query (b, dq), keys (b, s, dk), mask (b, s) True at real tokens -> context (b, dk), weights (b, s)."""
         scores = self.v(torch.tanh(self.w_query(query)[:, None, :] + self.w_key(keys))).squeeze(-1)  # (b, s)
         if mask is not None:

@@ -1,16 +1,26 @@
 """Lessons 01-03: greedy decoding, the one loop every encoder-decoder in the course uses at test time."""
+
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 
 State = TypeVar("State")
 
 
-def greedy_decode(step: Callable[[torch.Tensor, State], tuple[torch.Tensor, State]], state: State, *, batch: int,
-                  bos_id: int, eos_id: int, max_len: int, pad_id: int = 0,
-                  device: torch.device | str | None = None) -> torch.Tensor:
+def greedy_decode(
+    step: Callable[[torch.Tensor, State], tuple[torch.Tensor, State]],
+    state: State,
+    *,
+    batch: int,
+    bos_id: int,
+    eos_id: int,
+    max_len: int,
+    pad_id: int = 0,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """Feed each step's arg-max back in, starting from BOS; a row that wrote EOS gets pad_id from then on; stop
     when every row has ended or after max_len steps.
 

@@ -1,4 +1,5 @@
 """Lesson 06: a key-value cache, so generation feeds only the newest token and reuses every earlier key and value."""
+
 from __future__ import annotations
 
 import torch

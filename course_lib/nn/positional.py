@@ -1,4 +1,5 @@
 """Lesson 03: sinusoidal positional encoding, as in "Attention is all you need"."""
+
 from __future__ import annotations
 
 import math
@@ -11,7 +12,7 @@ def sinusoidal_encoding(length: int, d_model: int) -> torch.Tensor:
     """(length, d_model): PE[p, 2i] = sin(p / 10000^(2i/d)), PE[p, 2i+1] = cos(p / 10000^(2i/d))."""
     if d_model % 2:
         raise ValueError(f"d_model must be even, got {d_model}")
-    position = torch.arange(length, dtype=torch.float32)[:, None]                  # (length, 1)
+    position = torch.arange(length, dtype=torch.float32)[:, None]  # (length, 1)
     frequency = torch.exp(-math.log(10000.0) * torch.arange(0, d_model, 2) / d_model)  # (d_model / 2,)
     pe = torch.zeros(length, d_model)
     pe[:, 0::2] = torch.sin(position * frequency)

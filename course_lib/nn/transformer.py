@@ -3,12 +3,13 @@
 Layers are post-LN as in the 2017 paper (x = LayerNorm(x + sublayer(x))); `norm_first=True` gives
 the pre-LN variant GPT uses (x = x + sublayer(LayerNorm(x))).
 """
+
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from course_lib.nn.attention import MultiHeadAttention, causal_mask
+from course_lib.nn.attention import MultiHeadAttention
 
 
 class FeedForward(nn.Sequential):
@@ -31,8 +32,10 @@ class EncoderLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """x (b, t, d_model), mask broadcastable to (b, heads, t, t) -> (b, t, d_model)."""
+
         def attend(h: torch.Tensor) -> torch.Tensor:
             return self.dropout(self.self_attn(h, h, h, mask)[0])
+
         if self.norm_first:
             x = x + attend(self.norm1(x))
             return x + self.dropout(self.ff(self.norm2(x)))
@@ -52,14 +55,21 @@ class DecoderLayer(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.norm_first = norm_first
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor, self_mask: torch.Tensor | None = None,
-                memory_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory: torch.Tensor,
+        self_mask: torch.Tensor | None = None,
+        memory_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """x (b, t, d_model), memory (b, s, d_model) -> (b, t, d_model)."""
+
         def self_block(h: torch.Tensor) -> torch.Tensor:
             return self.dropout(self.self_attn(h, h, h, self_mask)[0])
 
         def cross_block(h: torch.Tensor) -> torch.Tensor:
             return self.dropout(self.cross_attn(h, memory, memory, memory_mask)[0])
+
         if self.norm_first:
             x = x + self_block(self.norm1(x))
             x = x + cross_block(self.norm2(x))

@@ -25,8 +25,9 @@ from course_lib.tokenizers import CharTokenizer
 PLAYS: tuple[str, ...] = ("Hamlet", "Macbeth", "Romeo and Juliet", "Othello")
 FINETUNE = lm.LMTraining(iters=600, batch=24, lr=2e-3, warmup=20)
 
+
 def with_control_codes(model: GPT, codes: int) -> GPT:
-    """A copy of `model` whose vocabulary has `codes` new tokens at the end (ids vocab_size .. vocab_size + codes - 1)."""
+    """A copy of `model` with `codes` new tokens after its vocabulary (ids vocab_size .. vocab_size + codes - 1)."""
     config = GPTConfig(**{**model.config.as_dict(), "vocab_size": model.config.vocab_size + codes})
     state = model.state_dict()
     old = state["tok_emb.weight"]
@@ -38,8 +39,14 @@ def with_control_codes(model: GPT, codes: int) -> GPT:
     return grown
 
 
-def control_batch(texts: list[torch.Tensor], starts: list[torch.Tensor], first_code: int, batch: int, block: int,
-                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def control_batch(
+    texts: list[torch.Tensor],
+    starts: list[torch.Tensor],
+    first_code: int,
+    batch: int,
+    block: int,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Windows of randomly chosen texts, each beginning at a speech and led by its text's code:
     x = [code, w_0 .. w_{block-2}], y = w_0 .. w_{block-1}, so the code alone must predict who speaks first."""
     source = torch.randint(len(texts), (batch,), generator=generator).tolist()
@@ -47,7 +54,7 @@ def control_batch(texts: list[torch.Tensor], starts: list[torch.Tensor], first_c
     for s in source:
         usable = starts[s][starts[s] < len(texts[s]) - block]
         start = usable[torch.randint(len(usable), (1,), generator=generator)].item()
-        window = texts[s][start:start + block]
+        window = texts[s][start : start + block]
         xs.append(torch.cat([torch.tensor([first_code + s]), window[:-1]]))
         ys.append(window)
     return torch.stack(xs), torch.stack(ys)
@@ -64,8 +71,9 @@ class Controlled:
     record: dict
 
 
-def control_windows(texts: list[torch.Tensor], starts: list[torch.Tensor], first_code: int, batch: int, block: int,
-                    seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def control_windows(
+    texts: list[torch.Tensor], starts: list[torch.Tensor], first_code: int, batch: int, block: int, seed: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """An endless stream of `control_batch`es drawn from one seeded generator."""
     generator = torch.Generator().manual_seed(seed)
     while True:
@@ -73,35 +81,49 @@ def control_windows(texts: list[torch.Tensor], starts: list[torch.Tensor], first
 
 
 def controlled_gpt(plays: tuple[str, ...] = PLAYS, *, device: torch.device | str = "cpu") -> Controlled:
-    """Lesson 05's GPT fine-tuned with one control code per play (training halves only): from the cache or trained now."""
+    """Lesson 05's GPT fine-tuned with a control code per play (training halves only): from the cache or trained now."""
     from course_lib.data import work_text
+
     base, data, _ = lm.pretrained_gpt(device="cpu", progress=False)
     first_code = data.tokenizer.vocab_size
     raw = [work_text(title, "train") for title in plays]
     texts, starts = [data.tokenizer.encode_tensor(text) for text in raw], [speech_starts(text) for text in raw]
-    config = {"base": lm.RECIPE.as_dict(), "vocab": data.tokenizer.chars, "plays": list(plays),
-              "finetune": asdict(FINETUNE)}
+    config = {
+        "base": lm.RECIPE.as_dict(),
+        "vocab": data.tokenizer.chars,
+        "plays": list(plays),
+        "finetune": asdict(FINETUNE),
+    }
 
     def train(model: GPT) -> dict:
         windows = control_windows(texts, starts, first_code, FINETUNE.batch, model.config.block_size, FINETUNE.seed)
         return lm.train_gpt(model, data, FINETUNE, eval_every=FINETUNE.iters, batches=windows, progress=False)
 
-    model, record = pretrained("shakespeare-gpt-control", lambda: with_control_codes(base, len(plays)), train, config,
-                               device=device)
+    model, record = pretrained(
+        "shakespeare-gpt-control", lambda: with_control_codes(base, len(plays)), train, config, device=device
+    )
     codes = {title: first_code + i for i, title in enumerate(plays)}
     return Controlled(model, data, tuple(plays), codes, record)
 
 
 @torch.no_grad()
-def code_loss(model: GPT, text: str, code: int | None, tokenizer: CharTokenizer, *, chars: int = 32, windows: int = 256,
-              seed: int = 0) -> float:
+def code_loss(
+    model: GPT,
+    text: str,
+    code: int | None,
+    tokenizer: CharTokenizer,
+    *,
+    chars: int = 32,
+    windows: int = 256,
+    seed: int = 0,
+) -> float:
     """Mean loss on the first `chars` characters of speeches of `text` (fixed random ones), read after `code`,
     or (None) after a line break, the base model's way of starting a speech."""
     generator = torch.Generator().manual_seed(seed)
     ids, starts = tokenizer.encode_tensor(text), speech_starts(text)
     starts = starts[starts < len(ids) - chars]
     picks = starts[torch.randint(len(starts), (windows,), generator=generator)]
-    y = ids[picks[:, None] + torch.arange(chars)]                           # (windows, chars)
+    y = ids[picks[:, None] + torch.arange(chars)]  # (windows, chars)
     first = torch.full((windows, 1), tokenizer.encode("\n")[0] if code is None else code)
     x = torch.cat([first, y[:, :-1]], dim=1)
     device = next(model.parameters()).device

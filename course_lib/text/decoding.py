@@ -5,11 +5,13 @@ greedy takes the argmax; temperature divides the logits; top-k keeps the k large
 keeps the smallest set whose probability reaches p. `generate` runs any of them with or without a
 key-value cache; `beam_search` keeps the `beams` best partial sequences instead of one sample.
 """
+
 from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -33,14 +35,20 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
         raise ValueError(f"top_p must be in (0, 1], got {p}")
     sorted_logits, order = logits.sort(dim=-1, descending=True)
     probs = sorted_logits.softmax(dim=-1)
-    before = probs.cumsum(dim=-1) - probs                  # probability of the tokens ranked above this one
-    drop_sorted = before >= p                              # the nucleus already reached p without it
-    drop = drop_sorted.scatter(-1, order, drop_sorted)     # back to vocabulary order
+    before = probs.cumsum(dim=-1) - probs  # probability of the tokens ranked above this one
+    drop_sorted = before >= p  # the nucleus already reached p without it
+    drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
     return logits.masked_fill(drop, NEG_INF)
 
 
-def sample_next(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int | None = None,
-                top_p: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_next(
+    logits: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """One decoding step: logits (b, vocab) -> token ids (b,). temperature 0 means greedy (argmax)."""
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
@@ -55,9 +63,19 @@ def sample_next(logits: torch.Tensor, *, temperature: float = 1.0, top_k: int | 
 
 
 @torch.no_grad()
-def generate(model: "GPT", idx: torch.Tensor, max_new_tokens: int, *, temperature: float = 1.0,
-             top_k: int | None = None, top_p: float | None = None, use_cache: bool = True,
-             keep: int = 0, banned: Sequence[int] = (), generator: torch.Generator | None = None) -> torch.Tensor:
+def generate(
+    model: GPT,
+    idx: torch.Tensor,
+    max_new_tokens: int,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    use_cache: bool = True,
+    keep: int = 0,
+    banned: Sequence[int] = (),
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Append `max_new_tokens` tokens to idx (b, t) -> (b, t + max_new_tokens).
 
     With `use_cache` the prompt is read once and then each step feeds only the newest token; the
@@ -69,13 +87,15 @@ def generate(model: "GPT", idx: torch.Tensor, max_new_tokens: int, *, temperatur
     if not 0 <= keep < block:
         raise ValueError(f"keep must be in [0, block_size={block}), got {keep}")
     if use_cache and idx.shape[1] + max_new_tokens > block:
-        raise ValueError(f"with a KV cache the {idx.shape[1]}-token prompt + {max_new_tokens} new tokens must fit "
-                         f"in block_size={block} (learned positions stop there); pass use_cache=False to slide a window")
+        raise ValueError(
+            f"with a KV cache the {idx.shape[1]}-token prompt + {max_new_tokens} new tokens must fit "
+            f"in block_size={block} (learned positions stop there); pass use_cache=False to slide a window"
+        )
     cache = model.new_cache() if use_cache else None
     step_input = idx
     for _ in range(max_new_tokens):
         if cache is None:
-            window = idx if idx.shape[1] <= block else torch.cat([idx[:, :keep], idx[:, keep - block:]], dim=1)
+            window = idx if idx.shape[1] <= block else torch.cat([idx[:, :keep], idx[:, keep - block :]], dim=1)
             logits, _ = model(window)
         else:
             logits, _ = model(step_input, cache=cache)
@@ -88,20 +108,22 @@ def generate(model: "GPT", idx: torch.Tensor, max_new_tokens: int, *, temperatur
     return idx
 
 
-def beam_step(scores: torch.Tensor, log_probs: torch.Tensor, beams: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def beam_step(
+    scores: torch.Tensor, log_probs: torch.Tensor, beams: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Extend each beam by every token and keep the `beams` best: scores (n,), log_probs (n, vocab)
     -> (new scores (beams,), parent beam (beams,), token (beams,)), best first."""
-    total = scores[:, None] + log_probs                    # (n, vocab): log p(beam) + log p(token | beam)
+    total = scores[:, None] + log_probs  # (n, vocab): log p(beam) + log p(token | beam)
     best, flat = total.flatten().topk(beams)
     vocab = log_probs.shape[-1]
     return best, flat // vocab, flat % vocab
 
 
 @torch.no_grad()
-def beam_search(model: "GPT", prompt: torch.Tensor, max_new_tokens: int, *, beams: int = 4) -> tuple[torch.Tensor, float]:
+def beam_search(model: GPT, prompt: torch.Tensor, max_new_tokens: int, *, beams: int = 4) -> tuple[torch.Tensor, float]:
     """The most likely continuation that `beams` beams find: prompt (t,) -> (tokens (t + max_new_tokens,), log p)."""
     block = model.config.block_size
-    sequences = prompt[None]                               # (1, t): one beam to start with
+    sequences = prompt[None]  # (1, t): one beam to start with
     scores = torch.zeros(1, device=prompt.device)
     for _ in range(max_new_tokens):
         logits, _ = model(sequences[:, -block:])
@@ -112,28 +134,28 @@ def beam_search(model: "GPT", prompt: torch.Tensor, max_new_tokens: int, *, beam
 
 
 @torch.no_grad()
-def log_likelihood(model: "GPT", idx: torch.Tensor, start: int) -> torch.Tensor:
+def log_likelihood(model: GPT, idx: torch.Tensor, start: int) -> torch.Tensor:
     """Mean log p(token | up to block_size tokens before it) of idx[:, start:] under the model: (b, t) -> (b,)."""
     if not 1 <= start < idx.shape[1]:
         raise ValueError(f"start must be in [1, {idx.shape[1]}), got {start}")
     block = model.config.block_size
     first = idx[:, :block]
-    logits, _ = model(first)                               # predicts tokens 1 .. min(block, t) - 1 with full context
+    logits, _ = model(first)  # predicts tokens 1 .. min(block, t) - 1 with full context
     log_probs = [logits[:, :-1].log_softmax(-1).gather(-1, first[:, 1:, None]).squeeze(-1)]
-    if idx.shape[1] > block:                               # later tokens: one window of block_size tokens each
-        windows = idx[:, :-1].unfold(1, block, 1)          # (b, t - block, block): window j predicts token j + block
+    if idx.shape[1] > block:  # later tokens: one window of block_size tokens each
+        windows = idx[:, :-1].unfold(1, block, 1)  # (b, t - block, block): window j predicts token j + block
         b, n, _ = windows.shape
         logits, _ = model(windows.reshape(b * n, block))
         last = logits[:, -1].log_softmax(-1).reshape(b, n, -1)
         log_probs.append(last.gather(-1, idx[:, block:, None]).squeeze(-1))
-    per_token = torch.cat(log_probs, dim=1)                # (b, t - 1): log p of tokens 1 .. t - 1
-    return per_token[:, start - 1:].mean(dim=1)
+    per_token = torch.cat(log_probs, dim=1)  # (b, t - 1): log p of tokens 1 .. t - 1
+    return per_token[:, start - 1 :].mean(dim=1)
 
 
 def ngrams(tokens: Sequence, n: int) -> list[tuple]:
     """All n-grams of a sequence, in order."""
     tokens = list(tokens)
-    return [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
 
 
 def distinct_n(tokens: Sequence, n: int) -> float:

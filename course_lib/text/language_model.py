@@ -56,9 +56,13 @@ class GPTRecipe:
         return asdict(self)
 
 
-RECIPE = GPTRecipe(GPTSizes(layers=3, heads=4, d_model=128, block_size=64), LMTraining(iters=1600, batch=24, lr=5e-3, warmup=100))
+RECIPE = GPTRecipe(
+    GPTSizes(layers=3, heads=4, d_model=128, block_size=64), LMTraining(iters=1600, batch=24, lr=5e-3, warmup=100)
+)
 # nanoGPT's CPU recipe ("baby GPT" of its README), the published anchor: val loss 1.886 on tiny Shakespeare
-NANOGPT_CPU = GPTRecipe(GPTSizes(layers=4, heads=4, d_model=128, block_size=64), LMTraining(iters=2000, batch=12, lr=1e-3, warmup=100))
+NANOGPT_CPU = GPTRecipe(
+    GPTSizes(layers=4, heads=4, d_model=128, block_size=64), LMTraining(iters=2000, batch=12, lr=1e-3, warmup=100)
+)
 
 
 @dataclass
@@ -74,6 +78,7 @@ class CharData:
 def shakespeare_chars() -> CharData:
     """The course corpus: 42 works, the last 10% of each work held out for validation."""
     from course_lib.data import shakespeare_text
+
     train_text, val_text = shakespeare_text("train"), shakespeare_text("val")
     tokenizer = CharTokenizer(train_text + val_text)
     return CharData(tokenizer, tokenizer.encode_tensor(train_text), tokenizer.encode_tensor(val_text), "course")
@@ -87,13 +92,14 @@ def file_chars(path: str | Path, val_fraction: float = 0.1) -> CharData:
     return CharData(tokenizer, tokenizer.encode_tensor(text[:split]), tokenizer.encode_tensor(text[split:]), str(path))
 
 
-def random_batch(ids: torch.Tensor, batch: int, block: int,
-                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def random_batch(
+    ids: torch.Tensor, batch: int, block: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """`batch` random windows: inputs x (batch, block) and targets y, the same windows shifted by one token."""
     if len(ids) <= block + 1:
         raise ValueError(f"text of {len(ids)} tokens is too short for windows of {block} + 1")
     start = torch.randint(len(ids) - block - 1, (batch,), generator=generator)
-    window = start[:, None] + torch.arange(block + 1)                 # (batch, block + 1)
+    window = start[:, None] + torch.arange(block + 1)  # (batch, block + 1)
     tokens = ids[window]
     return tokens[:, :-1], tokens[:, 1:]
 

@@ -36,7 +36,7 @@ SPECIAL = ("<pad>", "<mask>")
 @dataclass(frozen=True)
 class BPERecipe:
     vocab_size: int = 1024
-    train_chars: int = 1_000_000          # learned from this many characters of the training text
+    train_chars: int = 1_000_000  # learned from this many characters of the training text
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,8 @@ def pretraining_key() -> dict:
 def bpe_tokenizer() -> BPETokenizer:
     """Byte-level BPE with 1,024 tokens learned from the first million training characters, plus <pad> and <mask>."""
     from course_lib.data import shakespeare_text
-    text = shakespeare_text("train")[:TOKENIZER.train_chars]
+
+    text = shakespeare_text("train")[: TOKENIZER.train_chars]
     return BPETokenizer.train(text, TOKENIZER.vocab_size, special_tokens=SPECIAL)
 
 
@@ -109,12 +110,13 @@ def encode_batch(texts: list[str], tokenizer: BPETokenizer, max_len: int) -> tup
     ids = torch.full((len(texts), max_len), pad, dtype=torch.long)
     for i, text in enumerate(texts):
         tokens = tokenizer.encode(text)[:max_len]
-        ids[i, :len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+        ids[i, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
     return ids, ids != pad
 
 
-def cut_short(windows: torch.Tensor, p: float, *, pad_id: int, generator: torch.Generator,
-              min_len: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+def cut_short(
+    windows: torch.Tensor, p: float, *, pad_id: int, generator: torch.Generator, min_len: int = 4
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Cut a fraction p of the windows (b, t) to a random length in [min_len, t) and pad the rest with pad_id.
     -> (windows, pad_mask (b, t), True at real tokens)."""
     b, t = windows.shape
@@ -128,14 +130,23 @@ def sentence_starts(ids: torch.Tensor, end_ids: list[int], space_ids: list[int])
     """Positions in `ids` (n,) of the tokens that begin a sentence: the first non-space token after an end mark."""
     is_end, is_space = torch.isin(ids, torch.tensor(end_ids)), torch.isin(ids, torch.tensor(space_ids))
     after_end = torch.zeros_like(is_end)
-    after_end[1:] = is_end[:-1]                                     # ".I"
-    after_end[2:] |= is_end[:-2] & is_space[1:-1]                   # ". I", ".\nI"
+    after_end[1:] = is_end[:-1]  # ".I"
+    after_end[2:] |= is_end[:-2] & is_space[1:-1]  # ". I", ".\nI"
     return (after_end & ~is_space & ~is_end).nonzero().flatten()
 
 
-def sentence_windows(ids: torch.Tensor, starts: torch.Tensor, batch: int, block: int, *, short_p: float,
-                     end_ids: list[int], pad_id: int, generator: torch.Generator,
-                     min_len: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+def sentence_windows(
+    ids: torch.Tensor,
+    starts: torch.Tensor,
+    batch: int,
+    block: int,
+    *,
+    short_p: float,
+    end_ids: list[int],
+    pad_id: int,
+    generator: torch.Generator,
+    min_len: int = 4,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """`batch` windows of `block` tokens, each beginning at a sentence start. A fraction short_p is cut right after
     a random sentence end inside it (at a random length of min_len or more if it has none) and padded with pad_id,
     so the encoder also sees single sentences, as the fine-tuning lines are. -> (windows, pad_mask (b, t))."""
@@ -143,20 +154,26 @@ def sentence_windows(ids: torch.Tensor, starts: torch.Tensor, batch: int, block:
     if len(starts) == 0:
         raise ValueError(f"no sentence starts at least {block} tokens before the end of the text")
     begin = starts[torch.randint(len(starts), (batch,), generator=generator)]
-    windows = ids[begin[:, None] + torch.arange(block)]               # (b, t)
+    windows = ids[begin[:, None] + torch.arange(block)]  # (b, t)
     short = torch.rand(batch, generator=generator) < short_p
     is_end = torch.isin(windows, torch.tensor(end_ids))
-    is_end[:, :min_len - 1] = False
-    end = (torch.rand(windows.shape, generator=generator) * is_end).argmax(1)   # a random end mark of each window
+    is_end[:, : min_len - 1] = False
+    end = (torch.rand(windows.shape, generator=generator) * is_end).argmax(1)  # a random end mark of each window
     any_length = torch.randint(min_len, block, (batch,), generator=generator)
     lengths = torch.where(short, torch.where(is_end.any(1), end + 1, any_length), block)
     pad_mask = torch.arange(block) < lengths[:, None]
     return windows.masked_fill(~pad_mask, pad_id), pad_mask
 
 
-def mlm_batches(ids: torch.Tensor, training: MLMTraining, *, block: int, mask_id: int,
-                starts: torch.Tensor | None = None,
-                end_ids: list[int] | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
+def mlm_batches(
+    ids: torch.Tensor,
+    training: MLMTraining,
+    *,
+    block: int,
+    mask_id: int,
+    starts: torch.Tensor | None = None,
+    end_ids: list[int] | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]:
     """An endless stream of masked windows of `ids`: (inputs, labels (IGNORE where no loss), pad_mask or None).
 
     Given sentence `starts` and the `end_ids` marks, windows begin at a sentence and are cut after one
@@ -168,14 +185,17 @@ def mlm_batches(ids: torch.Tensor, training: MLMTraining, *, block: int, mask_id
     generator = torch.Generator().manual_seed(t.seed)
     while True:
         if starts is not None:
-            window, pad_mask = sentence_windows(ids, starts, t.batch, block, short_p=t.short_p, end_ids=end_ids,
-                                                pad_id=regular, generator=generator)
+            window, pad_mask = sentence_windows(
+                ids, starts, t.batch, block, short_p=t.short_p, end_ids=end_ids, pad_id=regular, generator=generator
+            )
         else:
             window, _ = random_batch(ids, t.batch, block, generator)
-            window, pad_mask = (cut_short(window, t.short_p, pad_id=regular, generator=generator) if t.short_p
-                                else (window, None))
-        inputs, labels = mask_tokens(window, mask_id=mask_id, vocab_size=regular, generator=generator,
-                                     p=t.mask_p, maskable=pad_mask)
+            window, pad_mask = (
+                cut_short(window, t.short_p, pad_id=regular, generator=generator) if t.short_p else (window, None)
+            )
+        inputs, labels = mask_tokens(
+            window, mask_id=mask_id, vocab_size=regular, generator=generator, p=t.mask_p, maskable=pad_mask
+        )
         yield inputs, labels, pad_mask
 
 
@@ -186,18 +206,33 @@ def masked_lm_loss(model: MaskedLM, batch: tuple[torch.Tensor, torch.Tensor, tor
     return nn.functional.cross_entropy(model(inputs, pad_mask, at=chosen), labels[chosen])
 
 
-def pretrain_mlm(model: MaskedLM, ids: torch.Tensor, training: MLMTraining, *, starts: torch.Tensor | None = None,
-                 end_ids: list[int] | None = None, progress: bool = True) -> dict:
+def pretrain_mlm(
+    model: MaskedLM,
+    ids: torch.Tensor,
+    training: MLMTraining,
+    *,
+    starts: torch.Tensor | None = None,
+    end_ids: list[int] | None = None,
+    progress: bool = True,
+) -> dict:
     """Masked-LM training on windows of `ids` (`mlm_batches`): AdamW, warm-up then cosine decay, clipping.
     Cutting some windows short, as BERT did with 10% of its sequences, means short padded inputs are not new
     at fine-tuning. -> {"step_loss", "seconds"}."""
     t = training
-    mask_id = model.encoder.config.vocab_size - 1                 # <mask> is the last id, <pad> the one before
+    mask_id = model.encoder.config.vocab_size - 1  # <mask> is the last id, <pad> the one before
     batches = mlm_batches(ids, t, block=model.encoder.config.max_len, mask_id=mask_id, starts=starts, end_ids=end_ids)
-    history = train(model, batches, masked_lm_loss, adamw(model, lr=t.lr, weight_decay=t.weight_decay), steps=t.iters,
-                    lr_schedule=lambda step: warmup_cosine(step, warmup=t.warmup, total=t.iters, peak=t.lr,
-                                                           floor=t.lr / 10),
-                    grad_clip=1.0, device=next(model.parameters()).device, progress=progress, desc="pretraining")
+    history = train(
+        model,
+        batches,
+        masked_lm_loss,
+        adamw(model, lr=t.lr, weight_decay=t.weight_decay),
+        steps=t.iters,
+        lr_schedule=lambda step: warmup_cosine(step, warmup=t.warmup, total=t.iters, peak=t.lr, floor=t.lr / 10),
+        grad_clip=1.0,
+        device=next(model.parameters()).device,
+        progress=progress,
+        desc="pretraining",
+    )
     return {"step_loss": history.step_loss, "seconds": history.seconds}
 
 
@@ -205,13 +240,15 @@ END_MARKS = (".", "?", "!")
 SHIPPED = Path(__file__).parent.parent / "checkpoints"
 
 
-def pretrained_bert(*, device: torch.device | str = "cpu", use_shipped: bool = True, retrain: bool = False,
-                    progress: bool = True) -> tuple[MaskedLM, BPETokenizer, dict]:
+def pretrained_bert(
+    *, device: torch.device | str = "cpu", use_shipped: bool = True, retrain: bool = False, progress: bool = True
+) -> tuple[MaskedLM, BPETokenizer, dict]:
     """The lesson's masked-LM, pretrained on the whole training corpus. Loaded from the cache, else from the
     checkpoint the repository ships (`python -m course_lib.text.masked_lm ship` made it; skipped if not
     `use_shipped`), else trained now: 86 s on an H100, 40 to 50 minutes on 2 CPU cores. `retrain=True` always
     trains."""
     from course_lib.data import shakespeare_text
+
     tokenizer = bpe_tokenizer()
     config = BertConfig(vocab_size=tokenizer.vocab_size, **asdict(PRETRAIN.model))
     if tokenizer.special["<mask>"] != config.vocab_size - 1:
@@ -225,11 +262,24 @@ def pretrained_bert(*, device: torch.device | str = "cpu", use_shipped: bool = T
         ids = tokenizer.encode_tensor(shakespeare_text("train"))
         end_ids = [tokenizer.encode(mark)[0] for mark in END_MARKS]
         space_ids = [i for i in range(tokenizer.vocab_size - len(SPECIAL)) if not tokenizer.decode([i]).strip()]
-        return pretrain_mlm(model, ids, PRETRAIN.train, starts=sentence_starts(ids, end_ids, space_ids),
-                            end_ids=end_ids, progress=progress)
+        return pretrain_mlm(
+            model,
+            ids,
+            PRETRAIN.train,
+            starts=sentence_starts(ids, end_ids, space_ids),
+            end_ids=end_ids,
+            progress=progress,
+        )
 
-    model, record = pretrained("shakespeare-bert", build, train_it, pretraining_key(), device=device,
-                               retrain=retrain, shipped=SHIPPED if use_shipped else None)
+    model, record = pretrained(
+        "shakespeare-bert",
+        build,
+        train_it,
+        pretraining_key(),
+        device=device,
+        retrain=retrain,
+        shipped=SHIPPED if use_shipped else None,
+    )
     return model, tokenizer, record
 
 
@@ -240,8 +290,15 @@ def fresh_encoder(vocab_size: int, seed: int = 0, dropout: float | None = None) 
         return BertEncoder(BertConfig(vocab_size=vocab_size, **sizes))
 
 
-def finetune(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor,
-             recipe: FinetuneRecipe = FINETUNE, *, seed: int = 0) -> nn.Module:
+def finetune(
+    model: nn.Module,
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    labels: torch.Tensor,
+    recipe: FinetuneRecipe = FINETUNE,
+    *,
+    seed: int = 0,
+) -> nn.Module:
     """Train a classifier ((ids, pad_mask) -> logits: a `Classifier` or a `ClozeClassifier`, every weight
     trainable) on labelled examples for `recipe.steps` steps of AdamW, warm-up then cosine decay; dropout draws
     from the global generator seeded with `seed` (and restored after). -> the model, in eval mode."""
@@ -251,17 +308,25 @@ def finetune(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, labels: to
         generator = torch.Generator().manual_seed(seed)
         while True:
             pick = torch.randint(len(labels), (min(r.batch, len(labels)),), generator=generator)
-            width = int(mask[pick].sum(1).max())                   # padding is on the right: drop all-pad columns
+            width = int(mask[pick].sum(1).max())  # padding is on the right: drop all-pad columns
             yield ids[pick, :width], mask[pick, :width], labels[pick]
 
     def loss(m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
         return nn.functional.cross_entropy(m(batch[0], batch[1]), batch[2])
 
     with seeded(seed):
-        train(model, picks(), loss, adamw(model, lr=r.lr, weight_decay=r.weight_decay), steps=r.steps,
-              lr_schedule=lambda step: warmup_cosine(step, warmup=r.steps // 10, total=r.steps, peak=r.lr,
-                                                     floor=r.lr / 10),
-              device=next(model.parameters()).device, progress=False)
+        train(
+            model,
+            picks(),
+            loss,
+            adamw(model, lr=r.lr, weight_decay=r.weight_decay),
+            steps=r.steps,
+            lr_schedule=lambda step: warmup_cosine(
+                step, warmup=r.steps // 10, total=r.steps, peak=r.lr, floor=r.lr / 10
+            ),
+            device=next(model.parameters()).device,
+            progress=False,
+        )
     return model.eval()
 
 
@@ -277,13 +342,15 @@ def cloze_batch(texts: list[str], tokenizer: BPETokenizer, max_len: int) -> tupl
 
 
 @torch.no_grad()
-def by_length(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], ids: torch.Tensor, mask: torch.Tensor, batch: int = 256) -> torch.Tensor:
+def by_length(
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], ids: torch.Tensor, mask: torch.Tensor, batch: int = 256
+) -> torch.Tensor:
     """fn(ids, mask) over batches of rows of similar length, each batch cut to its longest row (padding is on the
     right, and masked, so the cut changes nothing but the time); the results are returned in the rows' order."""
     order = mask.sum(1).argsort()
     out = []
     for i in range(0, len(ids), batch):
-        rows = order[i:i + batch]
+        rows = order[i : i + batch]
         width = int(mask[rows].sum(1).max())
         out.append(fn(ids[rows, :width], mask[rows, :width]).cpu())
     return torch.cat(out)[order.argsort()]
@@ -314,6 +381,7 @@ def embed(encoder: BertEncoder, ids: torch.Tensor, mask: torch.Tensor, batch: in
     def pooled(i: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         i, m = i.to(device), m.to(device)
         return mean_pool(encoder(i, m), m)
+
     return nn.functional.normalize(by_length(pooled, ids, mask, batch), dim=-1)
 
 
@@ -324,6 +392,7 @@ def ship(device: str = "cpu") -> Path:
 
     from course_lib.artifacts import artifact_paths
     from course_lib.paths import atomic_path, atomic_write_bytes, sha256_file
+
     model, _, record = pretrained_bert(device=device, retrain=True)
     key = pretraining_key()
     cached, _ = artifact_paths("shakespeare-bert", key)
@@ -332,15 +401,21 @@ def ship(device: str = "cpu") -> Path:
     with atomic_path(weights) as tmp:
         torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}, tmp)
     made_on = torch.cuda.get_device_name() if str(device).startswith("cuda") else "cpu"
-    meta = {"name": "shakespeare-bert", "config": key, "sha256": sha256_file(weights), "torch": torch.__version__,
-            "made_on": made_on, "metrics": {"seconds": round(record["seconds"], 1),
-                                            "step_loss": [round(x, 4) for x in record["step_loss"]]}}
+    meta = {
+        "name": "shakespeare-bert",
+        "config": key,
+        "sha256": sha256_file(weights),
+        "torch": torch.__version__,
+        "made_on": made_on,
+        "metrics": {"seconds": round(record["seconds"], 1), "step_loss": [round(x, 4) for x in record["step_loss"]]},
+    }
     atomic_write_bytes(meta_path, json.dumps(meta, indent=1, sort_keys=True).encode())
     return weights
 
 
 if __name__ == "__main__":
     import argparse
+
     parser = argparse.ArgumentParser(description="Pretrain the lesson 07 masked-LM and ship it with the repository.")
     parser.add_argument("command", choices=["ship"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

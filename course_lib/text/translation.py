@@ -5,6 +5,7 @@ trains any encoder-decoder with the interface `model(src, tgt_in) -> logits` and
 `model.greedy_decode(src, bos_id, eos_id, max_len)`; `evaluate_translator` scores greedy
 translations of held-out numbers by exact match, token accuracy and input length.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -87,7 +88,7 @@ class NumberTask:
     train_tgt: torch.Tensor
     test_src: torch.Tensor
     test_tgt: torch.Tensor
-    params: dict          # the arguments of number_task that made it, part of a trained model's cache key
+    params: dict  # the arguments of number_task that made it, part of a trained model's cache key
 
     @property
     def max_target_len(self) -> int:
@@ -102,7 +103,10 @@ def number_task(max_number: int = TASK.max_number, sample: int = TASK.sample, se
     src_vocab = WordVocab(p.english for p in train)
     tgt_vocab = WordVocab(p.french for p in train)
     return NumberTask(
-        train, test, src_vocab, tgt_vocab,
+        train,
+        test,
+        src_vocab,
+        tgt_vocab,
         train_src=src_vocab.batch([p.english for p in train]),
         train_tgt=tgt_vocab.batch([p.french for p in train], bos=True, eos=True),
         test_src=src_vocab.batch([p.english for p in test]),
@@ -129,9 +133,17 @@ def teacher_forcing_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tens
     return sequence_loss(model(src, tgt[:, :-1]), tgt[:, 1:], pad_id)
 
 
-def train_translator(model: nn.Module, task: NumberTask, training: TranslatorTraining, *, warmup: float = 0.1,
-                     grad_clip: float = 1.0, evaluate_on: int = 0, progress: bool = True,
-                     device: torch.device | str | None = None) -> History:
+def train_translator(
+    model: nn.Module,
+    task: NumberTask,
+    training: TranslatorTraining,
+    *,
+    warmup: float = 0.1,
+    grad_clip: float = 1.0,
+    evaluate_on: int = 0,
+    progress: bool = True,
+    device: torch.device | str | None = None,
+) -> History:
     """AdamW with a one-cycle schedule (warm-up, then cosine decay) and gradient clipping, one record per epoch.
 
     With `evaluate_on=n`, the exact match on the first n held-out numbers is recorded after every epoch.
@@ -139,15 +151,27 @@ def train_translator(model: nn.Module, task: NumberTask, training: TranslatorTra
     t = training
     batches = TensorBatches(task.train_src, task.train_tgt, batch_size=t.batch_size, seed=t.seed)
     optimizer = adamw(model, lr=t.lr)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=t.lr, total_steps=t.epochs * len(batches),
-                                                    pct_start=warmup)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=t.lr, total_steps=t.epochs * len(batches), pct_start=warmup
+    )
     evaluate = None
     if evaluate_on:
+
         def evaluate(m: nn.Module) -> dict[str, float]:
             return {"exact_match": evaluate_translator(m, task, limit=evaluate_on)["exact_match"]}
-    return fit(model, batches, lambda m, b: teacher_forcing_loss(m, b, task.src_vocab.pad_id), optimizer,
-               epochs=t.epochs, scheduler=scheduler, grad_clip=grad_clip, evaluate=evaluate, progress=progress,
-               device=device)
+
+    return fit(
+        model,
+        batches,
+        lambda m, b: teacher_forcing_loss(m, b, task.src_vocab.pad_id),
+        optimizer,
+        epochs=t.epochs,
+        scheduler=scheduler,
+        grad_clip=grad_clip,
+        evaluate=evaluate,
+        progress=progress,
+        device=device,
+    )
 
 
 def _device_of(model: nn.Module) -> torch.device:
@@ -159,9 +183,8 @@ def translate(model: nn.Module, task: NumberTask, english: list[str]) -> list[st
     """Greedy translations of English number words (the model is put in eval mode)."""
     model.eval()
     src = task.src_vocab.batch(english).to(_device_of(model))
-    out = model.greedy_decode(src, task.tgt_vocab.bos_id, task.tgt_vocab.eos_id,
-                              task.max_target_len)
-    ids = out[0] if isinstance(out, tuple) else out      # the GRU also returns its alignments
+    out = model.greedy_decode(src, task.tgt_vocab.bos_id, task.tgt_vocab.eos_id, task.max_target_len)
+    ids = out[0] if isinstance(out, tuple) else out  # the GRU also returns its alignments
     return [task.tgt_vocab.decode(row) for row in ids]
 
 
@@ -173,8 +196,7 @@ def _token_matches(predicted: torch.Tensor, reference: torch.Tensor, eos_id: int
 
 
 @torch.no_grad()
-def evaluate_translator(model: nn.Module, task: NumberTask, *, limit: int | None = None,
-                        batch_size: int = 512) -> dict:
+def evaluate_translator(model: nn.Module, task: NumberTask, *, limit: int | None = None, batch_size: int = 512) -> dict:
     """Greedy-decode held-out numbers; exact match, token accuracy, and exact match by English length in words.
 
     Returns {"exact_match": float, "token_accuracy": float, "by_length": {words: (accuracy, count)},
@@ -186,9 +208,13 @@ def evaluate_translator(model: nn.Module, task: NumberTask, *, limit: int | None
     vocab = task.tgt_vocab
     exact, matched, total, by_length, predictions = 0, 0, 0, {}, []
     for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start:start + batch_size]
-        out = model.greedy_decode(task.src_vocab.batch([p.english for p in chunk]).to(_device_of(model)),
-                                  vocab.bos_id, vocab.eos_id, task.max_target_len)
+        chunk = pairs[start : start + batch_size]
+        out = model.greedy_decode(
+            task.src_vocab.batch([p.english for p in chunk]).to(_device_of(model)),
+            vocab.bos_id,
+            vocab.eos_id,
+            task.max_target_len,
+        )
         ids = out[0] if isinstance(out, tuple) else out
         for row, pair in zip(ids.cpu(), chunk):
             text = vocab.decode(row)
@@ -209,8 +235,9 @@ def evaluate_translator(model: nn.Module, task: NumberTask, *, limit: int | None
     }
 
 
-def build_translator(kind: str, task: NumberTask, sizes: GRUSizes | TransformerSizes | None = None, *,
-                     positions: bool = True) -> nn.Module:
+def build_translator(
+    kind: str, task: NumberTask, sizes: GRUSizes | TransformerSizes | None = None, *, positions: bool = True
+) -> nn.Module:
     """A fresh, seeded model of one of the lesson recipes ("gru-fixed", "gru-attention", "transformer"), or of
     other `sizes` of the same kind; `positions=False` leaves a Transformer without positional encodings."""
     if kind not in RECIPES:
@@ -221,15 +248,17 @@ def build_translator(kind: str, task: NumberTask, sizes: GRUSizes | TransformerS
         raise TypeError(f"{kind} takes {type(recipe.model).__name__}, got {type(sizes).__name__}")
     with seeded(recipe.train.seed):
         if isinstance(sizes, TransformerSizes):
-            return Seq2SeqTransformer(len(task.src_vocab), len(task.tgt_vocab), max_len=64, positions=positions,
-                                      **asdict(sizes))
+            return Seq2SeqTransformer(
+                len(task.src_vocab), len(task.tgt_vocab), max_len=64, positions=positions, **asdict(sizes)
+            )
         if not positions:
             raise ValueError("positions=False is for the Transformer; a GRU reads its input in order")
         return Seq2SeqGRU(len(task.src_vocab), len(task.tgt_vocab), **asdict(sizes))
 
 
-def pretrained_translator(kind: str, task: NumberTask, *, device: torch.device | str = "cpu",
-                          progress: bool = True) -> tuple[nn.Module, dict]:
+def pretrained_translator(
+    kind: str, task: NumberTask, *, device: torch.device | str = "cpu", progress: bool = True
+) -> tuple[nn.Module, dict]:
     """The lesson recipe's trained model, from the cache or trained now (about a minute), and its training record.
 
     The record holds the loss of every step and each epoch's training wall time, measured when it was trained.
@@ -241,8 +270,11 @@ def pretrained_translator(kind: str, task: NumberTask, *, device: torch.device |
     def train(model: nn.Module) -> dict:
         history = train_translator(model, task, recipe.train, progress=progress, device=device)
         ends = history.column("seconds")
-        return {"step_loss": history.step_loss, "epoch_seconds": [b - a for a, b in zip([0.0, *ends], ends)],
-                "device": str(device)}
+        return {
+            "step_loss": history.step_loss,
+            "epoch_seconds": [b - a for a, b in zip([0.0, *ends], ends)],
+            "device": str(device),
+        }
 
     config = {"kind": kind, "task": task.params, **recipe.as_dict()}
     return pretrained(f"numbers-{kind}", lambda: build_translator(kind, task), train, config, device=device)
@@ -270,8 +302,12 @@ def transformer_attention(model: Seq2SeqTransformer, task: NumberTask, english: 
 
     def stack(part: str, attn: str) -> torch.Tensor:
         return torch.stack([maps[f"{part}.{i}.{attn}"][0] for i in range(len(model.encoder))]).cpu()
-    return AttentionRecord(english, {
-        "cross": (stack("decoder", "cross_attn"), writes, source),
-        "decoder self": (stack("decoder", "self_attn"), writes, reads),
-        "encoder self": (stack("encoder", "self_attn"), source, source),
-    })
+
+    return AttentionRecord(
+        english,
+        {
+            "cross": (stack("decoder", "cross_attn"), writes, source),
+            "decoder self": (stack("decoder", "self_attn"), writes, reads),
+            "encoder self": (stack("encoder", "self_attn"), source, source),
+        },
+    )

@@ -6,11 +6,12 @@ numbers, punctuation runs, whitespace) and merges never cross a chunk boundary, 
 one token but "e t" never does. Encoding caches each distinct chunk: a corpus of millions of
 characters has only tens of thousands of distinct words.
 """
+
 from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 
@@ -42,7 +43,7 @@ def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
 
 
 class BPETokenizer:
-    """`BPETokenizer.train(text, vocab_size)`; then `encode`/`decode`. Ids: 256 bytes, the merges, the special tokens."""
+    """`BPETokenizer.train(text, vocab_size)`, then `encode`/`decode`. Ids: 256 bytes, the merges, special tokens."""
 
     def __init__(self, merges: list[tuple[int, int]], special_tokens: Iterable[str] = ()) -> None:
         self.merges = [tuple(m) for m in merges]
@@ -52,8 +53,11 @@ class BPETokenizer:
             self.vocab.append(self.vocab[a] + self.vocab[b])
         self.special = {tok: len(self.vocab) + i for i, tok in enumerate(special_tokens)}
         self.special_by_id = {i: tok for tok, i in self.special.items()}
-        self._special_re = (re.compile("(" + "|".join(map(re.escape, sorted(self.special, key=len, reverse=True))) + ")")
-                            if self.special else None)
+        self._special_re = (
+            re.compile("(" + "|".join(map(re.escape, sorted(self.special, key=len, reverse=True))) + ")")
+            if self.special
+            else None
+        )
         self._cache: dict[str, list[int]] = {}
 
     @property
@@ -61,7 +65,7 @@ class BPETokenizer:
         return len(self.vocab) + len(self.special)
 
     @classmethod
-    def train(cls, text: str, vocab_size: int, special_tokens: Iterable[str] = ()) -> "BPETokenizer":
+    def train(cls, text: str, vocab_size: int, special_tokens: Iterable[str] = ()) -> BPETokenizer:
         """Learn vocab_size - 256 - len(special_tokens) merges from `text` (ties broken by the smaller pair)."""
         special_tokens = list(special_tokens)
         n_merges = vocab_size - 256 - len(special_tokens)
@@ -79,18 +83,18 @@ class BPETokenizer:
         merges: list[tuple[int, int]] = []
         for new_id in range(256, 256 + n_merges):
             if not pair_counts:
-                break                                    # every chunk is a single token already
+                break  # every chunk is a single token already
             pair = min(pair_counts, key=lambda p: (-pair_counts[p], p))
             merges.append(pair)
             for wi in list(where[pair]):
                 ids = words[wi]
-                for p in zip(ids, ids[1:]):              # remove this word's old pairs ...
+                for p in zip(ids, ids[1:]):  # remove this word's old pairs ...
                     pair_counts[p] -= freq[wi]
                     if pair_counts[p] <= 0:
                         del pair_counts[p]
                     where[p].discard(wi)
                 ids = words[wi] = merge_pair(ids, pair, new_id)
-                for p in zip(ids, ids[1:]):              # ... and count its new ones
+                for p in zip(ids, ids[1:]):  # ... and count its new ones
                     pair_counts[p] += freq[wi]
                     where[p].add(wi)
             where.pop(pair, None)
@@ -104,7 +108,7 @@ class BPETokenizer:
         while len(ids) > 1:
             pair = min(zip(ids, ids[1:]), key=lambda p: self.ranks.get(p, len(self.ranks)))
             if pair not in self.ranks:
-                break                                    # no learned merge applies any more
+                break  # no learned merge applies any more
             ids = merge_pair(ids, pair, 256 + self.ranks[pair])
         self._cache[chunk] = ids
         return ids

@@ -1,4 +1,5 @@
 """Lessons 04-06: the character-level tokenizer, one id per character of a fixed alphabet."""
+
 from __future__ import annotations
 
 import torch
@@ -21,7 +22,9 @@ class CharTokenizer:
         try:
             return [self.stoi[c] for c in text]
         except KeyError as err:
-            raise ValueError(f"character {err.args[0]!r} is not in the alphabet of {self.vocab_size} characters") from None
+            raise ValueError(
+                f"character {err.args[0]!r} is not in the alphabet of {self.vocab_size} characters"
+            ) from None
 
     def encode_tensor(self, text: str) -> torch.Tensor:
         """The whole text as int64 ids, fast enough for millions of characters."""

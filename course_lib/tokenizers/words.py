@@ -1,9 +1,10 @@
 """Lessons 01-03: `WordVocab`, words and punctuation as tokens, for the number-word translation."""
+
 from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 
@@ -12,7 +13,7 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 def word_tokens(text: str) -> list[str]:
-    """"quatre-vingt-onze, un" -> ["quatre", "-", "vingt", "-", "onze", ",", "un"]."""
+    """ "quatre-vingt-onze, un" -> ["quatre", "-", "vingt", "-", "onze", ",", "un"]."""
     return _TOKEN.findall(text)
 
 

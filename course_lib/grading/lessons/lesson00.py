@@ -1,4 +1,5 @@
 """Lesson 00 exercises: stable softmax, batched matmul with einsum, patches with einops, one training step."""
+
 from __future__ import annotations
 
 import torch
@@ -17,6 +18,7 @@ from einops import rearrange, reduce, repeat, einsum
 
 
 # --- references ---------------------------------------------------------------------------------
+
 
 def stable_softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     """softmax(x)_i = exp(x_i - max x) / sum_j exp(x_j - max x): the shift changes nothing but overflow."""
@@ -46,9 +48,11 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tens
 
 # --- cases ----------------------------------------------------------------------------------------
 
+
 def _softmax_cases(g: torch.Generator) -> list[Case]:
     def randn(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=g)
+
     masked = randn(3, 6)
     masked[:, ::2] = float("-inf")  # masked positions, as attention will use them
     return [
@@ -64,11 +68,18 @@ def _softmax_cases(g: torch.Generator) -> list[Case]:
 def _matmul_cases(g: torch.Generator) -> list[Case]:
     return [
         Case("square matrices", (torch.randn(2, 3, 3, generator=g), torch.randn(2, 3, 3, generator=g))),
-        Case("non-square (catches a transposed operand)",
-             (torch.randn(4, 2, 5, generator=g), torch.randn(4, 5, 3, generator=g))),
+        Case(
+            "non-square (catches a transposed operand)",
+            (torch.randn(4, 2, 5, generator=g), torch.randn(4, 5, 3, generator=g)),
+        ),
         Case("batch of one, row times column", (torch.randn(1, 1, 6, generator=g), torch.randn(1, 6, 1, generator=g))),
-        Case("float64 stays float64", (torch.randn(3, 4, 2, generator=g, dtype=torch.float64),
-                                        torch.randn(3, 2, 5, generator=g, dtype=torch.float64))),
+        Case(
+            "float64 stays float64",
+            (
+                torch.randn(3, 4, 2, generator=g, dtype=torch.float64),
+                torch.randn(3, 2, 5, generator=g, dtype=torch.float64),
+            ),
+        ),
     ]
 
 
@@ -83,11 +94,18 @@ def _patch_cases(g: torch.Generator) -> list[Case]:
 def _train_cases(g: torch.Generator) -> list[Case]:
     def seed() -> int:
         return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+
     return [
-        Case("3 steps, SGD with momentum", (torch.randn(16, 5, generator=g), torch.randint(0, 3, (16,), generator=g)),
-             {"init_seed": seed(), "optimizer": "sgd"}),
-        Case("3 steps, Adam", (torch.randn(8, 5, generator=g), torch.randint(0, 3, (8,), generator=g)),
-             {"init_seed": seed(), "optimizer": "adam"}),
+        Case(
+            "3 steps, SGD with momentum",
+            (torch.randn(16, 5, generator=g), torch.randint(0, 3, (16,), generator=g)),
+            {"init_seed": seed(), "optimizer": "sgd"},
+        ),
+        Case(
+            "3 steps, Adam",
+            (torch.randn(8, 5, generator=g), torch.randint(0, 3, (8,), generator=g)),
+            {"init_seed": seed(), "optimizer": "adam"},
+        ),
     ]
 
 
@@ -106,12 +124,38 @@ def _run_train_step(fn, case: Case):
 
 
 EXERCISES = [
-    Exercise("stable_softmax", NOTEBOOK, "stable_softmax", 2.0, stable_softmax, _softmax_cases,
-             setup=SETUP, forbidden=("softmax", "log_softmax")),
-    Exercise("batched_matmul", NOTEBOOK, "batched_matmul", 2.0, batched_matmul, _matmul_cases,
-             setup=SETUP, forbidden=("matmul", "bmm", "mm", "@"), atol=1e-5, rtol=1e-5),
-    Exercise("image_to_patches", NOTEBOOK, "image_to_patches", 2.0, image_to_patches, _patch_cases,
-             setup=SETUP),
-    Exercise("train_step", NOTEBOOK, "train_step", 2.0, train_step, _train_cases, call=_run_train_step,
-             setup=SETUP, forbidden=("fit",)),
+    Exercise(
+        "stable_softmax",
+        NOTEBOOK,
+        "stable_softmax",
+        2.0,
+        stable_softmax,
+        _softmax_cases,
+        setup=SETUP,
+        forbidden=("softmax", "log_softmax"),
+    ),
+    Exercise(
+        "batched_matmul",
+        NOTEBOOK,
+        "batched_matmul",
+        2.0,
+        batched_matmul,
+        _matmul_cases,
+        setup=SETUP,
+        forbidden=("matmul", "bmm", "mm", "@"),
+        atol=1e-5,
+        rtol=1e-5,
+    ),
+    Exercise("image_to_patches", NOTEBOOK, "image_to_patches", 2.0, image_to_patches, _patch_cases, setup=SETUP),
+    Exercise(
+        "train_step",
+        NOTEBOOK,
+        "train_step",
+        2.0,
+        train_step,
+        _train_cases,
+        call=_run_train_step,
+        setup=SETUP,
+        forbidden=("fit",),
+    ),
 ]

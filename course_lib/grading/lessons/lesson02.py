@@ -1,4 +1,5 @@
 """Lesson 02 exercises: scaled dot-product attention, padding and causal masks, heads, multi-head attention."""
+
 from __future__ import annotations
 
 import torch
@@ -19,14 +20,22 @@ from einops import rearrange, einsum
 
 # --- references (the library's own, except where the exercise's signature differs) --------------
 
+
 def causal_mask(t: int) -> torch.Tensor:
     """(t, t) bool, True where query i may see key j, i.e. j <= i."""
     return _causal_mask(t)
 
 
-def multi_head_attention(x_q: torch.Tensor, x_kv: torch.Tensor, w_q: torch.Tensor, w_k: torch.Tensor,
-                         w_v: torch.Tensor, w_o: torch.Tensor, heads: int,
-                         mask: torch.Tensor | None = None) -> torch.Tensor:
+def multi_head_attention(
+    x_q: torch.Tensor,
+    x_kv: torch.Tensor,
+    w_q: torch.Tensor,
+    w_k: torch.Tensor,
+    w_v: torch.Tensor,
+    w_o: torch.Tensor,
+    heads: int,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Project (x @ W), split into heads, attend per head, merge, project out: -> (b, t_q, d_model)."""
     q, k, v = split_heads(x_q @ w_q, heads), split_heads(x_kv @ w_k, heads), split_heads(x_kv @ w_v, heads)
     out, _ = scaled_dot_product_attention(q, k, v, mask)
@@ -34,6 +43,7 @@ def multi_head_attention(x_q: torch.Tensor, x_kv: torch.Tensor, w_q: torch.Tenso
 
 
 # --- cases ----------------------------------------------------------------------------------------
+
 
 def _randn(g: torch.Generator):
     return lambda *shape: torch.randn(*shape, generator=g)
@@ -43,12 +53,21 @@ def _sdpa_cases(g: torch.Generator) -> list[Case]:
     randn = _randn(g)
     lengths = torch.tensor([4, 2])
     return [
-        Case("3-D (b, t, d), no mask, d=16 (catches a missing 1/sqrt(d))", (randn(2, 3, 16), randn(2, 3, 16), randn(2, 3, 16))),
+        Case(
+            "3-D (b, t, d), no mask, d=16 (catches a missing 1/sqrt(d))",
+            (randn(2, 3, 16), randn(2, 3, 16), randn(2, 3, 16)),
+        ),
         Case("t_q=2, t_k=5, d_v=3 (catches a transposed product)", (randn(1, 2, 4), randn(1, 5, 4), randn(1, 5, 3))),
-        Case("heads (b, h, t, d) with a padding mask (b, 1, 1, t)", (randn(2, 2, 4, 8), randn(2, 2, 4, 8), randn(2, 2, 4, 8)),
-             {"mask": torch.arange(4)[None, :] < lengths[:, None, None, None]}),
-        Case("causal mask (mask before the softmax, not after)", (randn(1, 5, 4), randn(1, 5, 4), randn(1, 5, 4)),
-             {"mask": torch.ones(5, 5, dtype=torch.bool).tril()}),
+        Case(
+            "heads (b, h, t, d) with a padding mask (b, 1, 1, t)",
+            (randn(2, 2, 4, 8), randn(2, 2, 4, 8), randn(2, 2, 4, 8)),
+            {"mask": torch.arange(4)[None, :] < lengths[:, None, None, None]},
+        ),
+        Case(
+            "causal mask (mask before the softmax, not after)",
+            (randn(1, 5, 4), randn(1, 5, 4), randn(1, 5, 4)),
+            {"mask": torch.ones(5, 5, dtype=torch.bool).tril()},
+        ),
     ]
 
 
@@ -60,43 +79,71 @@ def _padding_cases(g: torch.Generator) -> list[Case]:
 
 
 def _causal_cases(g: torch.Generator) -> list[Case]:
-    return [Case("t=1", (1,)), Case("t=4 (catches the diagonal off by one)", (4,)),
-            Case("t random", (int(torch.randint(5, 12, (1,), generator=g)),))]
+    return [
+        Case("t=1", (1,)),
+        Case("t=4 (catches the diagonal off by one)", (4,)),
+        Case("t random", (int(torch.randint(5, 12, (1,), generator=g)),)),
+    ]
 
 
 def _split_cases(g: torch.Generator) -> list[Case]:
     randn = _randn(g)
-    return [Case("2 heads of 3 (catches (d h) instead of (h d))", (randn(2, 4, 6), 2)),
-            Case("4 heads of 2", (randn(1, 3, 8), 4)), Case("one head", (randn(3, 2, 5), 1))]
+    return [
+        Case("2 heads of 3 (catches (d h) instead of (h d))", (randn(2, 4, 6), 2)),
+        Case("4 heads of 2", (randn(1, 3, 8), 4)),
+        Case("one head", (randn(3, 2, 5), 1)),
+    ]
 
 
 def _merge_cases(g: torch.Generator) -> list[Case]:
     randn = _randn(g)
-    return [Case("2 heads of 3 (catches (d h) instead of (h d))", (randn(2, 2, 4, 3),)),
-            Case("4 heads of 2", (randn(1, 4, 3, 2),))]
+    return [
+        Case("2 heads of 3 (catches (d h) instead of (h d))", (randn(2, 2, 4, 3),)),
+        Case("4 heads of 2", (randn(1, 4, 3, 2),)),
+    ]
 
 
 def _mha_cases(g: torch.Generator) -> list[Case]:
     randn = _randn(g)
 
     def weights(d: int) -> tuple[torch.Tensor, ...]:
-        return tuple(randn(d, d) / d ** 0.5 for _ in range(4))
+        return tuple(randn(d, d) / d**0.5 for _ in range(4))
+
     x = randn(2, 5, 8)
     return [
         Case("self-attention, d_model 8, 2 heads", (x, x, *weights(8), 2)),
         Case("cross-attention: 3 queries, 6 keys, 4 heads", (randn(2, 3, 8), randn(2, 6, 8), *weights(8), 4)),
-        Case("causal self-attention, 1 head", (x, x, *weights(8), 1), {"mask": torch.ones(5, 5, dtype=torch.bool).tril()}),
+        Case(
+            "causal self-attention, 1 head", (x, x, *weights(8), 1), {"mask": torch.ones(5, 5, dtype=torch.bool).tril()}
+        ),
     ]
 
 
 EXERCISES = [
-    Exercise("scaled_dot_product_attention", NOTEBOOK, "scaled_dot_product_attention", 3.0,
-             scaled_dot_product_attention, _sdpa_cases, setup=SETUP,
-             forbidden=("scaled_dot_product_attention", "MultiheadAttention", "multi_head_attention_forward")),
+    Exercise(
+        "scaled_dot_product_attention",
+        NOTEBOOK,
+        "scaled_dot_product_attention",
+        3.0,
+        scaled_dot_product_attention,
+        _sdpa_cases,
+        setup=SETUP,
+        forbidden=("scaled_dot_product_attention", "MultiheadAttention", "multi_head_attention_forward"),
+    ),
     Exercise("padding_mask", NOTEBOOK, "padding_mask", 1.0, padding_mask, _padding_cases, setup=SETUP),
     Exercise("causal_mask", NOTEBOOK, "causal_mask", 1.0, causal_mask, _causal_cases, setup=SETUP),
     Exercise("split_heads", NOTEBOOK, "split_heads", 1.0, split_heads, _split_cases, setup=SETUP),
     Exercise("merge_heads", NOTEBOOK, "merge_heads", 1.0, merge_heads, _merge_cases, setup=SETUP),
-    Exercise("multi_head_attention", NOTEBOOK, "multi_head_attention", 3.0, multi_head_attention, _mha_cases,
-             setup=SETUP, forbidden=("MultiheadAttention", "multi_head_attention_forward"), atol=1e-5, rtol=1e-4),
+    Exercise(
+        "multi_head_attention",
+        NOTEBOOK,
+        "multi_head_attention",
+        3.0,
+        multi_head_attention,
+        _mha_cases,
+        setup=SETUP,
+        forbidden=("MultiheadAttention", "multi_head_attention_forward"),
+        atol=1e-5,
+        rtol=1e-4,
+    ),
 ]

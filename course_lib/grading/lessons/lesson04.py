@@ -1,4 +1,5 @@
 """Lesson 04 exercises: byte-pair encoding by hand (the most frequent pair, one merge, encoding, training)."""
+
 from __future__ import annotations
 
 import torch
@@ -14,6 +15,7 @@ import torch
 
 
 # --- references ---------------------------------------------------------------------------------
+
 
 def most_frequent_pair(ids: list[int]) -> tuple[int, int]:
     """The adjacent pair that occurs most often; ties go to the smallest pair. At least two ids."""
@@ -65,33 +67,42 @@ def _ids(g: torch.Generator, n: int, high: int) -> list[int]:
 
 
 def _pair_cases(g: torch.Generator) -> list[Case]:
-    return [Case("bytes of a sentence", (list(_text(g, 12).encode()),)),
-            Case("a tie (the smaller pair wins)", ([5, 6, 1, 2, 9, 5, 6, 1, 2],)),
-            Case("overlaps: 7 7 7 7 counts (7, 7) three times", ([3, 7, 7, 7, 7, 3, 4, 3, 4],)),
-            Case("random ids", (_ids(g, 40, 5),))]
+    return [
+        Case("bytes of a sentence", (list(_text(g, 12).encode()),)),
+        Case("a tie (the smaller pair wins)", ([5, 6, 1, 2, 9, 5, 6, 1, 2],)),
+        Case("overlaps: 7 7 7 7 counts (7, 7) three times", ([3, 7, 7, 7, 7, 3, 4, 3, 4],)),
+        Case("random ids", (_ids(g, 40, 5),)),
+    ]
 
 
 def _merge_cases(g: torch.Generator) -> list[Case]:
-    return [Case("two occurrences", ([1, 2, 3, 1, 2], (1, 2), 256)),
-            Case("overlapping run: 1 1 1 -> 9 1", ([1, 1, 1], (1, 1), 9)),
-            Case("pair at the very end", ([4, 5, 6, 7], (6, 7), 300)),
-            Case("random ids", (_ids(g, 50, 4), (1, 2), 256)),
-            Case("no occurrence", ([1, 3, 1, 3], (3, 3), 256))]
+    return [
+        Case("two occurrences", ([1, 2, 3, 1, 2], (1, 2), 256)),
+        Case("overlapping run: 1 1 1 -> 9 1", ([1, 1, 1], (1, 1), 9)),
+        Case("pair at the very end", ([4, 5, 6, 7], (6, 7), 300)),
+        Case("random ids", (_ids(g, 50, 4), (1, 2), 256)),
+        Case("no occurrence", ([1, 3, 1, 3], (3, 3), 256)),
+    ]
 
 
 def _train_cases(g: torch.Generator) -> list[Case]:
-    return [Case("20 merges on repeated words", (_text(g, 60), 20)),
-            Case("10 merges, non-ASCII text", ("naïve café, naïve café, 莎士比亚 莎士比亚", 10)),
-            Case("more merges than the text allows", ("abab", 5))]
+    return [
+        Case("20 merges on repeated words", (_text(g, 60), 20)),
+        Case("10 merges, non-ASCII text", ("naïve café, naïve café, 莎士比亚 莎士比亚", 10)),
+        Case("more merges than the text allows", ("abab", 5)),
+    ]
 
 
 def _encode_cases(g: torch.Generator) -> list[Case]:
     trained = train_merges(_text(g, 80), 30)
-    return [Case("a sentence from the training words", (_text(g, 10), trained)),
-            Case("an unseen word and non-ASCII", ("thereupon, é 莎 !", trained)),
-            Case("rank order matters (catches merging the most frequent pair of the input)",
-                 ("ababc", [(98, 99), (97, 98)])),
-            Case("empty text", ("", trained))]
+    return [
+        Case("a sentence from the training words", (_text(g, 10), trained)),
+        Case("an unseen word and non-ASCII", ("thereupon, é 莎 !", trained)),
+        Case(
+            "rank order matters (catches merging the most frequent pair of the input)", ("ababc", [(98, 99), (97, 98)])
+        ),
+        Case("empty text", ("", trained)),
+    ]
 
 
 EXERCISES = [

@@ -1,4 +1,5 @@
 """Lesson 05 exercises: causal self-attention, a GPT block, the shifted loss, sampling, the LR schedule, parameters."""
+
 from __future__ import annotations
 
 import math
@@ -7,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.grading.spec import Case, Exercise
-from course_lib.nn.attention import causal_mask, merge_heads, split_heads
 from course_lib.models.gpt import GPT, Block, GPTConfig
+from course_lib.nn.attention import causal_mask, merge_heads, split_heads
 from course_lib.train import warmup_cosine
 
 NOTEBOOK = "05_gpt"
@@ -23,9 +24,10 @@ from einops import rearrange, einsum
 
 # --- references ---------------------------------------------------------------------------------
 
+
 def causal_self_attention(x: torch.Tensor, w_qkv: torch.Tensor, w_proj: torch.Tensor, heads: int) -> torch.Tensor:
     """x (b, t, d) @ w_qkv (d, 3d) -> q, k, v (in that order); causal attention per head; merge; @ w_proj (d, d)."""
-    q, k, v = (split_heads(part, heads) for part in (x @ w_qkv).chunk(3, dim=-1))     # (b, h, t, e)
+    q, k, v = (split_heads(part, heads) for part in (x @ w_qkv).chunk(3, dim=-1))  # (b, h, t, e)
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
     weights = scores.masked_fill(~causal_mask(x.shape[1], device=x.device), float("-inf")).softmax(dim=-1)
     return merge_heads(weights @ v) @ w_proj
@@ -49,7 +51,8 @@ def sample_next(logits: torch.Tensor, temperature: float, generator: torch.Gener
 
 
 def learning_rate(step: int, warmup: int, total: int, peak: float, floor: float) -> float:
-    """Linear warm-up to `peak` over `warmup` steps (step 0 gets peak / warmup), then cosine decay to `floor` at `total`."""
+    """Linear warm-up to `peak` over `warmup` steps (step 0 gets peak / warmup), then cosine decay to `floor` at
+    `total`."""
     return warmup_cosine(step, warmup=warmup, total=total, peak=peak, floor=floor)
 
 
@@ -62,12 +65,17 @@ def count_parameters(vocab_size: int, block_size: int, layers: int, d_model: int
 
 # --- cases ----------------------------------------------------------------------------------------
 
+
 def _attn_cases(g: torch.Generator) -> list[Case]:
     def randn(*shape: int, scale: float = 1.0) -> torch.Tensor:
         return torch.randn(*shape, generator=g) * scale
+
     return [
         Case("d 8, 2 heads (catches a missing causal mask)", (randn(2, 5, 8), randn(8, 24, scale=0.5), randn(8, 8), 2)),
-        Case("d 12, 3 heads (catches q, k, v split in the wrong order)", (randn(1, 7, 12), randn(12, 36, scale=0.5), randn(12, 12), 3)),
+        Case(
+            "d 12, 3 heads (catches q, k, v split in the wrong order)",
+            (randn(1, 7, 12), randn(12, 36, scale=0.5), randn(12, 12), 3),
+        ),
         Case("one token", (randn(3, 1, 4), randn(4, 12), randn(4, 4), 1)),
     ]
 
@@ -75,8 +83,11 @@ def _attn_cases(g: torch.Generator) -> list[Case]:
 def _block_cases(g: torch.Generator) -> list[Case]:
     def seed() -> int:
         return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
-    return [Case("d 16, 2 heads", (torch.randn(2, 6, 16, generator=g),), {"init_seed": seed()}),
-            Case("d 16, 4 heads, 1 token", (torch.randn(3, 1, 16, generator=g),), {"init_seed": seed(), "heads": 4})]
+
+    return [
+        Case("d 16, 2 heads", (torch.randn(2, 6, 16, generator=g),), {"init_seed": seed()}),
+        Case("d 16, 4 heads, 1 token", (torch.randn(3, 1, 16, generator=g),), {"init_seed": seed(), "heads": 4}),
+    ]
 
 
 def _run_block(fn, case: Case):
@@ -84,7 +95,7 @@ def _run_block(fn, case: Case):
     torch.manual_seed(case.kwargs["init_seed"])
     block = Block(GPTConfig(vocab_size=10, block_size=8, layers=1, heads=case.kwargs.get("heads", 2), d_model=16))
     with torch.no_grad():
-        for module in block.modules():        # random LayerNorm gains, so that a swapped norm shows
+        for module in block.modules():  # random LayerNorm gains, so that a swapped norm shows
             if isinstance(module, torch.nn.LayerNorm):
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.normal_(0.0, 0.1)
@@ -95,18 +106,25 @@ def _run_block(fn, case: Case):
 
 
 def _loss_cases(g: torch.Generator) -> list[Case]:
-    return [Case("batch 2, 6 tokens, vocabulary 7 (catches unshifted targets)",
-                 (torch.randn(2, 6, 7, generator=g) * 2, torch.randint(0, 7, (2, 6), generator=g))),
-            Case("batch 1, 2 tokens", (torch.randn(1, 2, 5, generator=g), torch.randint(0, 5, (1, 2), generator=g)))]
+    return [
+        Case(
+            "batch 2, 6 tokens, vocabulary 7 (catches unshifted targets)",
+            (torch.randn(2, 6, 7, generator=g) * 2, torch.randint(0, 7, (2, 6), generator=g)),
+        ),
+        Case("batch 1, 2 tokens", (torch.randn(1, 2, 5, generator=g), torch.randint(0, 5, (1, 2), generator=g))),
+    ]
 
 
 def _sample_cases(g: torch.Generator) -> list[Case]:
     def seed() -> int:
         return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+
     logits = torch.randn(64, 6, generator=g) * 2
-    return [Case("temperature 1", (logits,), {"temperature": 1.0, "sample_seed": seed()}),
-            Case("temperature 0.5 (sharper)", (logits,), {"temperature": 0.5, "sample_seed": seed()}),
-            Case("temperature 2 (flatter)", (logits,), {"temperature": 2.0, "sample_seed": seed()})]
+    return [
+        Case("temperature 1", (logits,), {"temperature": 1.0, "sample_seed": seed()}),
+        Case("temperature 0.5 (sharper)", (logits,), {"temperature": 0.5, "sample_seed": seed()}),
+        Case("temperature 2 (flatter)", (logits,), {"temperature": 2.0, "sample_seed": seed()}),
+    ]
 
 
 def _run_sample(fn, case: Case):
@@ -125,9 +143,11 @@ def _run_lr(fn, case: Case):
 
 
 def _count_cases(g: torch.Generator) -> list[Case]:
-    return [Case("vocab 65, block 64, 4 layers of 128", (65, 64, 4, 128)),
-            Case("vocab 11, block 8, 1 layer of 16", (11, 8, 1, 16)),
-            Case("random sizes", (int(torch.randint(10, 300, (1,), generator=g)), 32, 2, 48))]
+    return [
+        Case("vocab 65, block 64, 4 layers of 128", (65, 64, 4, 128)),
+        Case("vocab 11, block 8, 1 layer of 16", (11, 8, 1, 16)),
+        Case("random sizes", (int(torch.randint(10, 300, (1,), generator=g)), 32, 2, 48)),
+    ]
 
 
 def _run_count(fn, case: Case):
@@ -135,15 +155,41 @@ def _run_count(fn, case: Case):
 
 
 EXERCISES = [
-    Exercise("causal_self_attention", NOTEBOOK, "causal_self_attention", 2.0, causal_self_attention, _attn_cases,
-             setup=SETUP, forbidden=("scaled_dot_product_attention", "MultiheadAttention")),
+    Exercise(
+        "causal_self_attention",
+        NOTEBOOK,
+        "causal_self_attention",
+        2.0,
+        causal_self_attention,
+        _attn_cases,
+        setup=SETUP,
+        forbidden=("scaled_dot_product_attention", "MultiheadAttention"),
+    ),
     Exercise("gpt_block", NOTEBOOK, "gpt_block", 2.0, gpt_block, _block_cases, call=_run_block, setup=SETUP),
     Exercise("next_token_loss", NOTEBOOK, "next_token_loss", 1.0, next_token_loss, _loss_cases, setup=SETUP),
     Exercise("sample_next", NOTEBOOK, "sample_next", 1.0, sample_next, _sample_cases, call=_run_sample, setup=SETUP),
-    Exercise("learning_rate", NOTEBOOK, "learning_rate", 1.0, learning_rate, _lr_cases, call=_run_lr, setup=SETUP,
-             atol=1e-9, rtol=1e-6),
-    Exercise("count_parameters", NOTEBOOK, "count_parameters", 1.0, count_parameters, _count_cases,
-             call=_run_count, setup=SETUP),
+    Exercise(
+        "learning_rate",
+        NOTEBOOK,
+        "learning_rate",
+        1.0,
+        learning_rate,
+        _lr_cases,
+        call=_run_lr,
+        setup=SETUP,
+        atol=1e-9,
+        rtol=1e-6,
+    ),
+    Exercise(
+        "count_parameters",
+        NOTEBOOK,
+        "count_parameters",
+        1.0,
+        count_parameters,
+        _count_cases,
+        call=_run_count,
+        setup=SETUP,
+    ),
 ]
 
 

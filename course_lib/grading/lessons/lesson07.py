@@ -1,4 +1,5 @@
 """Lesson 07 exercises: BERT's masking recipe, the masked-LM loss, a pooled classification head, cosine search."""
+
 from __future__ import annotations
 
 import torch
@@ -18,8 +19,10 @@ from einops import rearrange, einsum
 
 # --- references ---------------------------------------------------------------------------------
 
-def mask_tokens(ids: torch.Tensor, mask_id: int, vocab_size: int, generator: torch.Generator,
-                p: float) -> tuple[torch.Tensor, torch.Tensor]:
+
+def mask_tokens(
+    ids: torch.Tensor, mask_id: int, vocab_size: int, generator: torch.Generator, p: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw, in this order and each of ids' shape: chosen = rand < p; action = rand; random = randint(vocab_size).
     Chosen positions with action < 0.8 become mask_id, with 0.8 <= action < 0.9 the random token, else stay.
     -> (inputs, labels): labels hold the original id where chosen and -100 elsewhere."""
@@ -32,7 +35,9 @@ def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits[chosen], labels[chosen])
 
 
-def pooled_logits(hidden: torch.Tensor, pad_mask: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+def pooled_logits(
+    hidden: torch.Tensor, pad_mask: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+) -> torch.Tensor:
     """Mean of hidden (b, t, d) over the positions where pad_mask (b, t) is True, then @ weight (d, c) + bias (c,)."""
     return bert.mean_pool(hidden, pad_mask) @ weight + bias
 
@@ -47,15 +52,28 @@ def nearest(queries: torch.Tensor, keys: torch.Tensor, k: int) -> tuple[torch.Te
 
 # --- cases ----------------------------------------------------------------------------------------
 
+
 def _mask_cases(g: torch.Generator) -> list[Case]:
     def seed() -> int:
         return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
-    return [Case("batch 4 of 32 tokens, p 0.15", (torch.randint(0, 50, (4, 32), generator=g),),
-                 {"mask_id": 50, "vocab_size": 50, "p": 0.15, "mask_seed": seed()}),
-            Case("p 0.5 (every kind of replacement shows)", (torch.randint(0, 20, (8, 16), generator=g),),
-                 {"mask_id": 21, "vocab_size": 20, "p": 0.5, "mask_seed": seed()}),
-            Case("p 1: every position chosen", (torch.randint(0, 9, (2, 10), generator=g),),
-                 {"mask_id": 9, "vocab_size": 9, "p": 1.0, "mask_seed": seed()})]
+
+    return [
+        Case(
+            "batch 4 of 32 tokens, p 0.15",
+            (torch.randint(0, 50, (4, 32), generator=g),),
+            {"mask_id": 50, "vocab_size": 50, "p": 0.15, "mask_seed": seed()},
+        ),
+        Case(
+            "p 0.5 (every kind of replacement shows)",
+            (torch.randint(0, 20, (8, 16), generator=g),),
+            {"mask_id": 21, "vocab_size": 20, "p": 0.5, "mask_seed": seed()},
+        ),
+        Case(
+            "p 1: every position chosen",
+            (torch.randint(0, 9, (2, 10), generator=g),),
+            {"mask_id": 9, "vocab_size": 9, "p": 1.0, "mask_seed": seed()},
+        ),
+    ]
 
 
 def _run_mask(fn, case: Case):
@@ -70,31 +88,43 @@ def _loss_cases(g: torch.Generator) -> list[Case]:
     labels[0, 0] = 5
     one = torch.full((2, 4), -100)
     one[1, 2] = 3
-    return [Case("about 30% of positions labelled", (torch.randn(3, 9, 12, generator=g) * 2, labels)),
-            Case("a single labelled position (catches averaging over all positions)", (torch.randn(2, 4, 6, generator=g), one))]
+    return [
+        Case("about 30% of positions labelled", (torch.randn(3, 9, 12, generator=g) * 2, labels)),
+        Case(
+            "a single labelled position (catches averaging over all positions)",
+            (torch.randn(2, 4, 6, generator=g), one),
+        ),
+    ]
 
 
 def _pool_cases(g: torch.Generator) -> list[Case]:
     def randn(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=g)
+
     lengths = torch.tensor([5, 2, 1])
     mask = torch.arange(5)[None] < lengths[:, None]
     hidden = randn(3, 5, 8)
-    hidden[~mask] = 100.0                       # padding that must not leak into the mean
-    return [Case("padded batch (catches padding in the mean)", (hidden, mask, randn(8, 4), randn(4))),
-            Case("no padding", (randn(2, 3, 6), torch.ones(2, 3, dtype=torch.bool), randn(6, 2), randn(2)))]
+    hidden[~mask] = 100.0  # padding that must not leak into the mean
+    return [
+        Case("padded batch (catches padding in the mean)", (hidden, mask, randn(8, 4), randn(4))),
+        Case("no padding", (randn(2, 3, 6), torch.ones(2, 3, dtype=torch.bool), randn(6, 2), randn(2))),
+    ]
 
 
 def _nearest_cases(g: torch.Generator) -> list[Case]:
     keys = torch.randn(30, 16, generator=g)
-    keys[3] *= 50                               # a long key that wins a dot product but not a cosine
-    return [Case("5 queries, 30 keys, k 3 (catches a dot product without normalising)",
-                 (torch.randn(5, 16, generator=g), keys, 3)),
-            Case("k 1", (torch.randn(2, 4, generator=g), torch.randn(7, 4, generator=g), 1))]
+    keys[3] *= 50  # a long key that wins a dot product but not a cosine
+    return [
+        Case(
+            "5 queries, 30 keys, k 3 (catches a dot product without normalising)",
+            (torch.randn(5, 16, generator=g), keys, 3),
+        ),
+        Case("k 1", (torch.randn(2, 4, generator=g), torch.randn(7, 4, generator=g), 1)),
+    ]
 
 
 def _run_nearest(fn, case: Case):
-    similarities, indices = fn(*case.args)          # a (values, indices) pair, e.g. what topk returns
+    similarities, indices = fn(*case.args)  # a (values, indices) pair, e.g. what topk returns
     return similarities, indices
 
 
@@ -102,6 +132,15 @@ EXERCISES = [
     Exercise("mask_tokens", NOTEBOOK, "mask_tokens", 2.0, mask_tokens, _mask_cases, call=_run_mask, setup=SETUP),
     Exercise("mlm_loss", NOTEBOOK, "mlm_loss", 1.0, mlm_loss, _loss_cases, setup=SETUP, forbidden=("ignore_index",)),
     Exercise("pooled_logits", NOTEBOOK, "pooled_logits", 1.0, pooled_logits, _pool_cases, setup=SETUP),
-    Exercise("nearest", NOTEBOOK, "nearest", 1.0, nearest, _nearest_cases, call=_run_nearest, setup=SETUP,
-             forbidden=("cosine_similarity",)),
+    Exercise(
+        "nearest",
+        NOTEBOOK,
+        "nearest",
+        1.0,
+        nearest,
+        _nearest_cases,
+        call=_run_nearest,
+        setup=SETUP,
+        forbidden=("cosine_similarity",),
+    ),
 ]
