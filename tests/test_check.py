@@ -54,3 +54,30 @@ def test_train_step_without_zero_grad_fails():
 
     lines = check_messages("train_step", no_zero_grad)
     assert len(lines) == 2 and all("result[0][2]" in line or "result[1]" in line for line in lines)
+
+
+def test_forbidden_names_are_seen_as_keywords_and_strings_too():
+    from course_lib.grading.execute import forbidden_uses
+
+    assert forbidden_uses("F.cross_entropy(logits, labels, ignore_index=-100)", ("ignore_index",)) == ["ignore_index="]
+    assert forbidden_uses("getattr(torch, 'softmax')(x, -1)", ("softmax",)) == ["softmax"]
+    assert forbidden_uses("x.exp() / x.exp().sum(-1, keepdim=True)", ("softmax",)) == []
+
+
+def test_dynamic_access_is_seen_in_every_spelling():
+    from course_lib.grading.execute import dynamic_access
+
+    cheats = {
+        "f.__globals__['g']": ".__globals__",
+        "getattr(torch, 'soft' + 'max')": "getattr() with a computed name",
+        "import importlib": "import importlib",
+        "sys.modules['x']": ".modules",
+        "sys._getframe(1).f_locals": "._getframe",
+        "import gc": "import gc",
+        "eval('1')": "eval",
+        "vars(torch)": "vars()",
+    }
+    for source, what in cheats.items():
+        assert what in dynamic_access(source), source
+    assert dynamic_access("def f(x):\n    return getattr(x, 'shape')\n") == []
+    assert dynamic_access("import sys\nsys.exit(0)\n") == []

@@ -174,3 +174,31 @@ def test_doctor_finds_nothing_wrong_on_a_prepared_machine(capsys):
     assert run() == 0
     out = capsys.readouterr().out
     assert "OK    torch" in out and "data: shakespeare" in out and "FAIL" not in out
+
+
+def test_library_code_that_seeds_leaves_the_global_generator_as_it_found_it():
+    from course_lib.device import seeded
+    from course_lib.grading.execute import run_cases
+    from course_lib.grading.lessons import lesson00
+    from course_lib.models.bert import Classifier
+    from course_lib.text import control
+    from course_lib.text import language_model as lm
+    from course_lib.text import masked_lm as mlm
+
+    torch.manual_seed(123)
+    ids, labels = torch.randint(0, 10, (8, 6)), torch.arange(8) % 2
+    sizes = lm.GPTSizes(layers=1, heads=2, d_model=16, block_size=8)
+    before = torch.get_rng_state()
+    a, b = lm.build_gpt(11, sizes), lm.build_gpt(11, sizes)
+    torch.testing.assert_close(a.state_dict(), b.state_dict())  # seeded: the same weights every time
+    control.with_control_codes(a, 2)
+    encoder = mlm.fresh_encoder(12, dropout=0.1)
+    assert torch.equal(torch.get_rng_state(), before)
+    classifier = Classifier(encoder, 2)  # a new head draws from the global generator, as any nn.Linear does
+    before = torch.get_rng_state()
+    mlm.finetune(classifier, ids, ids != 11, labels, mlm.FinetuneRecipe(steps=2, batch=4))  # dropout: seeded
+    exercise = lesson00.EXERCISES[0]
+    run_cases(exercise, exercise.reference, exercise.cases(0))
+    with seeded(5):
+        torch.randn(3)
+    assert torch.equal(torch.get_rng_state(), before)

@@ -6,9 +6,14 @@ must keep their full marks (one failure never cascades).
 
 import copy
 import json
+import os
+import socket
+import sys
+from pathlib import Path
 
 import pytest
 
+from course_lib.grading import sandbox
 from course_lib.grading.grade import main
 from course_lib.grading.notebook import cell_source, exercise_meta, read_notebook
 from tests.conftest import ROOT
@@ -17,6 +22,7 @@ SOLUTION = read_notebook(ROOT / "solutions" / "00_foundations.ipynb")
 FULL = 8.0
 
 SOFTMAX_HEADER = "def stable_softmax(x, dim=-1):\n"
+GOOD_SOFTMAX = "    e = (x - x.amax(dim, keepdim=True)).exp()\n    return e / e.sum(dim, keepdim=True)\n"
 CHEATS = {
     # student: (exercise whose cell is replaced, new cell source)
     "raises": ("stable_softmax", SOFTMAX_HEADER + "    raise ValueError('boom')\n"),
@@ -58,10 +64,10 @@ CHEATS = {
     ),
     "forged_result": (
         "stable_softmax",
-        "import sys, json, os, pickle\n"
-        "job = json.load(open(sys.argv[1]))\n"
+        "import sys, os, pickle, struct\n"
         "class Evil:\n    def __reduce__(self):\n        return (os.system, ('touch /tmp/pwned_by_student',))\n"
-        "pickle.dump({'status': 'ran', 'cases': [Evil()]}, open(job['out'], 'wb'))\n"
+        "data = pickle.dumps({'kind': 'result', 'status': 'ran', 'cases': [Evil()]})\n"
+        "os.write(int(sys.argv[1]), struct.pack('>I', len(data)) + data)\n"
         "os._exit(0)\n",
     ),
     "uses_torch_softmax": ("stable_softmax", SOFTMAX_HEADER + "    return torch.softmax(x, dim)\n"),
@@ -82,6 +88,75 @@ CHEATS = {
         "    loss = F.cross_entropy(model(x), y)\n    loss.backward()\n    optimizer.step()\n    return loss\n",
     ),
     "floods_output": ("stable_softmax", SOFTMAX_HEADER + "    while True:\n        print('x' * 100_000)\n"),
+    # --- finding the answer at run time (issue 14): each is caught, never scored ---------------------------
+    "globals_of_a_reference": (
+        "stable_softmax",
+        SOFTMAX_HEADER + "    return batched_matmul.__globals__['stable_softmax'](x, dim)\n",
+    ),
+    "globals_at_run_time": (
+        "stable_softmax",
+        "import operator\n"
+        + SOFTMAX_HEADER
+        + "    return operator.attrgetter('__glo' + 'bals__')(batched_matmul)['stable_softmax'](x, dim)\n",
+    ),
+    "sys_modules_at_run_time": (
+        "stable_softmax",
+        "import sys, operator\n" + SOFTMAX_HEADER + "    modules = operator.attrgetter('mod' + 'ules')(sys)\n"
+        "    spec = [m for name, m in modules.items() if name.endswith('lesson00')][0]\n"
+        "    return operator.attrgetter('stable_soft' + 'max')(spec)(x, dim)\n",
+    ),
+    "frames_at_run_time": (
+        "stable_softmax",
+        "import sys, operator\n" + SOFTMAX_HEADER + "    frame = operator.attrgetter('_get' + 'frame')(sys)(1)\n"
+        "    exercise = operator.attrgetter('f_loc' + 'als')(frame)['exercise']\n"
+        "    return exercise.reference(x, dim)\n",
+    ),
+    "gc_at_run_time": (
+        "stable_softmax",
+        "import sys, operator\n"
+        + SOFTMAX_HEADER
+        + "    collector = operator.attrgetter('mod' + 'ules')(sys)['g' + 'c']\n"
+        "    found = [o for o in operator.methodcaller('get_' + 'objects')(collector)\n"
+        "             if callable(o) and operator.attrgetter('__name__')(o) == 'stable_softmax']\n"
+        "    return found[0](x, dim)\n",
+    ),
+    "imports_at_run_time": (
+        "stable_softmax",
+        "import sys, operator\n"
+        + SOFTMAX_HEADER
+        + "    load = operator.attrgetter('mod' + 'ules')(sys)['import' + 'lib'].import_module\n"
+        "    load('course' + '_lib.text.masked_lm')\n"
+        "    return load('course' + '_lib.grading.lessons.lesson00').stable_softmax(x, dim)\n",
+    ),
+    "reads_the_spec_source": (
+        "stable_softmax",
+        SOFTMAX_HEADER
+        + f"    text = open('/'.join([{str(ROOT)!r}, 'course' + '_lib', 'grading', 'lessons', 'lesson00.py'])).read()\n"
+        "    return x.exp() / x.exp().sum(dim, keepdim=True) if 'def stable_softmax' in text else None\n",
+    ),
+    "getattr_computed_name": ("stable_softmax", SOFTMAX_HEADER + "    return getattr(torch, 'soft' + 'max')(x, dim)\n"),
+    "getattr_literal_name": ("stable_softmax", SOFTMAX_HEADER + "    return getattr(torch, 'softmax')(x, dim)\n"),
+    # --- the sandbox: what the child can see and do --------------------------------------------------------
+    "reads_the_environment": (
+        "stable_softmax",
+        "import os\n" + SOFTMAX_HEADER + "    assert 'COURSE_GRADER_SECRET' not in os.environ, 'the token leaked'\n"
+        "    assert 'SITE_RAN' not in os.environ, 'a sitecustomize.py on PYTHONPATH ran'\n" + GOOD_SOFTMAX,
+    ),
+    "floods_the_result_pipe": (
+        "stable_softmax",
+        "import os, sys\nchunk = b'x' * 2**20\nfor _ in range(80):\n    os.write(int(sys.argv[1]), chunk)\n"
+        + SOFTMAX_HEADER
+        + GOOD_SOFTMAX,
+    ),
+    "garbles_the_result_pipe": (
+        "stable_softmax",
+        "import os, sys\nos.write(int(sys.argv[1]), bytes([127, 255, 255, 255]))\nos._exit(0)\n",
+    ),
+    "writes_a_huge_file": (
+        "stable_softmax",
+        SOFTMAX_HEADER + "    with open('big.bin', 'wb') as f:\n        f.write(b'x' * 100 * 2**20)\n" + GOOD_SOFTMAX,
+    ),
+    "hogs_memory": ("stable_softmax", SOFTMAX_HEADER + "    waste = torch.ones(2**31)\n" + GOOD_SOFTMAX),
     "syntax_error": ("stable_softmax", SOFTMAX_HEADER + "    return (x\n"),
 }
 
@@ -131,24 +206,79 @@ def graded(tmp_path_factory):
             break
     write(subs / "renamed_cell", "00_foundations.ipynb", renamed)
     write(subs / "duplicated_cell", "00_foundations.ipynb", duplicated)
+    # names that would be a spreadsheet formula or a terminal escape; submissions reached through links
+    write(subs / FORMULA_NAME, "00_foundations.ipynb", SOLUTION)
+    write(subs / ESCAPE_NAME, "00_foundations.ipynb", SOLUTION)
+    (subs / "linked_folder").symlink_to(subs / "solution")
+    (subs / "linked_00_foundations.ipynb").symlink_to(subs / "solution" / "00_foundations.ipynb")
+    # the namespace attacks: write into the course, reach the network, leave a process behind
+    server = socket.create_server(("127.0.0.1", 0))
+    for student, source in sandbox_attacks(server.getsockname()[1]).items():
+        write(subs / student, "00_foundations.ipynb", replaced(SOLUTION, "stable_softmax", source))
+    # the grader's environment holds a secret and a PYTHONPATH with a sitecustomize.py: neither may reach a child
+    site = tmp_path_factory.mktemp("site")
+    (site / "sitecustomize.py").write_text("import os\nos.environ['SITE_RAN'] = '1'\n")
+    saved = {k: os.environ.get(k) for k in ("COURSE_GRADER_SECRET", "PYTHONPATH")}
+    os.environ.update(COURSE_GRADER_SECRET="s3cret", PYTHONPATH=str(site))
     out = tmp_path_factory.mktemp("out")
-    code = main(
-        [
-            str(subs),
-            "--timeout",
-            "20",
-            "--seed",
-            "123",
-            "--jobs",
-            "2",
-            "--json",
-            str(out / "grades.json"),
-            "--csv",
-            str(out / "grades.csv"),
-        ]
-    )
+    try:
+        code = main(
+            [
+                str(subs),
+                "--timeout",
+                "20",
+                "--seed",
+                "123",
+                "--jobs",
+                "2",
+                "--json",
+                str(out / "grades.json"),
+                "--csv",
+                str(out / "grades.csv"),
+            ]
+        )
+    finally:
+        server.close()
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
     assert code == 0
     return json.loads((out / "grades.json").read_text()), (out / "grades.csv").read_text()
+
+
+FORMULA_NAME = "=HYPERLINK(1)"
+ESCAPE_NAME = "evil\x1b[2Jname"
+ESCAPEE = "course-grader-escapee-4f1c"
+
+
+def sandbox_attacks(port: int) -> dict[str, str]:
+    """Cells that try to leave a mark outside their job; each passes only if the sandbox stopped it."""
+    return {
+        "writes_the_course": "import os\n"
+        + SOFTMAX_HEADER
+        + f"    try:\n        open(os.path.join({str(ROOT)!r}, 'PWNED.txt'), 'w').write('x')\n"
+        "    except OSError:\n        pass\n" + GOOD_SOFTMAX,
+        "reaches_the_network": "import socket\n"
+        + SOFTMAX_HEADER
+        + f"    try:\n        socket.create_connection(('127.0.0.1', {port}), timeout=2).close()\n"
+        "        raise RuntimeError('reached the network')\n    except OSError:\n        pass\n" + GOOD_SOFTMAX,
+        "double_forks": "import os, sys, time\n"
+        + SOFTMAX_HEADER
+        + "    if os.fork() == 0:\n        os.setsid()\n        if os.fork() == 0:\n"
+        f"            os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(120)', {ESCAPEE!r}])\n"
+        "        os._exit(0)\n" + GOOD_SOFTMAX,
+    }
+
+
+def escapees() -> list[int]:
+    """Processes anywhere on the machine that a `double_forks` submission left running."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and ESCAPEE.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
 
 
 def score(graded, student):
@@ -195,7 +325,20 @@ def test_invalid_json_scores_zero_without_stopping_the_grader(graded):
         ("no_zero_grad", "failed", 0, "result[0][2]"),
         ("returns_tensor_loss", "failed", 0, "result[0][0] is Tensor"),
         ("syntax_error", "error", 0, "SyntaxError"),
-        ("floods_output", "failed", 0, "File too large"),
+        ("floods_output", "timeout", 0, "timed out"),
+        ("globals_of_a_reference", "needs review", 0, ".__globals__"),
+        ("globals_at_run_time", "failed", 0, "KeyError: 'stable_softmax'"),  # the sealed globals hold no answer
+        ("sys_modules_at_run_time", "needs review", 0, "called the exercise's reference"),
+        ("frames_at_run_time", "needs review", 0, "looked at the call stack"),
+        ("gc_at_run_time", "needs review", 0, "searched the garbage collector"),
+        ("imports_at_run_time", "needs review", 0, "opened the course's source (course_lib/text"),
+        ("reads_the_spec_source", "needs review", 0, "opened the course's source"),
+        ("getattr_computed_name", "needs review", 0, "getattr() with a computed name"),
+        ("getattr_literal_name", "forbidden", 0, "uses softmax"),
+        ("floods_the_result_pipe", "error", 0, "sent back more than 64 MiB"),
+        ("garbles_the_result_pipe", "error", 0, "malformed"),
+        ("writes_a_huge_file", "failed", 0, "OSError"),
+        ("hogs_memory", "failed", 0, "RuntimeError"),
     ],
 )
 def test_bad_submission_loses_only_its_exercise(graded, student, status, points, message):
@@ -235,3 +378,73 @@ def test_csv_has_one_row_per_student_and_exercise(graded):
 
 def test_missing_folder_is_a_grader_failure(tmp_path):
     assert main([str(tmp_path / "nope")]) == 2
+
+
+def test_the_child_sees_neither_the_graders_environment_nor_its_pythonpath(graded):
+    assert score(graded, "reads_the_environment")["stable_softmax"]["status"] == "passed"
+
+
+@pytest.mark.skipif(not sandbox.namespaces_available(), reason="no user namespaces on this machine")
+@pytest.mark.parametrize("student", ["writes_the_course", "reaches_the_network", "double_forks"])
+def test_namespaces_keep_the_course_read_only_the_network_away_and_no_process_behind(graded, student):
+    assert score(graded, student)["stable_softmax"]["status"] == "passed", score(graded, student)
+    assert not (ROOT / "PWNED.txt").exists()
+    assert not escapees()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the subreaper is Linux's")
+def test_without_namespaces_the_subreaper_kills_a_double_forked_setsid_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_GRADER_NO_NAMESPACES", "1")
+    sandbox.namespaces_available.cache_clear()
+    try:
+        source = sandbox_attacks(9)["double_forks"]
+        write(tmp_path / "subs" / "forker", "00_foundations.ipynb", replaced(SOLUTION, "stable_softmax", source))
+        assert main([str(tmp_path / "subs"), "--timeout", "20", "--seed", "1", "--json", str(tmp_path / "g.json")]) == 0
+        graded = json.loads((tmp_path / "g.json").read_text())
+        assert graded["forker"]["00_foundations"]["stable_softmax"]["status"] == "passed"
+        assert not escapees()
+    finally:
+        sandbox.namespaces_available.cache_clear()
+
+
+def test_report_cells_cannot_be_formulas_or_terminal_escapes(graded, capsys):
+    rows = graded[1].splitlines()
+    assert any(row.startswith("'=HYPERLINK(1),") for row in rows) and not any(r.startswith("=") for r in rows)
+    assert all("\x1b" not in row for row in rows)
+    assert total(graded, FORMULA_NAME) == FULL
+
+
+def test_the_table_has_no_control_characters(tmp_path, capsys):
+    write(tmp_path / "subs" / ESCAPE_NAME, "00_foundations.ipynb", SOLUTION)
+    assert main([str(tmp_path / "subs"), "--timeout", "20", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "evil [2Jname" in out
+
+
+def test_symlinked_submissions_are_skipped(graded):
+    assert "linked_folder" not in graded[0] and "linked" not in graded[0]
+
+
+def test_one_job_that_breaks_the_grader_is_that_exercises_error_only(tmp_path, monkeypatch):
+    real = sandbox.run_job
+
+    def broken(job, timeout):
+        if job["exercise"] == "batched_matmul":
+            raise OSError("no more processes")
+        return real(job, timeout)
+
+    monkeypatch.setattr(sandbox, "run_job", broken)
+    write(tmp_path / "subs" / "alice", "00_foundations.ipynb", SOLUTION)
+    assert main([str(tmp_path / "subs"), "--timeout", "20", "--seed", "1", "--json", str(tmp_path / "g.json")]) == 0
+    scores = json.loads((tmp_path / "g.json").read_text())["alice"]["00_foundations"]
+    assert (
+        scores["batched_matmul"]["status"] == "error" and "no more processes" in scores["batched_matmul"]["messages"][0]
+    )
+    assert [s["status"] for k, s in scores.items() if k != "batched_matmul"] == ["passed"] * 3
+
+
+def test_the_grader_says_which_isolation_is_in_force(tmp_path, capsys):
+    (tmp_path / "subs").mkdir()
+    assert main([str(tmp_path / "subs")]) == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line.startswith("isolation: ") and ("namespaces" in line) == sandbox.namespaces_available()

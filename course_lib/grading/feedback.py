@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from course_lib.grading import registry
-from course_lib.grading.execute import NOT_IMPLEMENTED, forbidden_uses, run_cases
+from course_lib.grading.execute import NOT_IMPLEMENTED, dynamic_access, forbidden_uses, run_cases
 from course_lib.grading.spec import compare
 
 CHECK_SEED = 0
@@ -55,6 +55,12 @@ def check_messages(exercise_id: str, fn: Callable, *, timeout: float = 30.0, see
         used = forbidden_uses(source, exercise.forbidden)
         if used:
             lines.append(f"✗ {exercise_id}: uses {', '.join(used)}; the exercise asks you to write this yourself")
+        reaching = dynamic_access(source)
+        if reaching:
+            lines.append(
+                f"✗ {exercise_id}: reaches for objects at run time ({', '.join(reaching)}); the grader "
+                "does not grade such a cell, it reports it to your instructor"
+            )
     except (OSError, TypeError, SyntaxError):
         pass  # no source available (e.g. a builtin): the grader will still see the cell
     cases = exercise.cases(seed)

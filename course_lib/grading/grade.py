@@ -15,11 +15,9 @@ import io
 import json
 import os
 import secrets
-import signal
-import subprocess
 import sys
-import tempfile
 import threading
+import unicodedata
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,12 +26,13 @@ from typing import Any
 
 import torch
 
-from course_lib.grading import registry
-from course_lib.grading.execute import NOT_IMPLEMENTED, forbidden_uses, run_cases
+from course_lib.grading import registry, sandbox
+from course_lib.grading.execute import NOT_IMPLEMENTED, dynamic_access, forbidden_uses, run_cases
 from course_lib.grading.notebook import NotebookError, cell_source, defines, exercise_meta, notebook_stem, read_notebook
 from course_lib.grading.spec import Exercise, compare
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+NEEDS_REVIEW = "needs review"  # found the answer at run time, or tried to: zero points, and the instructor looks
+TRAP_MARK = "reference-trap"  # the message of the disarmed reference (see runner.disarm)
 
 
 @dataclass
@@ -65,8 +64,18 @@ def find_submissions(root: Path) -> tuple[list[Submission], list[str]]:
     for entry in sorted(root.iterdir()):
         if entry.name.startswith("."):
             continue
+        if entry.is_symlink():
+            warnings.append(f"{entry.name}: a symbolic link (skipped: submissions must be files in the folder)")
+            continue
         if entry.is_dir():
-            paths = sorted(p for p in entry.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+            paths = []
+            for path in sorted(entry.rglob("*.ipynb")):
+                if ".ipynb_checkpoints" in path.parts:
+                    continue
+                if any(p.is_symlink() for p in [path, *path.relative_to(entry).parents][:-1]):
+                    warnings.append(f"{path.relative_to(root)}: a symbolic link (skipped)")
+                    continue
+                paths.append(path)
             if not paths:
                 warnings.append(f"{entry.name}/: no notebooks")
             found += [Submission(entry.name, None, p) for p in paths]
@@ -132,79 +141,34 @@ def exercise_sources(nb: dict[str, Any], stem: str) -> tuple[dict[str, str], dic
 # --- running one exercise ------------------------------------------------------------------------
 
 
-def run_in_subprocess(
-    exercise: Exercise, source: str, seed: int, timeout: float, workdir: Path
-) -> tuple[dict | None, str]:
-    """Run the cell in a fresh process group; return (the loaded result or None, a reason when None)."""
-    job_path, out_path, log_path = workdir / "job.json", workdir / "result.pt", workdir / "log.txt"
-    job_path.write_text(json.dumps({"exercise": exercise.id, "source": source, "seed": seed, "out": str(out_path)}))
-    env = dict(
-        os.environ,
-        PYTHONHASHSEED="0",
-        OMP_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        COURSE_DEVICE="cpu",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")])),
-        MPLBACKEND="Agg",
-    )
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "course_lib.grading.runner", str(job_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=workdir,
-            env=env,
-            start_new_session=(os.name == "posix"),
-            preexec_fn=_limit_file_size if os.name == "posix" else None,
-        )
+def run_in_sandbox(exercise: Exercise, source: str, seed: int, timeout: float) -> tuple[dict | None, str, list[str]]:
+    """Run the cell in the sandbox. -> (the result or None, a reason when None, the introspection flags raised)."""
+    outcome = sandbox.run_job({"exercise": exercise.id, "source": source, "seed": seed}, timeout)
+    flags, result = [], None
+    for record in outcome.records:
         try:
-            proc.wait(timeout=timeout)
-            timed_out = False
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        finally:
-            _kill_group(proc)
-    if timed_out:
-        return None, f"timed out after {timeout:g} s (an infinite loop, or far too slow); the process was killed"
-    if not out_path.exists():
-        tail = log_path.read_bytes()[-300:].decode("utf-8", "replace").strip().splitlines()
-        last = f": {tail[-1]}" if tail else ""
-        return None, f"the process ended (exit status {proc.returncode}) before reporting a result{last}"
-    try:
-        with warnings.catch_warnings():  # a forged file may use any pickle protocol; it is rejected below
-            warnings.simplefilter("ignore")
-            result = torch.load(out_path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - anything that is not plain data
-        return None, f"the result is not plain data and was rejected ({type(err).__name__})"
-    if not isinstance(result, dict) or not isinstance(result.get("cases"), list):
-        return None, "the result file was tampered with"
-    return result, ""
-
-
-MAX_FILE_BYTES = 64 * 2**20  # a cell that prints forever is stopped at 64 MiB of output, not at a full disk
-
-
-def _limit_file_size() -> None:
-    """In the child, before exec: cap the size of any file it writes (POSIX only)."""
-    try:
-        import resource
-
-        resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
-    except (ImportError, ValueError, OSError):
-        pass
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the child's whole process group (it cannot be ignored), then reap it."""
-    if os.name == "posix":
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    elif proc.poll() is None:
-        proc.kill()
-    proc.wait()
+            with warnings.catch_warnings():  # a forged record may use any pickle protocol; it is rejected below
+                warnings.simplefilter("ignore")
+                value = torch.load(io.BytesIO(record), map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - anything that is not plain data
+            return None, f"the result is not plain data and was rejected ({type(err).__name__})", flags
+        if not isinstance(value, dict) or value.get("kind") not in ("flag", "result") or result is not None:
+            return None, "the result was tampered with", flags
+        if value["kind"] == "flag":
+            flags.append(str(value.get("what")))
+        else:
+            result = value
+    if outcome.timed_out:
+        return None, f"timed out after {timeout:g} s (an infinite loop, or far too slow); the process was killed", flags
+    if outcome.problem:
+        return None, outcome.problem, flags
+    if result is None:
+        tail = outcome.log.strip().splitlines()
+        last = f": {tail[-1][:200]}" if tail else ""
+        return None, f"the process ended (exit status {outcome.returncode}) before reporting a result{last}", flags
+    if not isinstance(result.get("cases"), list):
+        return None, "the result was tampered with", flags
+    return result, "", flags
 
 
 class Grader:
@@ -247,9 +211,15 @@ class Grader:
                 "forbidden",
                 [f"uses {', '.join(used)}; the exercise asks you to write this yourself"] + notes,
             )
+        reaching = dynamic_access(source)
+        if reaching:
+            why = f"reaches for objects at run time ({', '.join(reaching)}): not graded, reported for review"
+            return Score(0.0, exercise.points, NEEDS_REVIEW, [why] + notes)
         expected = self.expected(exercise)
-        with tempfile.TemporaryDirectory(prefix=f"grade-{exercise.id}-") as tmp:
-            result, reason = run_in_subprocess(exercise, source, self.seed, self.timeout, Path(tmp))
+        result, reason, flags = run_in_sandbox(exercise, source, self.seed, self.timeout)
+        if flags:
+            why = f"{'; '.join(flags)} while graded: not graded, reported for review"
+            return Score(0.0, exercise.points, NEEDS_REVIEW, [why] + notes)
         if result is None:
             return Score(
                 0.0, exercise.points, "timeout" if reason.startswith("timed out") else "error", [reason] + notes
@@ -278,6 +248,9 @@ class Grader:
             else:
                 passed += 1
         total = len(expected)
+        if any(TRAP_MARK in m for m in messages):
+            why = "called the exercise's reference, found at run time: not graded, reported for review"
+            return Score(0.0, exercise.points, NEEDS_REVIEW, [why] + notes)
         if passed == 0 and not_impl:
             return Score(
                 0.0, exercise.points, NOT_IMPLEMENTED, ["the function still raises NotImplementedError"] + notes
@@ -296,11 +269,36 @@ class Grader:
             return {e.id: Score(0.0, e.points, "unreadable", [str(err)]) for e in exercises}
         sources, notes = exercise_sources(nb, sub.stem)
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = {e.id: pool.submit(self.grade_exercise, e, sources.get(e.id), notes[e.id]) for e in exercises}
+            futures = {e.id: pool.submit(self.guarded, e, sources.get(e.id), notes[e.id]) for e in exercises}
         return {k: f.result() for k, f in futures.items()}
+
+    def guarded(self, exercise: Exercise, source: str | None, notes: list[str]) -> Score:
+        """`grade_exercise`, but whatever goes wrong becomes this exercise's error, never the run's."""
+        try:
+            return self.grade_exercise(exercise, source, notes)
+        except Exception as err:  # noqa: BLE001 - one bad job must not stop a class's run
+            return Score(0.0, exercise.points, "error", [f"the grader could not grade this: {short(err)}"] + notes)
 
 
 # --- reporting ----------------------------------------------------------------------------------
+
+
+def short(err: BaseException) -> str:
+    return f"{type(err).__name__}: {str(err)[:200]}"
+
+
+def printable(text: str) -> str:
+    """The text without control characters (terminal escapes, carriage returns), each shown as a space."""
+    return "".join(" " if unicodedata.category(c)[0] == "C" else c for c in str(text))
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A CSV cell a spreadsheet shows as text: a string that starts like a formula gets a leading apostrophe."""
+    if isinstance(value, str):
+        value = printable(value)
+        if value[:1] in ("=", "+", "-", "@"):
+            return "'" + value
+    return value
 
 
 def report_table(results: dict[str, dict[str, dict[str, Score]]]) -> str:
@@ -308,11 +306,11 @@ def report_table(results: dict[str, dict[str, dict[str, Score]]]) -> str:
     for student, notebooks in results.items():
         got = sum(s.points for nb in notebooks.values() for s in nb.values())
         best = sum(s.max for nb in notebooks.values() for s in nb.values())
-        print(f"\n{student}: {got:g} / {best:g}", file=out)
+        print(f"\n{printable(student)}: {got:g} / {best:g}", file=out)
         print(f"  {'notebook':<16} {'exercise':<18} {'status':<16} {'points':>9}  first reason", file=out)
         for stem, scores in notebooks.items():
             for exercise_id, s in scores.items():
-                reason = s.messages[0] if s.messages else ""
+                reason = printable(s.messages[0]) if s.messages else ""
                 reason = reason if len(reason) <= 110 else reason[:107] + "..."
                 print(f"  {stem:<16} {exercise_id:<18} {s.status:<16} {s.points:>4.2g}/{s.max:<4g}  {reason}", file=out)
     print("\nsummary", file=out)
@@ -324,7 +322,7 @@ def report_table(results: dict[str, dict[str, dict[str, Score]]]) -> str:
         for st, nbs in results.items()
     }
     for student, (got, best) in totals.items():
-        print(f"  {student:<24} {got:>6g} / {best:g}", file=out)
+        print(f"  {printable(student):<24} {got:>6g} / {best:g}", file=out)
     by_exercise: dict[str, list[Score]] = {}
     for nbs in results.values():
         for scores in nbs.values():
@@ -344,7 +342,8 @@ def write_csv(results: dict[str, dict[str, dict[str, Score]]], path: Path) -> No
             for stem, scores in nbs.items():
                 for exercise_id, s in scores.items():
                     writer.writerow(
-                        [
+                        spreadsheet_safe(cell)
+                        for cell in [
                             student,
                             stem,
                             exercise_id,
@@ -360,10 +359,26 @@ def grade_folder(root: Path, *, seed: int, timeout: float, jobs: int) -> tuple[d
     """Grade every submission under `root`: {student: {notebook: {exercise: Score}}} and warnings."""
     submissions, warnings = find_submissions(root)
     grader = Grader(seed, timeout)
+    for stem in {sub.stem for sub in submissions if sub.stem}:
+        registry.for_notebook(stem)  # every spec loaded before any student code runs
     results: dict[str, dict[str, dict[str, Score]]] = {}
-    for sub in sorted(submissions, key=lambda s: (s.student, s.stem or "")):
-        if sub.stem is not None:
-            results.setdefault(sub.student, {})[sub.stem] = grader.grade_submission(sub, jobs)
+    reaper = not sandbox.namespaces_available() and sandbox.become_subreaper(True)
+    try:
+        for sub in sorted(submissions, key=lambda s: (s.student, s.stem or "")):
+            if sub.stem is None:
+                continue
+            try:
+                scores = grader.grade_submission(sub, jobs)
+            except Exception as err:  # noqa: BLE001 - one bad submission must not stop a class's run
+                scores = {
+                    e.id: Score(0.0, e.points, "error", [f"not graded: {short(err)}"])
+                    for e in registry.for_notebook(sub.stem)
+                }
+            results.setdefault(sub.student, {})[sub.stem] = scores
+    finally:
+        if reaper:  # nothing a job started outlives the run, or touches the report
+            sandbox.reap_orphans()
+            sandbox.become_subreaper(False)
     return results, warnings
 
 
@@ -380,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.submissions} is not a folder of submissions", file=sys.stderr)
         return 2
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    print(f"isolation: {sandbox.isolation()}")
     results, warnings = grade_folder(args.submissions, seed=seed, timeout=args.timeout, jobs=max(1, args.jobs))
     print(f"graded {sum(len(v) for v in results.values())} notebooks of {len(results)} students (seed {seed})")
     for w in warnings:
