@@ -4,8 +4,9 @@ Each job runs `python -I course_lib/grading/runner.py` with a scrubbed environme
 directory and HOME, resource limits (address space, CPU seconds, open files, file size, no core dumps), the job
 on stdin, and its results on a pipe whose size is capped. Where the machine has user namespaces (Linux with
 util-linux's `unshare`), the job also gets its own PID, network and mount namespaces: no network, the whole
-file system read-only except a private /tmp, and every process it starts dies with it (a forked, `setsid`
-child included). Elsewhere the grader becomes a child subreaper and kills whatever a job leaves behind.
+file system read-only except a private scratch folder (its working directory), and every process it
+starts dies with it (a forked, `setsid` child included). Elsewhere the grader becomes a child subreaper and
+kills whatever a job leaves behind.
 """
 
 from __future__ import annotations
@@ -34,15 +35,17 @@ MAX_ADDRESS_SPACE = 6 * 2**30  # torch maps about 1 GiB on import; an exercise n
 MAX_OPEN_FILES = 256
 FRAME = struct.Struct(">I")  # each record on the result pipe: a 4-byte length, then a torch.save payload
 
-# Inside the namespaces: every mount read-only, a private /tmp, then a nested user namespace so that the
+# Inside the namespaces: every mount read-only, a private tmpfs on the job's own folder ($1; the course and its
+# Python may live under /tmp, so /tmp itself stays as it is, read-only), then a nested user namespace so that the
 # read-only flags are locked and the job cannot remount them.
 _NAMESPACE_SETUP = """
 for m in $(awk '{print $5}' /proc/self/mountinfo | sort -u); do
   case "$m" in /proc*) continue;; esac
   mount -o remount,bind,ro "$m" 2>/dev/null
 done
-mount -t tmpfs -o size=64m,mode=700 tmpfs /tmp || exit 97
-cd /tmp || exit 97
+mount -t tmpfs -o size=64m,mode=700 tmpfs "$1" || exit 97
+cd "$1" || exit 97
+shift
 exec unshare --user --map-root-user --mount -- "$@"
 """
 _UNSHARE = ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc", "--net", "--kill-child"]
@@ -65,14 +68,17 @@ def namespaces_available() -> bool:
     """Whether this machine lets an unprivileged process make user, PID, network and mount namespaces."""
     if os.environ.get("COURSE_GRADER_NO_NAMESPACES") or sys.platform != "linux" or not shutil.which("unshare"):
         return False
+    probe = tempfile.mkdtemp(prefix="grade-probe-")
     try:
         done = subprocess.run(
-            [*_UNSHARE, "sh", "-c", _NAMESPACE_SETUP, "sh", "sh", "-c", "! touch /etc/.course-probe"],
+            [*_UNSHARE, "sh", "-c", _NAMESPACE_SETUP, "sh", probe, "sh", "-c", "! touch /etc/.course-probe"],
             capture_output=True,
             timeout=20,
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
     return done.returncode == 0
 
 
@@ -80,7 +86,10 @@ def isolation() -> str:
     """One line saying which isolation the grader's children run under on this machine."""
     common = "python -I, scrubbed environment, own working directory and HOME, limits on memory, CPU, files"
     if namespaces_available():
-        return f"namespaces (user, pid, net, mount): no network, read-only file system, private /tmp; {common}"
+        return (
+            "namespaces (user, pid, net, mount): no network, read-only file system but a private 64 MB scratch "
+            f"folder; {common}"
+        )
     return (
         f"process isolation only (no user namespaces here: the network and the file system stay reachable); "
         f"{common}; leftover processes killed"
@@ -153,10 +162,10 @@ def split_records(data: bytes) -> list[bytes] | None:
 def run_job(job: dict, timeout: float) -> JobOutcome:
     """Run one exercise job in the sandbox; never raises for anything the job does."""
     result_read, result_write = os.pipe()
-    home = "/tmp" if namespaces_available() else tempfile.mkdtemp(prefix="grade-job-")
+    home = tempfile.mkdtemp(prefix="grade-job-")
     command = [sys.executable, "-I", str(RUNNER), str(result_write)]
     if namespaces_available():
-        command = [*_UNSHARE, "sh", "-c", _NAMESPACE_SETUP, "sh", *command]
+        command = [*_UNSHARE, "sh", "-c", _NAMESPACE_SETUP, "sh", home, *command]
     outcome, result, log, overflow = JobOutcome(), bytearray(), bytearray(), threading.Event()
     try:
         with _lock:  # registered before the reaper can see it
@@ -203,8 +212,7 @@ def run_job(job: dict, timeout: float) -> JobOutcome:
             reap_orphans()
         for reader in readers:
             reader.join(timeout=2)  # an escaped process that keeps a pipe open cannot hold the grader
-        if home != "/tmp":
-            shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
     outcome.returncode = proc.returncode
     outcome.log = log.decode("utf-8", "replace")
     if overflow.is_set():
