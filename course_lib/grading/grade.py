@@ -32,7 +32,6 @@ from course_lib.grading.notebook import NotebookError, cell_source, defines, exe
 from course_lib.grading.spec import Exercise, compare
 
 NEEDS_REVIEW = "needs review"  # found the answer at run time, or tried to: zero points, and the instructor looks
-TRAP_MARK = "reference-trap"  # the message of the disarmed reference (see runner.disarm)
 
 
 @dataclass
@@ -248,7 +247,7 @@ class Grader:
             else:
                 passed += 1
         total = len(expected)
-        if any(TRAP_MARK in m for m in messages):
+        if any(sandbox.TRAP_MARK in m for m in messages):
             why = "called the exercise's reference, found at run time: not graded, reported for review"
             return Score(0.0, exercise.points, NEEDS_REVIEW, [why] + notes)
         if passed == 0 and not_impl:

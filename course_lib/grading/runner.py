@@ -41,11 +41,10 @@ import torch  # noqa: E402
 
 from course_lib.grading import registry  # noqa: E402
 from course_lib.grading.execute import NOT_IMPLEMENTED, run_cases, short_error  # noqa: E402
-from course_lib.grading.sandbox import FRAME  # noqa: E402
+from course_lib.grading.sandbox import FRAME, TRAP_MARK  # noqa: E402
 from course_lib.grading.spec import Exercise  # noqa: E402
 
 CELL = "<exercise cell>"
-TRAP_MARK = "reference-trap"
 MAX_JOB_BYTES = 2 * 2**20
 _MAGIC = re.compile(r"^(\s*)([%!].*)$", re.MULTILINE)
 _LIBRARY = os.path.dirname(_HERE)  # .../course_lib

@@ -33,6 +33,7 @@ MAX_LOG_BYTES = 64 * 2**10  # the tail of its output that is kept
 MAX_FILE_BYTES = 64 * 2**20  # the largest file it may write
 MAX_ADDRESS_SPACE = 6 * 2**30  # torch maps about 1 GiB on import; an exercise needs far less than this
 MAX_OPEN_FILES = 256
+TRAP_MARK = "reference-trap"  # in the message of a disarmed reference (runner.disarm); the grader looks for it
 FRAME = struct.Struct(">I")  # each record on the result pipe: a 4-byte length, then a torch.save payload
 
 # Inside the namespaces: every mount read-only, a private tmpfs on the job's own folder ($1; the course and its
