@@ -26,6 +26,14 @@ def test_generated_exercise_has_stubs_and_no_outputs_or_solutions():
         assert "amax" not in source and "zero_grad()" not in source
 
 
+def test_solution_only_cells_stay_out_of_the_exercise():
+    nb = copy.deepcopy(SOLUTION)
+    nb["cells"].append({"cell_type": "markdown", "metadata": {"solution_only": True}, "source": ["the answers"]})
+    out = make_exercise(nb, "00_foundations", "test")
+    assert len(out["cells"]) == sum(not c["metadata"].get("solution_only") for c in SOLUTION["cells"])
+    assert all("the answers" not in cell_source(c) for c in out["cells"])
+
+
 def with_exercise_source(source, exercise_id="stable_softmax", nb=SOLUTION):
     nb = copy.deepcopy(nb)
     for cell in nb["cells"]:

@@ -78,13 +78,13 @@ CHEATS = {
         "    return rearrange(images, 'b c (h p1) (w p2) -> b (w h) (c p1 p2)', p1=patch, p2=patch)\n",
     ),
     "no_zero_grad": (
-        "train_step",
-        "def train_step(model, optimizer, x, y):\n    loss = F.cross_entropy(model(x), y)\n"
+        "accumulated_step",
+        "def accumulated_step(model, optimizer, x, y, micro_batches):\n    loss = F.cross_entropy(model(x), y)\n"
         "    loss.backward()\n    optimizer.step()\n    return loss.item()\n",
     ),
     "returns_tensor_loss": (
-        "train_step",
-        "def train_step(model, optimizer, x, y):\n    optimizer.zero_grad()\n"
+        "accumulated_step",
+        "def accumulated_step(model, optimizer, x, y, micro_batches):\n    optimizer.zero_grad()\n"
         "    loss = F.cross_entropy(model(x), y)\n    loss.backward()\n    optimizer.step()\n    return loss\n",
     ),
     "floods_output": ("stable_softmax", SOFTMAX_HEADER + "    while True:\n        print('x' * 100_000)\n"),

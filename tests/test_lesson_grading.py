@@ -73,27 +73,42 @@ WRONG = {
         "heads merged in the wrong order": "def merge_heads(x):\n    return rearrange(x, 'b h t d -> b t (d h)')\n",
     },
     "multi_head_attention": {
-        "one head only": "def multi_head_attention(x_q, x_kv, w_q, w_k, w_v, w_o, heads, mask=None):\n"
-        "    return scaled_dot_product_attention(x_q @ w_q, x_kv @ w_k, x_kv @ w_v, mask)[0] @ w_o\n",
+        "one head only": "def multi_head_attention(x_q, x_kv, params, heads, mask=None):\n"
+        "    lin = lambda x, n: x @ params[n + '.weight'].T + params[n + '.bias']\n"
+        "    return lin(scaled_dot_product_attention(lin(x_q, 'q_proj'), lin(x_kv, 'k_proj'), lin(x_kv, 'v_proj'), mask)[0],"
+        " 'out_proj')\n",
+        "weights not transposed": "def multi_head_attention(x_q, x_kv, params, heads, mask=None):\n"
+        "    lin = lambda x, n: x @ params[n + '.weight'] + params[n + '.bias']\n"
+        "    q, k, v = (split_heads(lin(x, n), heads) for x, n in ((x_q, 'q_proj'), (x_kv, 'k_proj'), (x_kv, 'v_proj')))\n"
+        "    return lin(merge_heads(scaled_dot_product_attention(q, k, v, mask)[0]), 'out_proj')\n",
     },
-    "sinusoidal_encoding": {
-        "i instead of 2i in the exponent": "def sinusoidal_encoding(length, d_model):\n"
-        "    p = torch.arange(length)[:, None].float()\n    f = 10000.0 ** (-torch.arange(d_model // 2) / d_model)\n"
-        "    pe = torch.zeros(length, d_model)\n    pe[:, 0::2] = torch.sin(p * f)\n    pe[:, 1::2] = torch.cos(p * f)\n    return pe\n",
+    "rotary_embedding": {
+        "i instead of 2i in the exponent": "def rotary_embedding(x, base=10000.0):\n    t, d = x.shape[-2], x.shape[-1]\n"
+        "    a = torch.arange(t)[:, None] * base ** (-torch.arange(d // 2) / d)\n    e, o = x[..., 0::2], x[..., 1::2]\n"
+        "    return torch.stack([e * a.cos() - o * a.sin(), e * a.sin() + o * a.cos()], -1).flatten(-2)\n",
+        "rotates halves, not pairs": "def rotary_embedding(x, base=10000.0):\n    t, d = x.shape[-2], x.shape[-1]\n"
+        "    a = torch.arange(t)[:, None] * base ** (-torch.arange(0, d, 2) / d)\n    e, o = x[..., : d // 2], x[..., d // 2 :]\n"
+        "    return torch.cat([e * a.cos() - o * a.sin(), e * a.sin() + o * a.cos()], -1)\n",
     },
-    "encoder_layer": {
-        "pre-LN instead of post-LN": "def encoder_layer(layer, x, mask=None):\n    h = layer.norm1(x)\n"
-        "    x = x + layer.self_attn(h, h, h, mask)[0]\n    return x + layer.ff(layer.norm2(x))\n",
-        "mask ignored": "def encoder_layer(layer, x, mask=None):\n"
-        "    x = layer.norm1(x + layer.self_attn(x, x, x)[0])\n    return layer.norm2(x + layer.ff(x))\n",
+    "label_smoothed_loss": {
+        "padding counted": "def label_smoothed_loss(logits, targets, epsilon, pad_id=0):\n    lp = logits.log_softmax(-1)\n"
+        "    nll = -lp.gather(-1, targets[..., None])[..., 0]\n    return ((1 - epsilon) * nll - epsilon * lp.mean(-1)).mean()\n",
+        "smoothing spread over the wrong words only, with eps / (V - 1)": "def label_smoothed_loss(logits, targets, epsilon, "
+        "pad_id=0):\n    lp = logits.log_softmax(-1)\n    V = lp.shape[-1]\n    nll = -lp.gather(-1, targets[..., None])[..., 0]\n"
+        "    rest = (-lp.sum(-1) - nll) / (V - 1)\n    return ((1 - epsilon) * nll + epsilon * rest)[targets != pad_id].mean()\n",
     },
-    "decoder_layer": {
-        "cross-attention queries from memory": "def decoder_layer(layer, x, memory, self_mask, memory_mask=None):\n"
-        "    x = layer.norm1(x + layer.self_attn(x, x, x, self_mask)[0])\n"
-        "    x = layer.norm2(x + layer.cross_attn(memory, x, x)[0][:, :x.shape[1]])\n    return layer.norm3(x + layer.ff(x))\n",
-        "no causal mask": "def decoder_layer(layer, x, memory, self_mask, memory_mask=None):\n"
-        "    x = layer.norm1(x + layer.self_attn(x, x, x)[0])\n"
-        "    x = layer.norm2(x + layer.cross_attn(x, memory, memory, memory_mask)[0])\n    return layer.norm3(x + layer.ff(x))\n",
+    "transformer_forward": {
+        "source embeddings not scaled by sqrt(d)": (
+            "transformer_forward",
+            'params["src_embed.weight"][src] * math.sqrt(d)',
+            'params["src_embed.weight"][src]',
+        ),
+        "source padding not masked in cross-attention": (
+            "transformer_forward",
+            'attend(x, memory, e + ".cross_attn", source_visible)',
+            'attend(x, memory, e + ".cross_attn", torch.ones_like(source_visible))',
+        ),
+        "no causal mask": ("transformer_forward", "dtype=torch.bool, device=src.device).tril()", "dtype=torch.bool)"),
     },
     "most_frequent_pair": {
         "ties go to the first pair seen": "def most_frequent_pair(ids):\n    return Counter(zip(ids, ids[1:])).most_common(1)[0][0]\n",
@@ -127,9 +142,18 @@ WRONG = {
         "    s = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float('-inf'))\n"
         "    return rearrange(s.softmax(-1) @ v, 'b h t e -> b t (h e)') @ w_proj\n",
     },
-    "gpt_block": {
-        "post-LN instead of pre-LN": "def gpt_block(block, x):\n    x = block.ln1(x + block.attn(x))\n"
-        "    return block.ln2(x + block.mlp(x))\n",
+    "gpt_forward": {
+        "output layer not tied (head.weight ignored the same way)": (
+            "gpt_forward",
+            "@ embedding.T",
+            "@ embedding.T * 0.5",
+        ),
+        "post-LN instead of pre-LN": (
+            "gpt_forward",
+            'x = x + linear(F.gelu(linear(norm(x, block + "ln2"), block + "mlp.0")), block + "mlp.2")',
+            'x = norm(x + linear(F.gelu(linear(x, block + "mlp.0")), block + "mlp.2"), block + "ln2")',
+        ),
+        "no causal mask": ("gpt_forward", "masked_fill(hidden_future,", "masked_fill(hidden_future & False,"),
     },
     "next_token_loss": {
         "targets not shifted": "def next_token_loss(logits, idx):\n"
@@ -152,29 +176,25 @@ WRONG = {
         "    d = d_model\n    per = 4 * d + 3 * d * d + 3 * d + d * d + d + 8 * d * d + 5 * d\n"
         "    return 2 * vocab_size * d + block_size * d + layers * per + 2 * d\n",
     },
-    "top_k_filter": {
-        "keeps the k smallest": "def top_k_filter(logits, k):\n"
-        "    kth = (-logits).topk(min(k, logits.shape[-1]), dim=-1).values[:, -1:]\n"
-        "    return logits.masked_fill(-logits < kth, float('-inf'))\n",
-        "off by one (keeps k - 1)": "def top_k_filter(logits, k):\n"
-        "    kth = logits.topk(min(k, logits.shape[-1]), dim=-1).values[:, -1:]\n"
-        "    return logits.masked_fill(logits <= kth, float('-inf')) if k > 1 else logits.masked_fill(logits < kth, float('-inf'))\n",
+    "repetition_penalty": {
+        "divides negative logits too (raises them)": "def repetition_penalty(logits, previous, penalty):\n"
+        "    out = logits.clone()\n    for row in range(len(out)):\n        seen = previous[row].unique()\n"
+        "        out[row, seen] = out[row, seen] / penalty\n    return out\n",
+        "penalises once per occurrence": "def repetition_penalty(logits, previous, penalty):\n"
+        "    out = logits.clone()\n    for row in range(len(out)):\n        for i in previous[row].tolist():\n"
+        "            out[row, i] = out[row, i] / penalty if out[row, i] > 0 else out[row, i] * penalty\n    return out\n",
     },
-    "top_p_filter": {
-        "drops the token that crosses p": "def top_p_filter(logits, p):\n"
-        "    s, order = logits.sort(dim=-1, descending=True)\n    drop = s.softmax(-1).cumsum(-1) > p\n"
-        "    drop[:, 0] = False\n    return logits.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), float('-inf'))\n",
-        "left in sorted order": "def top_p_filter(logits, p):\n"
-        "    s, order = logits.sort(dim=-1, descending=True)\n    probs = s.softmax(-1)\n"
-        "    return s.masked_fill(probs.cumsum(-1) - probs >= p, float('-inf'))\n",
+    "min_p_filter": {
+        "threshold not scaled by the top probability": "def min_p_filter(logits, p_base):\n"
+        "    return logits.masked_fill(logits.softmax(-1) < p_base, float('-inf'))\n",
     },
-    "beam_step": {
-        "best token of each beam only": "def beam_step(scores, log_probs, beams):\n"
-        "    best, token = log_probs.max(-1)\n    total, parent = (scores + best).topk(beams)\n"
-        "    return total, parent, token[parent]\n",
-        "ignores the beam scores": "def beam_step(scores, log_probs, beams):\n"
-        "    best, flat = log_probs.flatten().topk(beams)\n    V = log_probs.shape[1]\n"
-        "    return scores[flat // V] + best, flat // V, flat % V\n",
+    "beam_search": {
+        "greedy (one beam)": ("beam_search", "topk(min(beams, candidates.numel()))", "topk(1)"),
+        "scores not accumulated": (
+            "beam_search",
+            "candidates = totals[:, None] + next_log_probs(alive)",
+            "candidates = next_log_probs(alive)",
+        ),
     },
     "cached_attention": {
         "mask not shifted by the cache length": "def cached_attention(q, k_new, v_new, k_cache, v_cache):\n"
@@ -213,6 +233,15 @@ WRONG = {
         "first token (no pooling)": "def pooled_logits(hidden, pad_mask, weight, bias):\n"
         "    return hidden[:, 0] @ weight + bias\n",
     },
+    "bert_encoder": {
+        "padding read as keys": ("bert_encoder", "masked_fill(~readable,", "masked_fill(~readable & False,"),
+        "post-LN instead of pre-LN": (
+            "bert_encoder",
+            'x = x + linear(F.relu(linear(norm(x, layer + "norm2"), layer + "ff.0")), layer + "ff.3")',
+            'x = norm(x + linear(F.relu(linear(x, layer + "ff.0")), layer + "ff.3"), layer + "norm2")',
+        ),
+        "no final LayerNorm": ("bert_encoder", 'return norm(x, "ln_f")', "return x"),
+    },
     "nearest": {
         "dot product without normalising": "def nearest(queries, keys, k):\n"
         "    return (queries @ keys.T).topk(k, dim=-1)\n",
@@ -220,6 +249,23 @@ WRONG = {
         "    return F.cosine_similarity(queries[:, None], keys[None], dim=-1).topk(k, dim=-1)\n",
     },
 }
+
+
+def solution_source(exercise_id):
+    exercise = registry.get(exercise_id)
+    nb = read_notebook(ROOT / "solutions" / f"{exercise.notebook}.ipynb")
+    return next("".join(c["source"]) for c in nb["cells"] if (exercise_meta(c) or {}).get("id") == exercise_id)
+
+
+def wrong_source(exercise_id, mistake):
+    """A wrong variant: written out, or (exercise, old, new), one edit of the solution's own code."""
+    variant = WRONG[exercise_id][mistake]
+    if isinstance(variant, str):
+        return variant
+    _, old, new = variant
+    source = solution_source(exercise_id)
+    assert source.count(old) == 1, (exercise_id, mistake, old)
+    return source.replace(old, new)
 
 
 def define(exercise_id, source):
@@ -238,6 +284,17 @@ def test_every_lesson_exercise_from_01_has_wrong_variants():
     assert len(ids) >= 32 and ids == set(WRONG)
 
 
+def test_label_smoothed_loss_agrees_with_pytorch():
+    import torch
+
+    logits, targets = torch.randn(3, 5, 7), torch.randint(0, 7, (3, 5))
+    ours = registry.get("label_smoothed_loss").reference(logits, targets, 0.2, pad_id=2)
+    theirs = torch.nn.functional.cross_entropy(
+        logits.flatten(0, 1), targets.flatten(), ignore_index=2, label_smoothing=0.2
+    )
+    torch.testing.assert_close(ours, theirs)
+
+
 @pytest.mark.parametrize("stem", NOTEBOOKS)
 def test_references_pass_their_own_checks(stem):
     for exercise in registry.for_notebook(stem):
@@ -247,7 +304,7 @@ def test_references_pass_their_own_checks(stem):
 
 @pytest.mark.parametrize("exercise_id,mistake", [(e, m) for e, ms in WRONG.items() for m in ms])
 def test_check_catches_the_common_mistake(exercise_id, mistake):
-    fn, source = define(exercise_id, WRONG[exercise_id][mistake])
+    fn, source = define(exercise_id, wrong_source(exercise_id, mistake))
     from course_lib.grading.execute import forbidden_uses
 
     lines = check_messages(exercise_id, fn)
@@ -266,7 +323,7 @@ def test_grader_gives_full_marks_to_solutions_and_takes_points_for_each_mistake(
         for cell in wrong["cells"]:
             meta = exercise_meta(cell)
             if meta:
-                cell["source"] = next(iter(WRONG[meta["id"]].values()))
+                cell["source"] = wrong_source(meta["id"], next(iter(WRONG[meta["id"]])))
         (subs / "wrong").mkdir(parents=True, exist_ok=True)
         (subs / "wrong" / f"{stem}.ipynb").write_text(json.dumps(wrong))
     out = tmp_path / "grades.json"
@@ -286,7 +343,7 @@ def test_references_computed_in_parallel_threads_stay_correct():
     from course_lib.grading.grade import Grader
     from course_lib.grading.spec import compare
 
-    exercises = [registry.get("encoder_layer"), registry.get("decoder_layer")] * 4
+    exercises = [registry.get("transformer_forward"), registry.get("gpt_forward")] * 4
     for seed in range(3):
         grader = Grader(seed=seed, timeout=30)
         with ThreadPoolExecutor(max_workers=4) as pool:

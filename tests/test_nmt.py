@@ -46,7 +46,7 @@ def test_a_perfect_model_scores_one_and_lengths_are_counted(task):
             )
 
     result = nmt.evaluate_translator(Oracle(), task, batch_size=7)
-    assert result["exact_match"] == 1.0 and result["token_accuracy"] == 1.0
+    assert result["exact_match"] == 1.0 and result["token_accuracy"] == 1.0 and result["bleu"] == pytest.approx(100.0)
     assert sum(count for _, count in result["by_length"].values()) == len(task.test)
 
 

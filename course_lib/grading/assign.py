@@ -35,6 +35,7 @@ def make_exercise(nb: dict[str, Any], stem: str, where: str) -> dict[str, Any]:
     if not isinstance(course, dict) or course.get("notebook") != stem:
         raise NotebookError(f'{where}: notebook metadata must hold {{"course": {{"notebook": "{stem}"}}}}')
     out = copy.deepcopy(nb)
+    out["cells"] = [c for c in out["cells"] if not c.get("metadata", {}).get("solution_only")]  # answers stay out
     seen: dict[str, int] = {}
     for index, cell in enumerate(out["cells"]):
         here = f"{where}, cell {index}"

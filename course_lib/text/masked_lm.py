@@ -2,9 +2,9 @@
 
 `pretrained_bert()` pretrains an encoder on 32-token windows of the whole training corpus (byte-level BPE,
 1,024 tokens). Each window begins at a sentence and half are cut after a sentence's end and padded
-(`sentence_windows`). 5,000 steps of 256 windows take 86 s on an H100 and 40 to 50 minutes on 2 CPU cores
-(0.47-0.57 s a step), so the repository ships the result in float16 (`checkpoints/`, 1.5 MB, made by
-`python -m course_lib.text.masked_lm ship`); `load_or_train` finds it there when the cache has none.
+(`sentence_windows`). That takes too long on a laptop CPU (docs/experiments.md has the times), so the repository
+ships the result in float16 (`checkpoints/`, 1.5 MB, made by `python -m course_lib.text.masked_lm ship`);
+`load_or_train` finds it there when the cache has none.
 
 The corpus labels its own task: `course_lib.data.plays.questions()` takes the sentences of every play's speeches
 that end in "?" or ".", hides the mark, and asks whether the line is a question. Each line gets a <mask>
@@ -245,8 +245,8 @@ def pretrained_bert(
 ) -> tuple[MaskedLM, BPETokenizer, dict]:
     """The lesson's masked-LM, pretrained on the whole training corpus. Loaded from the cache, else from the
     checkpoint the repository ships (`python -m course_lib.text.masked_lm ship` made it; skipped if not
-    `use_shipped`), else trained now: 86 s on an H100, 40 to 50 minutes on 2 CPU cores. `retrain=True` always
-    trains."""
+    `use_shipped`), else trained now (a minute or two on a GPU, most of an hour on 2 CPU cores; the times are
+    in docs/experiments.md). `retrain=True` always trains."""
     from course_lib.data import shakespeare_text
 
     tokenizer = bpe_tokenizer()

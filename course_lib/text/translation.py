@@ -197,11 +197,13 @@ def _token_matches(predicted: torch.Tensor, reference: torch.Tensor, eos_id: int
 
 @torch.no_grad()
 def evaluate_translator(model: nn.Module, task: NumberTask, *, limit: int | None = None, batch_size: int = 512) -> dict:
-    """Greedy-decode held-out numbers; exact match, token accuracy, and exact match by English length in words.
+    """Greedy-decode held-out numbers; exact match, token accuracy, corpus BLEU, and exact match by English length.
 
-    Returns {"exact_match": float, "token_accuracy": float, "by_length": {words: (accuracy, count)},
-    "predictions": [str]}.
+    Returns {"exact_match": float, "token_accuracy": float, "bleu": float (sacrebleu, 0-100),
+    "by_length": {words: (accuracy, count)}, "predictions": [str]}.
     """
+    import sacrebleu  # imported here: only evaluation needs it
+
     was_training = model.training
     model.eval()
     pairs = task.test[:limit]
@@ -230,6 +232,7 @@ def evaluate_translator(model: nn.Module, task: NumberTask, *, limit: int | None
     return {
         "exact_match": exact / len(pairs),
         "token_accuracy": matched / total,
+        "bleu": sacrebleu.corpus_bleu(predictions, [[p.french for p in pairs]]).score,
         "by_length": {k: (hits / count, count) for k, (hits, count) in sorted(by_length.items())},
         "predictions": predictions,
     }

@@ -1,4 +1,4 @@
-"""Lesson 00 exercises: stable softmax, batched matmul with einsum, patches with einops, one training step."""
+"""Lesson 00 exercises: stable softmax, batched matmul with einsum, patches with einops, gradient accumulation."""
 
 from __future__ import annotations
 
@@ -37,13 +37,22 @@ def image_to_patches(images: torch.Tensor, patch: int) -> torch.Tensor:
     return rearrange(images, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=patch, p2=patch)
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> float:
-    """One step of cross-entropy training; returns the loss before the update as a float."""
+def accumulated_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, micro_batches: int
+) -> float:
+    """One optimizer step on the whole batch, its gradient summed over `micro_batches` chunks (x.chunk).
+
+    Each chunk's summed loss is divided by the whole batch's size, so the gradient equals the full batch's
+    mean-loss gradient even when the chunks are uneven; returns the whole batch's mean loss as a float.
+    """
     optimizer.zero_grad()
-    loss = nn.functional.cross_entropy(model(x), y)
-    loss.backward()
+    total = 0.0
+    for x_part, y_part in zip(x.chunk(micro_batches), y.chunk(micro_batches)):
+        loss = nn.functional.cross_entropy(model(x_part), y_part, reduction="sum") / len(x)
+        loss.backward()
+        total += loss.item()
     optimizer.step()
-    return loss.item()
+    return total
 
 
 # --- cases ----------------------------------------------------------------------------------------
@@ -95,30 +104,38 @@ def _train_cases(g: torch.Generator) -> list[Case]:
     def seed() -> int:
         return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
 
+    def batch(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.randn(n, 5, generator=g), torch.randint(0, 3, (n,), generator=g)
+
     return [
         Case(
-            "3 steps, SGD with momentum",
-            (torch.randn(16, 5, generator=g), torch.randint(0, 3, (16,), generator=g)),
-            {"init_seed": seed(), "optimizer": "sgd"},
+            "16 examples in 4 micro-batches, SGD (catches a sum of chunk means)", (*batch(16), 4), {"init_seed": seed()}
         ),
         Case(
-            "3 steps, Adam",
-            (torch.randn(8, 5, generator=g), torch.randint(0, 3, (8,), generator=g)),
+            "10 examples in 3 uneven micro-batches, SGD with momentum (catches a mean of chunk means)",
+            (*batch(10), 3),
+            {"init_seed": seed(), "optimizer": "momentum"},
+        ),
+        Case(
+            "8 examples in 1 micro-batch, Adam (the plain step)",
+            (*batch(8), 1),
             {"init_seed": seed(), "optimizer": "adam"},
         ),
+        Case("6 examples in 6 micro-batches of one, SGD", (*batch(6), 6), {"init_seed": seed()}),
     ]
 
 
 def _run_train_step(fn, case: Case):
     """Build a seeded model and optimizer, call `fn` three times, return the losses and final weights."""
-    x, y = case.args
+    x, y, micro_batches = case.args
     torch.manual_seed(case.kwargs["init_seed"])
     model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
-    if case.kwargs["optimizer"] == "sgd":
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    else:
+    kind = case.kwargs.get("optimizer", "sgd")
+    if kind == "adam":
         optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    losses = tuple(fn(model, optimizer, x, y) for _ in range(3))
+    else:
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9 if kind == "momentum" else 0.0)
+    losses = tuple(fn(model, optimizer, x, y, micro_batches) for _ in range(3))
     weights = torch.cat([p.detach().flatten() for p in model.parameters()])
     return losses, weights
 
@@ -148,11 +165,11 @@ EXERCISES = [
     ),
     Exercise("image_to_patches", NOTEBOOK, "image_to_patches", 2.0, image_to_patches, _patch_cases, setup=SETUP),
     Exercise(
-        "train_step",
+        "accumulated_step",
         NOTEBOOK,
-        "train_step",
+        "accumulated_step",
         2.0,
-        train_step,
+        accumulated_step,
         _train_cases,
         call=_run_train_step,
         setup=SETUP,

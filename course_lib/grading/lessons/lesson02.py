@@ -1,12 +1,19 @@
-"""Lesson 02 exercises: scaled dot-product attention, padding and causal masks, heads, multi-head attention."""
+"""Lesson 02 exercises: scaled dot-product attention, padding and causal masks, heads, and multi-head attention
+assembled from a trained module's state dict."""
 
 from __future__ import annotations
 
 import torch
 
 from course_lib.grading.spec import Case, Exercise
+from course_lib.nn.attention import (
+    MultiHeadAttention,
+    merge_heads,
+    padding_mask,
+    scaled_dot_product_attention,
+    split_heads,
+)
 from course_lib.nn.attention import causal_mask as _causal_mask
-from course_lib.nn.attention import merge_heads, padding_mask, scaled_dot_product_attention, split_heads
 
 NOTEBOOK = "02_attention"
 SETUP = """\
@@ -29,17 +36,15 @@ def causal_mask(t: int) -> torch.Tensor:
 def multi_head_attention(
     x_q: torch.Tensor,
     x_kv: torch.Tensor,
-    w_q: torch.Tensor,
-    w_k: torch.Tensor,
-    w_v: torch.Tensor,
-    w_o: torch.Tensor,
+    params: dict[str, torch.Tensor],
     heads: int,
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Project (x @ W), split into heads, attend per head, merge, project out: -> (b, t_q, d_model)."""
-    q, k, v = split_heads(x_q @ w_q, heads), split_heads(x_kv @ w_k, heads), split_heads(x_kv @ w_v, heads)
-    out, _ = scaled_dot_product_attention(q, k, v, mask)
-    return merge_heads(out) @ w_o
+    """A trained `MultiHeadAttention`'s forward from its state dict (q_proj, k_proj, v_proj, out_proj; weight and
+    bias each) -> (b, t_q, d_model). The reference loads the dict into the library's module and runs it."""
+    module = MultiHeadAttention(params["q_proj.weight"].shape[0], heads)
+    module.load_state_dict(params)
+    return module.eval()(x_q, x_kv, x_kv, mask)[0]
 
 
 # --- cases ----------------------------------------------------------------------------------------
@@ -106,17 +111,38 @@ def _merge_cases(g: torch.Generator) -> list[Case]:
 def _mha_cases(g: torch.Generator) -> list[Case]:
     randn = _randn(g)
 
-    def weights(d: int) -> tuple[torch.Tensor, ...]:
-        return tuple(randn(d, d) / d**0.5 for _ in range(4))
+    def seed() -> int:
+        return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
 
     x = randn(2, 5, 8)
     return [
-        Case("self-attention, d_model 8, 2 heads", (x, x, *weights(8), 2)),
-        Case("cross-attention: 3 queries, 6 keys, 4 heads", (randn(2, 3, 8), randn(2, 6, 8), *weights(8), 4)),
+        Case("self-attention, d_model 8, 2 heads", (x, x, 2), {"init_seed": seed()}),
         Case(
-            "causal self-attention, 1 head", (x, x, *weights(8), 1), {"mask": torch.ones(5, 5, dtype=torch.bool).tril()}
+            "cross-attention: 3 queries, 6 keys, 4 heads (catches W instead of W^T)",
+            (randn(2, 3, 8), randn(2, 6, 8), 4),
+            {"init_seed": seed()},
+        ),
+        Case(
+            "causal self-attention, 1 head",
+            (x, x, 1),
+            {"init_seed": seed(), "mask": torch.ones(5, 5, dtype=torch.bool).tril()},
+        ),
+        Case(
+            "cross-attention with a padding mask, 2 heads",
+            (randn(2, 4, 8), randn(2, 6, 8), 2),
+            {"init_seed": seed(), "mask": padding_mask(torch.tensor([6, 3]), 6)},
         ),
     ]
+
+
+@torch.no_grad()
+def _run_mha(fn, case: Case):
+    """A seeded MultiHeadAttention (biases included) hands its state dict to `fn`."""
+    x_q, x_kv, heads = case.args
+    torch.manual_seed(case.kwargs["init_seed"])
+    module = MultiHeadAttention(x_q.shape[-1], heads)
+    params = {name: tensor.clone() for name, tensor in module.state_dict().items()}
+    return fn(x_q, x_kv, params, heads, case.kwargs.get("mask"))
 
 
 EXERCISES = [
@@ -141,6 +167,7 @@ EXERCISES = [
         3.0,
         multi_head_attention,
         _mha_cases,
+        call=_run_mha,
         setup=SETUP,
         forbidden=("MultiheadAttention", "multi_head_attention_forward"),
         atol=1e-5,

@@ -1,13 +1,13 @@
-"""Lesson 03 exercises: sinusoidal positions, an encoder layer and a decoder layer (post-LN, as in the paper)."""
+"""Lesson 03 exercises: rotary positions (a variation on the sinusoids), the label-smoothed loss of the paper, and
+the whole encoder-decoder's forward pass assembled from a trained model's state dict."""
 
 from __future__ import annotations
 
 import torch
 
 from course_lib.grading.spec import Case, Exercise
-from course_lib.nn.attention import causal_mask
+from course_lib.models.transformer import Seq2SeqTransformer
 from course_lib.nn.positional import sinusoidal_encoding
-from course_lib.nn.transformer import DecoderLayer, EncoderLayer
 
 NOTEBOOK = "03_transformer"
 SETUP = """\
@@ -22,130 +22,156 @@ from einops import rearrange, einsum
 # --- references ---------------------------------------------------------------------------------
 
 
-def encoder_layer(layer: EncoderLayer, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """x = norm1(x + self_attn(x)); x = norm2(x + ff(x)), using the layer's submodules."""
-    x = layer.norm1(x + layer.self_attn(x, x, x, mask)[0])
-    return layer.norm2(x + layer.ff(x))
+def rotary_embedding(x: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+    """x (..., t, d), d even: the pair (x[2i], x[2i+1]) at position p rotated by the angle p * base^(-2i/d)."""
+    t, d = x.shape[-2], x.shape[-1]
+    rate = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)  # (d/2,)
+    angle = (torch.arange(t, dtype=torch.float64)[:, None] * rate).to(x.dtype)  # (t, d/2)
+    cos, sin = angle.cos(), angle.sin()
+    even, odd = x[..., 0::2], x[..., 1::2]
+    rotated = torch.stack([even * cos - odd * sin, even * sin + odd * cos], dim=-1)  # (..., t, d/2, 2)
+    return rotated.flatten(-2)
 
 
-def decoder_layer(
-    layer: DecoderLayer,
-    x: torch.Tensor,
-    memory: torch.Tensor,
-    self_mask: torch.Tensor,
-    memory_mask: torch.Tensor | None = None,
+def label_smoothed_loss(logits: torch.Tensor, targets: torch.Tensor, epsilon: float, pad_id: int = 0) -> torch.Tensor:
+    """logits (b, t, V), targets (b, t): cross-entropy against (1 - eps) one-hot + eps / V uniform, padding skipped.
+
+    (PyTorch's F.cross_entropy(..., label_smoothing=eps, ignore_index=pad_id) gives the same; tests compare.)
+    """
+    log_probs = logits.log_softmax(dim=-1)
+    nll = -log_probs.gather(-1, targets[..., None])[..., 0]  # (b, t)
+    uniform = -log_probs.mean(dim=-1)  # cross-entropy against the uniform distribution
+    return ((1 - epsilon) * nll + epsilon * uniform)[targets != pad_id].mean()
+
+
+def transformer_forward(
+    params: dict[str, torch.Tensor],
+    heads: int,
+    src: torch.Tensor,
+    tgt_in: torch.Tensor,
+    pe: torch.Tensor,
+    pad_id: int = 0,
 ) -> torch.Tensor:
-    """Masked self-attention, cross-attention (queries from x, keys and values from memory), feed-forward."""
-    x = layer.norm1(x + layer.self_attn(x, x, x, self_mask)[0])
-    x = layer.norm2(x + layer.cross_attn(x, memory, memory, memory_mask)[0])
-    return layer.norm3(x + layer.ff(x))
+    """The course's Seq2SeqTransformer forward (teacher forcing) from its state dict -> logits (b, t, tgt_vocab).
+
+    The reference loads the dict into the library's model (dropout off) and runs it; `pe` is sinusoidal_encoding.
+    """
+    layers = len({name.split(".")[1] for name in params if name.startswith("encoder.")})
+    model = Seq2SeqTransformer(
+        params["src_embed.weight"].shape[0],
+        params["head.weight"].shape[0],
+        d_model=params["head.weight"].shape[1],
+        heads=heads,
+        layers=layers,
+        d_ff=params["encoder.0.ff.0.weight"].shape[0],
+        dropout=0.0,
+        max_len=pe.shape[0],
+        pad_id=pad_id,
+    )
+    model.load_state_dict(params)
+    return model.eval()(src, tgt_in)
 
 
 # --- cases ----------------------------------------------------------------------------------------
 
 
-def _pe_cases(g: torch.Generator) -> list[Case]:
+def _rotary_cases(g: torch.Generator) -> list[Case]:
     return [
-        Case("length 6, d_model 4", (6, 4)),
-        Case("length 50, d_model 16 (catches 2i vs i in the exponent)", (50, 16)),
-        Case("length 1, d_model 2", (1, 2)),
-        Case("random length, d_model 8", (int(torch.randint(2, 30, (1,), generator=g)), 8)),
+        Case("one head, 6 positions, d 4", (torch.randn(1, 6, 4, generator=g),)),
+        Case(
+            "(b, h, t, d) = (2, 3, 9, 8) (catches i instead of 2i in the exponent)",
+            (torch.randn(2, 3, 9, 8, generator=g),),
+        ),
+        Case(
+            "base 100, 40 positions (catches pairs taken as halves)",
+            (torch.randn(40, 6, generator=g),),
+            {"base": 100.0},
+        ),
     ]
 
 
-def _encoder_cases(g: torch.Generator) -> list[Case]:
+def _smoothing_cases(g: torch.Generator) -> list[Case]:
+    targets = torch.randint(1, 7, (3, 5), generator=g)
+    targets[0, 3:] = 0  # padding at the end of the first row
+    return [
+        Case("epsilon 0.1, padding in row 0", (torch.randn(3, 5, 7, generator=g), targets, 0.1)),
+        Case(
+            "epsilon 0 is plain cross-entropy",
+            (torch.randn(2, 4, 5, generator=g), torch.randint(1, 5, (2, 4), generator=g), 0.0),
+        ),
+        Case(
+            "epsilon 0.3, pad id 2 (catches a hard-coded pad id)",
+            (torch.randn(2, 6, 9, generator=g) * 3, torch.randint(0, 9, (2, 6), generator=g), 0.3),
+            {"pad_id": 2},
+        ),
+    ]
+
+
+def _forward_cases(g: torch.Generator) -> list[Case]:
     def seed() -> int:
         return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
 
+    def tokens(b: int, t: int, vocab: int, lengths: list[int]) -> torch.Tensor:
+        ids = torch.randint(1, vocab, (b, t), generator=g)
+        for row, length in enumerate(lengths):
+            ids[row, length:] = 0
+        return ids
+
     return [
-        Case("no mask, d_model 8, 2 heads", (torch.randn(2, 5, 8, generator=g),), {"init_seed": seed()}),
         Case(
-            "padding mask: the second row has 3 real tokens",
-            (torch.randn(2, 5, 8, generator=g),),
-            {"init_seed": seed(), "lengths": [5, 3]},
+            "1 layer, 2 heads, no padding",
+            (2, tokens(2, 5, 11, [5, 5]), tokens(2, 4, 13, [4, 4])),
+            {"init_seed": seed(), "layers": 1},
+        ),
+        Case(
+            "2 layers, 2 heads, padded sources (catches a missing source mask)",
+            (2, tokens(3, 7, 11, [7, 4, 2]), tokens(3, 5, 13, [5, 5, 5])),
+            {"init_seed": seed(), "layers": 2},
+        ),
+        Case(
+            "2 layers, 4 heads, one target token",
+            (4, tokens(2, 6, 11, [6, 3]), tokens(2, 1, 13, [1, 1])),
+            {"init_seed": seed(), "layers": 2},
         ),
     ]
 
 
-def _decoder_cases(g: torch.Generator) -> list[Case]:
-    def seed() -> int:
-        return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
-
-    return [
-        Case(
-            "4 target tokens, 6 source tokens",
-            (torch.randn(2, 4, 8, generator=g), torch.randn(2, 6, 8, generator=g)),
-            {"init_seed": seed()},
-        ),
-        Case(
-            "source padding: the first row has 2 real source tokens",
-            (torch.randn(2, 3, 8, generator=g), torch.randn(2, 5, 8, generator=g)),
-            {"init_seed": seed(), "lengths": [2, 5]},
-        ),
-    ]
-
-
-def _seeded_layer(kind: type, seed: int) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    layer = kind(8, 2, 16, dropout=0.0).eval()
-    with torch.no_grad():
-        for module in layer.modules():  # LayerNorm starts at 1 and 0: randomise so a swapped norm shows
-            if isinstance(module, torch.nn.LayerNorm):
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.normal_(0.0, 0.1)
-    return layer
-
-
-def _key_mask(lengths: list[int] | None, t: int) -> torch.Tensor | None:
-    return None if lengths is None else (torch.arange(t)[None, :] < torch.tensor(lengths)[:, None])[:, None, None, :]
-
-
 @torch.no_grad()
-def _run_encoder(fn, case: Case):
-    (x,) = case.args
-    layer = _seeded_layer(EncoderLayer, case.kwargs["init_seed"])
-    return fn(layer, x, _key_mask(case.kwargs.get("lengths"), x.shape[1]))
-
-
-@torch.no_grad()
-def _run_decoder(fn, case: Case):
-    x, memory = case.args
-    layer = _seeded_layer(DecoderLayer, case.kwargs["init_seed"])
-    return fn(layer, x, memory, causal_mask(x.shape[1]), _key_mask(case.kwargs.get("lengths"), memory.shape[1]))
+def _run_forward(fn, case: Case):
+    """A seeded small Seq2SeqTransformer (LayerNorms randomised so a swapped norm shows) hands over its state dict."""
+    heads, src, tgt_in = case.args
+    torch.manual_seed(case.kwargs["init_seed"])
+    model = Seq2SeqTransformer(11, 13, d_model=8, heads=heads, layers=case.kwargs["layers"], d_ff=16, dropout=0.0)
+    for module in model.modules():
+        if isinstance(module, torch.nn.LayerNorm):
+            module.weight.uniform_(0.5, 1.5)
+            module.bias.normal_(0.0, 0.1)
+    params = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    return fn(params, heads, src, tgt_in, sinusoidal_encoding(32, 8), 0)
 
 
 EXERCISES = [
+    Exercise("rotary_embedding", NOTEBOOK, "rotary_embedding", 2.0, rotary_embedding, _rotary_cases, setup=SETUP),
     Exercise(
-        "sinusoidal_encoding",
+        "label_smoothed_loss",
         NOTEBOOK,
-        "sinusoidal_encoding",
+        "label_smoothed_loss",
         2.0,
-        sinusoidal_encoding,
-        _pe_cases,
+        label_smoothed_loss,
+        _smoothing_cases,
         setup=SETUP,
-        atol=1e-5,
-        rtol=1e-4,
+        forbidden=("label_smoothing",),
     ),
     Exercise(
-        "encoder_layer",
+        "transformer_forward",
         NOTEBOOK,
-        "encoder_layer",
-        2.0,
-        encoder_layer,
-        _encoder_cases,
-        call=_run_encoder,
+        "transformer_forward",
+        4.0,
+        transformer_forward,
+        _forward_cases,
+        call=_run_forward,
         setup=SETUP,
-        forbidden=("TransformerEncoderLayer",),
-    ),
-    Exercise(
-        "decoder_layer",
-        NOTEBOOK,
-        "decoder_layer",
-        3.0,
-        decoder_layer,
-        _decoder_cases,
-        call=_run_decoder,
-        setup=SETUP,
-        forbidden=("TransformerDecoderLayer",),
+        forbidden=("TransformerEncoderLayer", "TransformerDecoderLayer", "Transformer"),
+        atol=1e-4,
     ),
 ]

@@ -1,4 +1,5 @@
-"""Lesson 05 exercises: causal self-attention, a GPT block, the shifted loss, sampling, the LR schedule, parameters."""
+"""Lesson 05 exercises: causal self-attention, the whole GPT forward from a state dict, the shifted loss, sampling,
+the LR schedule, parameters."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.grading.spec import Case, Exercise
-from course_lib.models.gpt import GPT, Block, GPTConfig
+from course_lib.models.gpt import GPT, GPTConfig
 from course_lib.nn.attention import causal_mask, merge_heads, split_heads
 from course_lib.train import warmup_cosine
 
@@ -33,10 +34,17 @@ def causal_self_attention(x: torch.Tensor, w_qkv: torch.Tensor, w_proj: torch.Te
     return merge_heads(weights @ v) @ w_proj
 
 
-def gpt_block(block: Block, x: torch.Tensor) -> torch.Tensor:
-    """Pre-LN: x + attn(ln1(x)), then x + mlp(ln2(x))."""
-    x = x + block.attn(block.ln1(x))
-    return x + block.mlp(block.ln2(x))
+def gpt_forward(params: dict[str, torch.Tensor], heads: int, idx: torch.Tensor) -> torch.Tensor:
+    """The course's GPT forward from its state dict: idx (b, t) -> logits (b, t, vocab).
+
+    The reference loads the dict into the library's GPT and runs it.
+    """
+    layers = len({name.split(".")[1] for name in params if name.startswith("blocks.")})
+    vocab, d_model = params["tok_emb.weight"].shape
+    config = GPTConfig(vocab, block_size=params["pos_emb.weight"].shape[0], layers=layers, heads=heads, d_model=d_model)
+    model = GPT(config)
+    model.load_state_dict(params)
+    return model.eval()(idx)[0]
 
 
 def next_token_loss(logits: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -80,29 +88,44 @@ def _attn_cases(g: torch.Generator) -> list[Case]:
     ]
 
 
-def _block_cases(g: torch.Generator) -> list[Case]:
+def _forward_cases(g: torch.Generator) -> list[Case]:
     def seed() -> int:
         return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
 
     return [
-        Case("d 16, 2 heads", (torch.randn(2, 6, 16, generator=g),), {"init_seed": seed()}),
-        Case("d 16, 4 heads, 1 token", (torch.randn(3, 1, 16, generator=g),), {"init_seed": seed(), "heads": 4}),
+        Case(
+            "1 layer, 2 heads, 6 tokens",
+            (2, torch.randint(0, 10, (2, 6), generator=g)),
+            {"init_seed": seed(), "layers": 1},
+        ),
+        Case(
+            "2 layers, 4 heads, a full block of 8 tokens (catches a missing causal mask)",
+            (4, torch.randint(0, 10, (3, 8), generator=g)),
+            {"init_seed": seed(), "layers": 2},
+        ),
+        Case(
+            "2 layers, 2 heads, one token",
+            (2, torch.randint(0, 10, (2, 1), generator=g)),
+            {"init_seed": seed(), "layers": 2},
+        ),
     ]
 
 
-def _run_block(fn, case: Case):
-    (x,) = case.args
+@torch.no_grad()
+def _run_forward(fn, case: Case):
+    """A seeded small GPT with random LayerNorms and large residual projections (so every mistake shows)."""
+    heads, idx = case.args
     torch.manual_seed(case.kwargs["init_seed"])
-    block = Block(GPTConfig(vocab_size=10, block_size=8, layers=1, heads=case.kwargs.get("heads", 2), d_model=16))
-    with torch.no_grad():
-        for module in block.modules():  # random LayerNorm gains, so that a swapped norm shows
-            if isinstance(module, torch.nn.LayerNorm):
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.normal_(0.0, 0.1)
-        block.attn.proj.weight.normal_(0.0, 0.3)
-        block.mlp[2].weight.normal_(0.0, 0.3)
-    with torch.no_grad():
-        return fn(block, x)
+    model = GPT(GPTConfig(vocab_size=10, block_size=8, layers=case.kwargs["layers"], heads=heads, d_model=16))
+    for name, p in model.named_parameters():
+        if name.endswith(("ln1.weight", "ln2.weight", "ln_f.weight")):
+            p.uniform_(0.5, 1.5)
+        elif name.endswith(("ln1.bias", "ln2.bias", "ln_f.bias", "qkv.bias", "proj.bias", "mlp.0.bias", "mlp.2.bias")):
+            p.normal_(0.0, 0.1)
+        elif name.endswith(("attn.proj.weight", "mlp.2.weight", "qkv.weight")):
+            p.normal_(0.0, 0.3)
+    params = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    return fn(params, heads, idx)
 
 
 def _loss_cases(g: torch.Generator) -> list[Case]:
@@ -165,7 +188,18 @@ EXERCISES = [
         setup=SETUP,
         forbidden=("scaled_dot_product_attention", "MultiheadAttention"),
     ),
-    Exercise("gpt_block", NOTEBOOK, "gpt_block", 2.0, gpt_block, _block_cases, call=_run_block, setup=SETUP),
+    Exercise(
+        "gpt_forward",
+        NOTEBOOK,
+        "gpt_forward",
+        4.0,
+        gpt_forward,
+        _forward_cases,
+        call=_run_forward,
+        setup=SETUP,
+        forbidden=("scaled_dot_product_attention", "MultiheadAttention", "TransformerEncoderLayer"),
+        atol=1e-4,
+    ),
     Exercise("next_token_loss", NOTEBOOK, "next_token_loss", 1.0, next_token_loss, _loss_cases, setup=SETUP),
     Exercise("sample_next", NOTEBOOK, "sample_next", 1.0, sample_next, _sample_cases, call=_run_sample, setup=SETUP),
     Exercise(

@@ -1,8 +1,10 @@
-"""Lesson 06 exercises: top-k and nucleus filtering, a beam-search step, attention with a KV cache, distinct-n."""
+"""Lesson 06 exercises: a repetition penalty and min-p filtering (variations on the lesson's top-k and top-p), a whole
+beam search, attention with a KV cache, distinct-n."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -22,23 +24,33 @@ from einops import rearrange, einsum
 # --- references ---------------------------------------------------------------------------------
 
 
-def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
-    """logits (b, V): keep the k largest of each row (and any tied with the k-th), set the rest to -inf."""
-    return decoding.top_k_filter(logits, k)
+def repetition_penalty(logits: torch.Tensor, previous: torch.Tensor, penalty: float) -> torch.Tensor:
+    """CTRL's penalty (Keskar et al. 2019): logits (b, V) of the tokens in previous (b, n) are divided by `penalty`
+    where positive and multiplied by it where negative; a token counts once however often it occurred."""
+    seen = torch.zeros_like(logits, dtype=torch.bool).scatter(1, previous, True)
+    penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(seen, penalised, logits)
 
 
-def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
-    """logits (b, V): keep the most likely tokens, best first, until their total probability reaches p; the rest
-    -inf."""
-    return decoding.top_p_filter(logits, p)
+def min_p_filter(logits: torch.Tensor, p_base: float) -> torch.Tensor:
+    """Min-p (Nguyen et al. 2024): keep the tokens whose probability is at least p_base times the row's largest
+    probability; the rest -inf."""
+    probs = logits.softmax(dim=-1)
+    keep = probs >= p_base * probs.amax(dim=-1, keepdim=True)
+    return logits.masked_fill(~keep, float("-inf"))
 
 
-def beam_step(
-    scores: torch.Tensor, log_probs: torch.Tensor, beams: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """scores (n,) of n beams, log_probs (n, V) of their next tokens -> the `beams` best extensions, best first:
-    (their scores (beams,), the beam each extends (beams,), the token it adds (beams,))."""
-    return decoding.beam_step(scores, log_probs, beams)
+def beam_search(
+    next_log_probs: Callable[[torch.Tensor], torch.Tensor], prompt: torch.Tensor, steps: int, beams: int
+) -> tuple[torch.Tensor, float]:
+    """The best of `beams` beams after `steps` tokens: prompt (t,) -> (tokens (t + steps,), total log p of the new
+    tokens). `next_log_probs(sequences (n, t'))` -> (n, V) log-probabilities of each sequence's next token."""
+    sequences, scores = prompt[None], torch.zeros(1)
+    for _ in range(steps):
+        log_probs = next_log_probs(sequences)
+        scores, parent, token = decoding.beam_step(scores, log_probs, min(beams, log_probs.numel()))
+        sequences = torch.cat([sequences[parent], token[:, None]], dim=1)
+    return sequences[0], float(scores[0])
 
 
 def cached_attention(
@@ -61,48 +73,61 @@ def distinct_n(tokens: list[int], n: int) -> float:
 # --- cases ----------------------------------------------------------------------------------------
 
 
-def _top_k_cases(g: torch.Generator) -> list[Case]:
-    ties = torch.tensor([[1.0, 3.0, 3.0, 0.0, 2.0], [5.0, 5.0, 5.0, 5.0, 5.0]])
+def _penalty_cases(g: torch.Generator) -> list[Case]:
     return [
-        Case("8 rows of 20, k 5", (torch.randn(8, 20, generator=g) * 2, 5)),
-        Case("k 1 (greedy)", (torch.randn(4, 9, generator=g), 1)),
-        Case("k larger than the vocabulary keeps everything", (torch.randn(3, 6, generator=g), 10)),
-        Case("ties with the k-th are kept", (ties, 2)),
+        Case(
+            "4 rows of 12, 5 previous tokens each, penalty 1.3 (catches dividing negative logits)",
+            (torch.randn(4, 12, generator=g) * 2, torch.randint(0, 12, (4, 5), generator=g), 1.3),
+        ),
+        Case(
+            "repeated tokens count once (catches penalising twice)",
+            (torch.randn(2, 6, generator=g) + 1.0, torch.tensor([[1, 1, 1], [4, 4, 2]]), 2.0),
+        ),
+        Case(
+            "penalty 1 changes nothing", (torch.randn(3, 7, generator=g), torch.randint(0, 7, (3, 4), generator=g), 1.0)
+        ),
     ]
 
 
-def _top_p_cases(g: torch.Generator) -> list[Case]:
-    peaked = torch.tensor([[6.0, 0.0, 0.0, 0.0, 0.0, 0.0]])
+def _min_p_cases(g: torch.Generator) -> list[Case]:
+    peaked = torch.tensor([[6.0, 0.0, 0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 0.0, -1.0, -9.0]])
     return [
-        Case("p 0.9 on 6 rows of 30", (torch.randn(6, 30, generator=g) * 2, 0.9)),
-        Case("p 0.5", (torch.randn(6, 12, generator=g) * 3, 0.5)),
-        Case("tiny p keeps the top token", (torch.randn(3, 8, generator=g), 1e-4)),
-        Case("p 1 keeps everything", (torch.randn(2, 7, generator=g), 1.0)),
-        Case("a peaked row: the top token alone reaches p", (peaked, 0.9)),
-        Case(
-            "logits in shuffled order (catches a result left in sorted order)",
-            (torch.randn(5, 10, generator=g)[:, torch.randperm(10, generator=g)] * 2, 0.8),
-        ),
+        Case("p_base 0.1 on 6 rows of 30", (torch.randn(6, 30, generator=g) * 2, 0.1)),
+        Case("p_base 0.5 (catches comparing with p_base alone)", (torch.randn(5, 12, generator=g) * 3, 0.5)),
+        Case("a peaked row keeps one token, a flat one several", (peaked, 0.2)),
+        Case("p_base 0 keeps everything", (torch.randn(2, 7, generator=g), 0.0)),
     ]
 
 
 def _beam_cases(g: torch.Generator) -> list[Case]:
-    def log_probs(n: int, v: int) -> torch.Tensor:
-        return (torch.randn(n, v, generator=g) * 2).log_softmax(-1)
+    def seed() -> int:
+        return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
 
     return [
-        Case("3 beams over 10 tokens", (-torch.rand(3, generator=g) * 5, log_probs(3, 10), 3)),
-        Case("a single start beam grows to 4", (torch.zeros(1), log_probs(1, 12), 4)),
+        Case("vocabulary 6, 3 beams, 5 steps", (torch.tensor([1, 4]), 5, 3), {"table_seed": seed(), "vocab": 6}),
         Case(
-            "the best beam's extensions can all win (catches top-1 per beam)",
-            (torch.tensor([0.0, -30.0, -30.0]), log_probs(3, 8), 3),
+            "vocabulary 9, 4 beams, 8 steps (catches greedy, or scores not summed)",
+            (torch.tensor([0]), 8, 4),
+            {"table_seed": seed(), "vocab": 9},
         ),
+        Case("1 beam is greedy", (torch.tensor([2, 2, 3]), 6, 1), {"table_seed": seed(), "vocab": 5}),
+        Case("more beams than candidates at first", (torch.tensor([3]), 4, 12), {"table_seed": seed(), "vocab": 5}),
     ]
 
 
 def _run_beam(fn, case: Case):
-    scores, parent, token = fn(*case.args)
-    return scores, parent.long(), token.long()
+    """The model: a fixed random table of log p(next | last two tokens), peaked enough that beams disagree."""
+    prompt, steps, beams = case.args
+    vocab = case.kwargs["vocab"]
+    table = torch.randn(vocab, vocab, vocab, generator=torch.Generator().manual_seed(case.kwargs["table_seed"])) * 2.5
+    table = table.log_softmax(dim=-1)
+
+    def next_log_probs(sequences: torch.Tensor) -> torch.Tensor:
+        before = sequences[:, -2] if sequences.shape[1] > 1 else sequences[:, -1]
+        return table[before, sequences[:, -1]].clone()
+
+    tokens, log_p = fn(next_log_probs, prompt.clone(), steps, beams)
+    return torch.as_tensor(tokens).long(), float(log_p)
 
 
 def _cache_cases(g: torch.Generator) -> list[Case]:
@@ -140,9 +165,11 @@ def _run_distinct(fn, case: Case):
 
 
 EXERCISES = [
-    Exercise("top_k_filter", NOTEBOOK, "top_k_filter", 1.0, top_k_filter, _top_k_cases, setup=SETUP),
-    Exercise("top_p_filter", NOTEBOOK, "top_p_filter", 2.0, top_p_filter, _top_p_cases, setup=SETUP),
-    Exercise("beam_step", NOTEBOOK, "beam_step", 2.0, beam_step, _beam_cases, call=_run_beam, setup=SETUP),
+    Exercise(
+        "repetition_penalty", NOTEBOOK, "repetition_penalty", 1.0, repetition_penalty, _penalty_cases, setup=SETUP
+    ),
+    Exercise("min_p_filter", NOTEBOOK, "min_p_filter", 2.0, min_p_filter, _min_p_cases, setup=SETUP),
+    Exercise("beam_search", NOTEBOOK, "beam_search", 3.0, beam_search, _beam_cases, call=_run_beam, setup=SETUP),
     Exercise(
         "cached_attention",
         NOTEBOOK,

@@ -1,4 +1,5 @@
-"""Lesson 07 exercises: BERT's masking recipe, the masked-LM loss, a pooled classification head, cosine search."""
+"""Lesson 07 exercises: BERT's masking recipe, the masked-LM loss, a pooled classification head, cosine search, and
+the whole encoder written from a pretrained state dict."""
 
 from __future__ import annotations
 
@@ -48,6 +49,21 @@ def nearest(queries: torch.Tensor, keys: torch.Tensor, k: int) -> tuple[torch.Te
     sims = F.normalize(queries, dim=-1) @ F.normalize(keys, dim=-1).T
     values, indices = sims.topk(k, dim=-1)
     return values, indices
+
+
+def bert_encoder(
+    params: dict[str, torch.Tensor], heads: int, ids: torch.Tensor, pad_mask: torch.Tensor
+) -> torch.Tensor:
+    """The course's BertEncoder forward from its state dict: ids (b, t), pad_mask (b, t) True at real tokens ->
+    hidden states (b, t, d). The reference loads the dict into the library's encoder (dropout off) and runs it."""
+    layers = len({name.split(".")[1] for name in params if name.startswith("layers.")})
+    vocab, d_model = params["tok_emb.weight"].shape
+    config = bert.BertConfig(
+        vocab, max_len=params["pos_emb.weight"].shape[0], layers=layers, heads=heads, d_model=d_model, dropout=0.0
+    )
+    encoder = bert.BertEncoder(config)
+    encoder.load_state_dict(params)
+    return encoder.eval()(ids, pad_mask)
 
 
 # --- cases ----------------------------------------------------------------------------------------
@@ -128,6 +144,42 @@ def _run_nearest(fn, case: Case):
     return similarities, indices
 
 
+def _encoder_cases(g: torch.Generator) -> list[Case]:
+    def seed() -> int:
+        return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+
+    def batch(b: int, t: int, lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.randint(0, 12, (b, t), generator=g), torch.arange(t)[None] < torch.tensor(lengths)[:, None]
+
+    return [
+        Case("1 layer, 2 heads, no padding", (2, *batch(2, 5, [5, 5])), {"init_seed": seed(), "layers": 1}),
+        Case(
+            "2 layers, 4 heads, padded rows (catches padding read as keys, or a causal mask)",
+            (4, *batch(3, 7, [7, 4, 2])),
+            {"init_seed": seed(), "layers": 2},
+        ),
+    ]
+
+
+@torch.no_grad()
+def _run_encoder(fn, case: Case):
+    """A seeded small encoder with random LayerNorms and larger weights than BERT's init, so every mistake shows."""
+    heads, ids, pad_mask = case.args
+    torch.manual_seed(case.kwargs["init_seed"])
+    config = bert.BertConfig(12, max_len=8, layers=case.kwargs["layers"], heads=heads, d_model=16, dropout=0.0)
+    encoder = bert.BertEncoder(config)
+    for name, p in encoder.named_parameters():
+        if name.endswith("norm1.weight") or name.endswith("norm2.weight") or name == "ln_f.weight":
+            p.uniform_(0.5, 1.5)
+        elif p.dim() == 1:
+            p.normal_(0.0, 0.1)
+        else:
+            p.normal_(0.0, 0.3)
+    params = {name: tensor.clone() for name, tensor in encoder.state_dict().items()}
+    hidden = fn(params, heads, ids, pad_mask)
+    return hidden.masked_fill(~pad_mask[..., None], 0.0)  # what padded positions hold does not matter
+
+
 EXERCISES = [
     Exercise("mask_tokens", NOTEBOOK, "mask_tokens", 2.0, mask_tokens, _mask_cases, call=_run_mask, setup=SETUP),
     Exercise("mlm_loss", NOTEBOOK, "mlm_loss", 1.0, mlm_loss, _loss_cases, setup=SETUP, forbidden=("ignore_index",)),
@@ -142,5 +194,22 @@ EXERCISES = [
         call=_run_nearest,
         setup=SETUP,
         forbidden=("cosine_similarity",),
+    ),
+    Exercise(
+        "bert_encoder",
+        NOTEBOOK,
+        "bert_encoder",
+        3.0,
+        bert_encoder,
+        _encoder_cases,
+        call=_run_encoder,
+        setup=SETUP,
+        forbidden=(
+            "TransformerEncoderLayer",
+            "TransformerEncoder",
+            "MultiheadAttention",
+            "scaled_dot_product_attention",
+        ),
+        atol=1e-4,
     ),
 ]
