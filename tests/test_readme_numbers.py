@@ -39,3 +39,13 @@ def test_syllabus_numbers_come_from_the_lessons_outputs(number, path, builds):
     outputs = printed(path)
     missing = [n for n in NUMBER.findall(builds) if n.replace("x", "×") not in outputs and n not in outputs]
     assert not missing, f"lesson {number}: the README quotes {missing}, which {path} does not print"
+
+
+def test_the_exercise_table_gives_each_lessons_points():
+    from course_lib.grading import registry
+
+    table = re.findall(r"^\| (\d\d) \| (?!\[)[^\n]*\| (\d+) \|$", (ROOT / "README.md").read_text(encoding="utf-8"), re.M)
+    stems = {p.stem[:2]: p.stem for p in (ROOT / "solutions").glob("*.ipynb")}
+    assert len(table) == len(stems)
+    for number, points in table:
+        assert int(points) == sum(e.points for e in registry.for_notebook(stems[number])), number
