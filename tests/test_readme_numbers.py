@@ -44,7 +44,9 @@ def test_syllabus_numbers_come_from_the_lessons_outputs(number, path, builds):
 def test_the_exercise_table_gives_each_lessons_points():
     from course_lib.grading import registry
 
-    table = re.findall(r"^\| (\d\d) \| (?!\[)[^\n]*\| (\d+) \|$", (ROOT / "README.md").read_text(encoding="utf-8"), re.M)
+    table = re.findall(
+        r"^\| (\d\d) \| (?!\[)[^\n]*\| (\d+) \|$", (ROOT / "README.md").read_text(encoding="utf-8"), re.M
+    )
     stems = {p.stem[:2]: p.stem for p in (ROOT / "solutions").glob("*.ipynb")}
     assert len(table) == len(stems)
     for number, points in table:
