@@ -1,4 +1,4 @@
-"""Lessons 01-07: each common mistake loses points, in `check` and in the CLI grader; the solutions score full marks."""
+"""Lessons 01-08: each common mistake loses points, in `check` and in the CLI grader; the solutions score full marks."""
 
 import copy
 import json
@@ -19,6 +19,7 @@ NOTEBOOKS = [
     "05_gpt",
     "06_decoding",
     "07_bert",
+    "08_vae",
 ]
 
 # exercise id -> {mistake: source of a wrong function}
@@ -241,6 +242,36 @@ WRONG = {
             'x = norm(x + linear(F.relu(linear(x, layer + "ff.0")), layer + "ff.3"), layer + "norm2")',
         ),
         "no final LayerNorm": ("bert_encoder", 'return norm(x, "ln_f")', "return x"),
+    },
+    "reparameterize": {
+        "sigma = exp(logvar)": "def reparameterize(mu, logvar, eps):\n    return mu + logvar.exp() * eps\n",
+    },
+    "gaussian_kl": {
+        "KL sign flipped": "def gaussian_kl(mu, logvar):\n    return -(mu ** 2 + logvar.exp() - 1 - logvar) / 2\n",
+        "variance and log-variance swapped": "def gaussian_kl(mu, logvar):\n"
+        "    return (mu ** 2 + logvar - 1 - logvar.exp()) / 2\n",
+    },
+    "binomial_log_likelihood": {
+        "mean over pixels instead of sum": ("binomial_log_likelihood", ").sum(dim=-1)", ").mean(dim=-1)"),
+        "no log-choose term": ("binomial_log_likelihood", "(log_n_choose_k + counts", "(counts"),
+    },
+    "iwae_bound": {
+        "mean of the logs (the ELBO)": "def iwae_bound(log_weights):\n    return log_weights.mean(0)\n",
+        "exp without the shift": "def iwae_bound(log_weights):\n    return torch.log(torch.exp(log_weights).mean(0))\n",
+        "sum instead of mean (no -log K)": "def iwae_bound(log_weights):\n    return torch.logsumexp(log_weights, 0)\n",
+    },
+    "vae_forward": {
+        "KL sign flipped": (
+            "vae_forward",
+            '"kl": gaussian_kl(mu, logvar).sum(dim=-1)',
+            '"kl": -gaussian_kl(mu, logvar).sum(dim=-1)',
+        ),
+        "KL averaged over dimensions": (
+            "vae_forward",
+            '"kl": gaussian_kl(mu, logvar).sum(dim=-1)',
+            '"kl": gaussian_kl(mu, logvar).mean(dim=-1)',
+        ),
+        "encoder reads raw counts": ("vae_forward", 'network(counts / 16, "encoder")', 'network(counts, "encoder")'),
     },
     "nearest": {
         "dot product without normalising": "def nearest(queries, keys, k):\n"

@@ -1,0 +1,136 @@
+"""Lesson 08's VAE against pytorch/examples' VAE recipe, on the same digits, for the same wall time.
+
+The anchor is pytorch/examples' `vae/main.py` model scaled to 8x8 inputs: one hidden layer of 400 (ReLU), a
+20-dimensional code, a Bernoulli likelihood on pixel intensities (binary cross-entropy), Adam at 1e-3, batch 128.
+Its decoder's probabilities are scored with the same Binomial(16, p) likelihood as ours (the Bernoulli loss on
+count / 16 is that likelihood divided by 16, up to a constant), so both get a test NLL in nats per image,
+estimated with 500 importance samples. Both train for BUDGET seconds; the NLL is measured along the way.
+
+python bench/vae.py
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import emit, matmul_peak_gflops
+
+from course_lib import seed_everything
+from course_lib.data import load_digits
+from course_lib.models.vae import VAE, VAEConfig
+from course_lib.train import adamw, warmup_cosine
+from course_lib.vision import vae as V
+
+BUDGET = 20.0  # seconds of training for each model
+CHECKS = 10  # NLL measurements along the way
+TARGET_BELOW_INDEPENDENT = 0.15  # the lesson's target: at least 15% fewer nats than independent pixels
+
+
+class ExamplesVAE(nn.Module):
+    """pytorch/examples' VAE, 784 -> 64 inputs: fc1 400, fc21/fc22 20, fc3 400, fc4 64."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc21, self.fc22 = nn.Linear(64, 400), nn.Linear(400, 20), nn.Linear(400, 20)
+        self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 64)
+        self.config = VAEConfig(latent=20)
+
+    def encode(self, x: torch.Tensor, labels: None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = F.relu(self.fc1(x))
+        return self.fc21(h), self.fc22(h)
+
+    def decode(self, z: torch.Tensor, labels: None = None) -> torch.Tensor:
+        return self.fc4(F.relu(self.fc3(z)))  # logits; the example applies a sigmoid and a BCE loss
+
+
+def examples_loss(model: ExamplesVAE, counts: torch.Tensor) -> torch.Tensor:
+    x = counts / V.LEVELS
+    mu, logvar = model.encode(x)
+    z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+    bce = F.binary_cross_entropy_with_logits(model.decode(z), x, reduction="sum")
+    kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+    return (bce + kld) / len(x)
+
+
+def run(name: str, model: nn.Module, step, train_counts: torch.Tensor, test_counts: torch.Tensor) -> dict:
+    """Train for BUDGET seconds (evaluation time excluded); -> the NLL curve and the throughput."""
+    generator = torch.Generator().manual_seed(0)
+    trained, images, curve = 0.0, 0, []
+    next_check = BUDGET / CHECKS
+    while trained < BUDGET:
+        start = time.perf_counter()
+        for _ in range(20):
+            batch = train_counts[torch.randint(len(train_counts), (128,), generator=generator)]
+            step(batch)
+            images += len(batch)
+        trained += time.perf_counter() - start
+        if trained >= next_check or trained >= BUDGET:
+            model.eval()
+            curve.append((round(trained, 2), V.iwae_nll(model, test_counts, samples=500).mean().item()))
+            model.train()
+            next_check += BUDGET / CHECKS
+    return {"name": name, "curve": curve, "images_per_s": images / trained}
+
+
+def main() -> None:
+    peak = matmul_peak_gflops()
+    digits = load_digits()
+    train_counts, test_counts = V.to_counts(digits.train_images), V.to_counts(digits.test_images)
+    independent = V.independent_pixels_nll(train_counts, test_counts)
+    target = (1 - TARGET_BELOW_INDEPENDENT) * independent
+
+    seed_everything(0)
+    ours = VAE(VAEConfig())
+    recipe = V.RECIPES["plain"].train
+    optimizer = adamw(ours, lr=recipe.lr, weight_decay=0.0)
+    steps = [0]
+
+    def our_step(batch: torch.Tensor) -> None:
+        steps[0] += 1
+        for group in optimizer.param_groups:
+            group["lr"] = warmup_cosine(steps[0], warmup=100, total=recipe.steps, peak=recipe.lr, floor=recipe.lr / 10)
+        loss = V.training_loss(ours, batch, None, steps[0], recipe)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    seed_everything(0)
+    anchor = ExamplesVAE()
+    anchor_optimizer = torch.optim.Adam(anchor.parameters(), lr=1e-3)
+
+    def anchor_step(batch: torch.Tensor) -> None:
+        loss = examples_loss(anchor, batch)
+        anchor_optimizer.zero_grad()
+        loss.backward()
+        anchor_optimizer.step()
+
+    for name, model, step in (("course VAE", ours, our_step), ("pytorch/examples VAE", anchor, anchor_step)):
+        result = run(name, model, step, train_counts, test_counts)
+        reached = next((t for t, nll in result["curve"] if nll <= target), None)
+        params = sum(p.numel() for p in model.parameters())
+        flops_per_image = 6 * params  # forward + backward, matmuls only
+        emit(
+            "vae",
+            model=name,
+            budget_s=BUDGET,
+            test_nll_nats=round(result["curve"][-1][1], 2),
+            independent_pixels_nll=round(independent, 2),
+            target_nll=round(target, 2),
+            seconds_to_target=reached,
+            images_per_s=round(result["images_per_s"]),
+            mfu=round(flops_per_image * result["images_per_s"] / 1e9 / peak, 4),
+            curve=result["curve"],
+            bits_per_pixel=round(result["curve"][-1][1] / 64 / math.log(2), 3),
+        )
+
+
+if __name__ == "__main__":
+    main()
