@@ -41,7 +41,6 @@ class ExamplesVAE(nn.Module):
         super().__init__()
         self.fc1, self.fc21, self.fc22 = nn.Linear(64, 400), nn.Linear(400, 20), nn.Linear(400, 20)
         self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 64)
-        self.config = VAEConfig(latent=20)
 
     def encode(self, x: torch.Tensor, labels: None = None) -> tuple[torch.Tensor, torch.Tensor]:
         h = F.relu(self.fc1(x))

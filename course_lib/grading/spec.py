@@ -40,6 +40,11 @@ class Case:
         return Case(self.name, tuple(clone(a) for a in self.args), {k: clone(v) for k, v in self.kwargs.items()})
 
 
+def draw_seed(g: torch.Generator) -> int:
+    """A seed for a case's own generator (a model's initialisation, a sampler), drawn from the cases' generator."""
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+
+
 def call_with_args(fn: Callable, case: Case) -> Any:
     """The default harness: fn(*args, **kwargs)."""
     return fn(*case.args, **case.kwargs)

@@ -6,7 +6,7 @@ import torch
 from einops import einsum, rearrange
 from torch import nn
 
-from course_lib.grading.spec import Case, Exercise
+from course_lib.grading.spec import Case, Exercise, draw_seed
 
 NOTEBOOK = "00_foundations"
 SETUP = """\
@@ -101,27 +101,26 @@ def _patch_cases(g: torch.Generator) -> list[Case]:
 
 
 def _train_cases(g: torch.Generator) -> list[Case]:
-    def seed() -> int:
-        return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
-
     def batch(n: int) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.randn(n, 5, generator=g), torch.randint(0, 3, (n,), generator=g)
 
     return [
         Case(
-            "16 examples in 4 micro-batches, SGD (catches a sum of chunk means)", (*batch(16), 4), {"init_seed": seed()}
+            "16 examples in 4 micro-batches, SGD (catches a sum of chunk means)",
+            (*batch(16), 4),
+            {"init_seed": draw_seed(g)},
         ),
         Case(
             "10 examples in 3 uneven micro-batches, SGD with momentum (catches a mean of chunk means)",
             (*batch(10), 3),
-            {"init_seed": seed(), "optimizer": "momentum"},
+            {"init_seed": draw_seed(g), "optimizer": "momentum"},
         ),
         Case(
             "8 examples in 1 micro-batch, Adam (the plain step)",
             (*batch(8), 1),
-            {"init_seed": seed(), "optimizer": "adam"},
+            {"init_seed": draw_seed(g), "optimizer": "adam"},
         ),
-        Case("6 examples in 6 micro-batches of one, SGD", (*batch(6), 6), {"init_seed": seed()}),
+        Case("6 examples in 6 micro-batches of one, SGD", (*batch(6), 6), {"init_seed": draw_seed(g)}),
     ]
 
 

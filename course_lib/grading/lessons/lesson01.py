@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.grading.spec import Case, Exercise
+from course_lib.grading.spec import Case, Exercise, draw_seed
 from course_lib.nn.greedy import greedy_decode as nn_greedy_decode
 
 NOTEBOOK = "01_seq2seq_attention"
@@ -107,24 +107,21 @@ def _loss_cases(g: torch.Generator) -> list[Case]:
 
 
 def _decode_cases(g: torch.Generator) -> list[Case]:
-    def seed() -> int:
-        return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
-
     return [
         Case(
             "all rows end at the same step",
             (),
-            {"init_seed": seed(), "batch": 3, "vocab": 6, "max_len": 12, "eos_from": 4, "eos_to": 5},
+            {"init_seed": draw_seed(g), "batch": 3, "vocab": 6, "max_len": 12, "eos_from": 4, "eos_to": 5},
         ),
         Case(
             "rows end at different steps (pad after each row's EOS, stop when all ended)",
             (),
-            {"init_seed": seed(), "batch": 8, "vocab": 7, "max_len": 20, "eos_from": 1, "eos_to": 15},
+            {"init_seed": draw_seed(g), "batch": 8, "vocab": 7, "max_len": 20, "eos_from": 1, "eos_to": 15},
         ),
         Case(
             "no EOS within max_len=5 (stop at max_len)",
             (),
-            {"init_seed": seed(), "batch": 3, "vocab": 9, "max_len": 5, "eos_from": 6, "eos_to": 9},
+            {"init_seed": draw_seed(g), "batch": 3, "vocab": 9, "max_len": 5, "eos_from": 6, "eos_to": 9},
         ),
     ]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.grading.spec import Case, Exercise
+from course_lib.grading.spec import Case, Exercise, draw_seed
 from course_lib.nn.attention import (
     MultiHeadAttention,
     merge_heads,
@@ -111,26 +111,23 @@ def _merge_cases(g: torch.Generator) -> list[Case]:
 def _mha_cases(g: torch.Generator) -> list[Case]:
     randn = _randn(g)
 
-    def seed() -> int:
-        return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
-
     x = randn(2, 5, 8)
     return [
-        Case("self-attention, d_model 8, 2 heads", (x, x, 2), {"init_seed": seed()}),
+        Case("self-attention, d_model 8, 2 heads", (x, x, 2), {"init_seed": draw_seed(g)}),
         Case(
             "cross-attention: 3 queries, 6 keys, 4 heads (catches W instead of W^T)",
             (randn(2, 3, 8), randn(2, 6, 8), 4),
-            {"init_seed": seed()},
+            {"init_seed": draw_seed(g)},
         ),
         Case(
             "causal self-attention, 1 head",
             (x, x, 1),
-            {"init_seed": seed(), "mask": torch.ones(5, 5, dtype=torch.bool).tril()},
+            {"init_seed": draw_seed(g), "mask": torch.ones(5, 5, dtype=torch.bool).tril()},
         ),
         Case(
             "cross-attention with a padding mask, 2 heads",
             (randn(2, 4, 8), randn(2, 6, 8), 2),
-            {"init_seed": seed(), "mask": padding_mask(torch.tensor([6, 3]), 6)},
+            {"init_seed": draw_seed(g), "mask": padding_mask(torch.tensor([6, 3]), 6)},
         ),
     ]
 

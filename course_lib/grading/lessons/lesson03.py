@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.grading.spec import Case, Exercise
+from course_lib.grading.spec import Case, Exercise, draw_seed
 from course_lib.models.transformer import Seq2SeqTransformer
 from course_lib.nn.positional import sinusoidal_encoding
 
@@ -108,9 +108,6 @@ def _smoothing_cases(g: torch.Generator) -> list[Case]:
 
 
 def _forward_cases(g: torch.Generator) -> list[Case]:
-    def seed() -> int:
-        return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
-
     def tokens(b: int, t: int, vocab: int, lengths: list[int]) -> torch.Tensor:
         ids = torch.randint(1, vocab, (b, t), generator=g)
         for row, length in enumerate(lengths):
@@ -121,17 +118,17 @@ def _forward_cases(g: torch.Generator) -> list[Case]:
         Case(
             "1 layer, 2 heads, no padding",
             (2, tokens(2, 5, 11, [5, 5]), tokens(2, 4, 13, [4, 4])),
-            {"init_seed": seed(), "layers": 1},
+            {"init_seed": draw_seed(g), "layers": 1},
         ),
         Case(
             "2 layers, 2 heads, padded sources (catches a missing source mask)",
             (2, tokens(3, 7, 11, [7, 4, 2]), tokens(3, 5, 13, [5, 5, 5])),
-            {"init_seed": seed(), "layers": 2},
+            {"init_seed": draw_seed(g), "layers": 2},
         ),
         Case(
             "2 layers, 4 heads, one target token",
             (4, tokens(2, 6, 11, [6, 3]), tokens(2, 1, 13, [1, 1])),
-            {"init_seed": seed(), "layers": 2},
+            {"init_seed": draw_seed(g), "layers": 2},
         ),
     ]
 

@@ -8,7 +8,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from course_lib.grading.spec import Case, Exercise
+from course_lib.grading.spec import Case, Exercise, draw_seed
 from course_lib.models.gpt import GPT, GPTConfig
 from course_lib.nn.attention import causal_mask, merge_heads, split_heads
 from course_lib.train import warmup_cosine
@@ -89,24 +89,21 @@ def _attn_cases(g: torch.Generator) -> list[Case]:
 
 
 def _forward_cases(g: torch.Generator) -> list[Case]:
-    def seed() -> int:
-        return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
-
     return [
         Case(
             "1 layer, 2 heads, 6 tokens",
             (2, torch.randint(0, 10, (2, 6), generator=g)),
-            {"init_seed": seed(), "layers": 1},
+            {"init_seed": draw_seed(g), "layers": 1},
         ),
         Case(
             "2 layers, 4 heads, a full block of 8 tokens (catches a missing causal mask)",
             (4, torch.randint(0, 10, (3, 8), generator=g)),
-            {"init_seed": seed(), "layers": 2},
+            {"init_seed": draw_seed(g), "layers": 2},
         ),
         Case(
             "2 layers, 2 heads, one token",
             (2, torch.randint(0, 10, (2, 1), generator=g)),
-            {"init_seed": seed(), "layers": 2},
+            {"init_seed": draw_seed(g), "layers": 2},
         ),
     ]
 
@@ -139,14 +136,11 @@ def _loss_cases(g: torch.Generator) -> list[Case]:
 
 
 def _sample_cases(g: torch.Generator) -> list[Case]:
-    def seed() -> int:
-        return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
-
     logits = torch.randn(64, 6, generator=g) * 2
     return [
-        Case("temperature 1", (logits,), {"temperature": 1.0, "sample_seed": seed()}),
-        Case("temperature 0.5 (sharper)", (logits,), {"temperature": 0.5, "sample_seed": seed()}),
-        Case("temperature 2 (flatter)", (logits,), {"temperature": 2.0, "sample_seed": seed()}),
+        Case("temperature 1", (logits,), {"temperature": 1.0, "sample_seed": draw_seed(g)}),
+        Case("temperature 0.5 (sharper)", (logits,), {"temperature": 0.5, "sample_seed": draw_seed(g)}),
+        Case("temperature 2 (flatter)", (logits,), {"temperature": 2.0, "sample_seed": draw_seed(g)}),
     ]
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import torch
 
-from course_lib.grading.spec import Case, Exercise
+from course_lib.grading.spec import Case, Exercise, draw_seed
 from course_lib.nn.attention import causal_mask
 from course_lib.text import decoding
 
@@ -100,18 +100,17 @@ def _min_p_cases(g: torch.Generator) -> list[Case]:
 
 
 def _beam_cases(g: torch.Generator) -> list[Case]:
-    def seed() -> int:
-        return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
-
     return [
-        Case("vocabulary 6, 3 beams, 5 steps", (torch.tensor([1, 4]), 5, 3), {"table_seed": seed(), "vocab": 6}),
+        Case("vocabulary 6, 3 beams, 5 steps", (torch.tensor([1, 4]), 5, 3), {"table_seed": draw_seed(g), "vocab": 6}),
         Case(
             "vocabulary 9, 4 beams, 8 steps (catches greedy, or scores not summed)",
             (torch.tensor([0]), 8, 4),
-            {"table_seed": seed(), "vocab": 9},
+            {"table_seed": draw_seed(g), "vocab": 9},
         ),
-        Case("1 beam is greedy", (torch.tensor([2, 2, 3]), 6, 1), {"table_seed": seed(), "vocab": 5}),
-        Case("more beams than candidates at first", (torch.tensor([3]), 4, 12), {"table_seed": seed(), "vocab": 5}),
+        Case("1 beam is greedy", (torch.tensor([2, 2, 3]), 6, 1), {"table_seed": draw_seed(g), "vocab": 5}),
+        Case(
+            "more beams than candidates at first", (torch.tensor([3]), 4, 12), {"table_seed": draw_seed(g), "vocab": 5}
+        ),
     ]
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from course_lib.grading.spec import Case, Exercise
+from course_lib.grading.spec import Case, Exercise, draw_seed
 from course_lib.models import bert
 
 NOTEBOOK = "07_bert"
@@ -70,24 +70,21 @@ def bert_encoder(
 
 
 def _mask_cases(g: torch.Generator) -> list[Case]:
-    def seed() -> int:
-        return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
-
     return [
         Case(
             "batch 4 of 32 tokens, p 0.15",
             (torch.randint(0, 50, (4, 32), generator=g),),
-            {"mask_id": 50, "vocab_size": 50, "p": 0.15, "mask_seed": seed()},
+            {"mask_id": 50, "vocab_size": 50, "p": 0.15, "mask_seed": draw_seed(g)},
         ),
         Case(
             "p 0.5 (every kind of replacement shows)",
             (torch.randint(0, 20, (8, 16), generator=g),),
-            {"mask_id": 21, "vocab_size": 20, "p": 0.5, "mask_seed": seed()},
+            {"mask_id": 21, "vocab_size": 20, "p": 0.5, "mask_seed": draw_seed(g)},
         ),
         Case(
             "p 1: every position chosen",
             (torch.randint(0, 9, (2, 10), generator=g),),
-            {"mask_id": 9, "vocab_size": 9, "p": 1.0, "mask_seed": seed()},
+            {"mask_id": 9, "vocab_size": 9, "p": 1.0, "mask_seed": draw_seed(g)},
         ),
     ]
 
@@ -145,18 +142,15 @@ def _run_nearest(fn, case: Case):
 
 
 def _encoder_cases(g: torch.Generator) -> list[Case]:
-    def seed() -> int:
-        return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
-
     def batch(b: int, t: int, lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.randint(0, 12, (b, t), generator=g), torch.arange(t)[None] < torch.tensor(lengths)[:, None]
 
     return [
-        Case("1 layer, 2 heads, no padding", (2, *batch(2, 5, [5, 5])), {"init_seed": seed(), "layers": 1}),
+        Case("1 layer, 2 heads, no padding", (2, *batch(2, 5, [5, 5])), {"init_seed": draw_seed(g), "layers": 1}),
         Case(
             "2 layers, 4 heads, padded rows (catches padding read as keys, or a causal mask)",
             (4, *batch(3, 7, [7, 4, 2])),
-            {"init_seed": seed(), "layers": 2},
+            {"init_seed": draw_seed(g), "layers": 2},
         ),
     ]
 

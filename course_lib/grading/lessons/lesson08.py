@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from course_lib.grading.spec import Case, Exercise
+from course_lib.grading.spec import Case, Exercise, draw_seed
 from course_lib.models.vae import VAE, VAEConfig
 from course_lib.vision import vae as V
 
@@ -111,19 +111,16 @@ def _iwae_cases(g: torch.Generator) -> list[Case]:
 
 
 def _forward_cases(g: torch.Generator) -> list[Case]:
-    def seed() -> int:
-        return int(torch.randint(0, 2**31 - 1, (1,), generator=g))
-
     return [
         Case(
             "latent 4, hidden 32, batch 5",
             (torch.randint(0, 17, (5, 64), generator=g).float(),),
-            {"init_seed": seed(), "latent": 4},
+            {"init_seed": draw_seed(g), "latent": 4},
         ),
         Case(
             "latent 2, hidden 32, batch 3",
             (torch.randint(0, 17, (3, 64), generator=g).float(),),
-            {"init_seed": seed(), "latent": 2},
+            {"init_seed": draw_seed(g), "latent": 2},
         ),
     ]
 
