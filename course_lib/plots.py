@@ -144,3 +144,32 @@ def attention_figure(record: AttentionRecord, kind: str, layer: int | None = Non
     fig.suptitle(f"{kind} attention: {record.title}", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+class LiveCurves:
+    """A figure of training meters redrawn in place while a model trains (lesson 09's GAN meters).
+
+    panels: {panel title: [record keys drawn in it]}; `update(history)` takes the list of records so far, each a
+    dict with a "step" and those keys, and redraws the figure in the same output (a static image when saved)."""
+
+    def __init__(self, panels: dict[str, list[str]], *, width: float = 3.6) -> None:
+        from IPython.display import display
+
+        self.panels = panels
+        self.fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 2.8), squeeze=False)
+        self.axes = list(axes[0])
+        self.handle = display(self.fig, display_id=True)
+        plt.close(self.fig)
+
+    def update(self, history: list[dict[str, float]]) -> None:
+        steps = [record["step"] for record in history]
+        for ax, (title, keys) in zip(self.axes, self.panels.items()):
+            ax.clear()
+            for key in keys:
+                ax.plot(steps, [record[key] for record in history], label=key, marker=".")
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("step", fontsize=8)
+            ax.legend(fontsize=7)
+        self.fig.tight_layout()
+        if self.handle is not None:
+            self.handle.update(self.fig)

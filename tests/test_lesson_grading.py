@@ -1,4 +1,4 @@
-"""Lessons 01-08: each common mistake loses points, in `check` and in the CLI grader; the solutions score full marks."""
+"""Lessons 01-10: each common mistake loses points, in `check` and in the CLI grader; the solutions score full marks."""
 
 import copy
 import json
@@ -20,6 +20,8 @@ NOTEBOOKS = [
     "06_decoding",
     "07_bert",
     "08_vae",
+    "09_gan",
+    "10_diffusion",
 ]
 
 # exercise id -> {mistake: source of a wrong function}
@@ -272,6 +274,98 @@ WRONG = {
             '"kl": gaussian_kl(mu, logvar).mean(dim=-1)',
         ),
         "encoder reads raw counts": ("vae_forward", 'network(counts / 16, "encoder")', 'network(counts, "encoder")'),
+    },
+    "discriminator_loss": {
+        "sign flipped on the fake term": (
+            "discriminator_loss",
+            "says_fake = F.logsigmoid(-fake_logits)",
+            "says_fake = F.logsigmoid(fake_logits)",
+        ),
+        "sum instead of mean": (
+            "discriminator_loss",
+            "return -(says_real.mean() + says_fake.mean())",
+            "return -(says_real.sum() + says_fake.sum())",
+        ),
+    },
+    "generator_loss": {
+        "saturating minimax loss log(1 - D)": "def generator_loss(fake_logits):\n"
+        "    return F.logsigmoid(-fake_logits).mean()\n",
+        "log of the probability, unstable": "def generator_loss(fake_logits):\n"
+        "    return -torch.log(torch.sigmoid(fake_logits)).mean()\n",
+    },
+    "ada_update": {
+        "feedback sign flipped": (
+            "ada_update",
+            "p = p + images_seen / speed_images",
+            "p = p - images_seen / speed_images",
+        ),
+        "not clamped": ("ada_update", "return float(min(max(p, 0.0), 1.0))", "return float(p)"),
+    },
+    "gan_training_step": {
+        "generator trained on the discriminator's loss": (
+            "gan_training_step",
+            "loss_of_g = generator_loss(discriminator(fakes, labels))",
+            "loss_of_g = discriminator_loss(discriminator(real, labels), discriminator(fakes, labels))",
+        ),
+        "generator step through the old discriminator": "def gan_training_step(generator, discriminator, g_opt, d_opt, real, z, labels):\n"
+        "    fakes = generator(z, labels)\n"
+        "    old_logits = discriminator(fakes, labels)\n"
+        "    loss_of_d = discriminator_loss(discriminator(real, labels), discriminator(fakes.detach(), labels))\n"
+        "    d_opt.zero_grad(); loss_of_d.backward(); d_opt.step()\n"
+        "    loss_of_g = generator_loss(old_logits)\n"
+        "    g_opt.zero_grad(); loss_of_g.backward(); g_opt.step()\n"
+        "    return loss_of_d.item(), loss_of_g.item()\n",
+    },
+    "q_sample": {
+        "wrong alpha-bar index (t - 1)": (
+            "q_sample",
+            "signal = alpha_bars[t]",
+            "signal = alpha_bars[(t - 1).clamp(min=0)]",
+        ),
+        "no square roots": (
+            "q_sample",
+            "return torch.sqrt(signal) * x0 + torch.sqrt(1 - signal) * noise",
+            "return signal * x0 + (1 - signal) * noise",
+        ),
+    },
+    "ddpm_step": {
+        "wrong alpha-bar index in the mean": (
+            "ddpm_step",
+            "beta, bar = betas[t], alpha_bars[t]",
+            "beta, bar = betas[t], alpha_bars[t - 1]",
+        ),
+        "noise added at t = 0": ("ddpm_step", "    if t == 0:\n        return denoised_mean\n", ""),
+    },
+    "ddim_step": {
+        "x0 not clipped": (
+            "ddim_step",
+            "clean = torch.clamp((x_t - lose * eps) / keep, -1.0, 1.0)",
+            "clean = (x_t - lose * eps) / keep",
+        ),
+        "square roots forgotten on alpha_bar_prev": (
+            "ddim_step",
+            "return math.sqrt(alpha_bar_prev) * clean + math.sqrt(1 - alpha_bar_prev) * noise_in_x",
+            "return alpha_bar_prev * clean + (1 - alpha_bar_prev) * noise_in_x",
+        ),
+    },
+    "guided_noise": {
+        "guidance weight on the wrong term": (
+            "guided_noise",
+            "return eps_conditional + weight * toward_label",
+            "return eps_unconditional - weight * toward_label",
+        ),
+    },
+    "ddim_sample": {
+        "guidance weight applied to the wrong term": (
+            "ddim_sample",
+            "eps = guided_noise(model(x, when, labels), model(x, when, unlabelled), weight)",
+            "eps = guided_noise(model(x, when, unlabelled), model(x, when, labels), weight)",
+        ),
+        "last step stops at the smallest t instead of alpha_bar = 1": (
+            "ddim_sample",
+            "levels = [alpha_bars[t].item() for t in schedule] + [1.0]",
+            "levels = [alpha_bars[t].item() for t in schedule] + [alpha_bars[0].item()]",
+        ),
     },
     "nearest": {
         "dot product without normalising": "def nearest(queries, keys, k):\n"

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from course_lib.data import load_digits
 from course_lib.models.vae import VAE, VAEConfig
@@ -87,3 +88,116 @@ def test_the_yardstick_on_data_whose_answers_are_known(yardstick):
     with pytest.raises(ValueError, match=r"\(n, 8, 8\)"):
         yardstick.report(torch.rand(300, 16, 16))
     assert math.isfinite(yardstick.floor())
+
+
+# --- lesson 09: GANs -------------------------------------------------------------------------------
+
+
+def test_gan_losses_equal_pytorch_binary_cross_entropy():
+    from course_lib.vision import gan as G
+
+    real, fake = torch.randn(7) * 5, torch.randn(5) * 5
+    expected = F.binary_cross_entropy_with_logits(real, torch.ones(7)) + F.binary_cross_entropy_with_logits(
+        fake, torch.zeros(5)
+    )
+    torch.testing.assert_close(G.discriminator_loss(real, fake), expected)
+    torch.testing.assert_close(G.generator_loss(fake), F.binary_cross_entropy_with_logits(fake, torch.ones(5)))
+
+
+def test_augment_is_identity_at_p0_and_keeps_range_of_shifts():
+    from course_lib.vision import gan as G
+
+    images = torch.rand(16, 1, 8, 8) * 2 - 1
+    assert torch.equal(G.augment(images, 0.0, torch.Generator().manual_seed(0)), images)
+    changed = G.augment(images, 1.0, torch.Generator().manual_seed(0))
+    assert changed.shape == images.shape and not torch.equal(changed, images)
+
+
+def test_ada_update_moves_toward_the_target_and_clamps():
+    from course_lib.vision import gan as G
+
+    assert G.ada_update(0.5, 0.9, 0.6, 100, 1000) == pytest.approx(0.6)
+    assert G.ada_update(0.5, 0.1, 0.6, 100, 1000) == pytest.approx(0.4)
+    assert G.ada_update(0.95, 0.9, 0.6, 100, 1000) == 1.0
+    assert G.ada_update(0.05, 0.1, 0.6, 100, 1000) == 0.0
+
+
+def test_minibatch_std_sees_a_collapsed_batch():
+    from course_lib.models.gan import minibatch_std
+
+    same = torch.randn(1, 3, 4, 4).expand(6, -1, -1, -1)
+    assert minibatch_std(same)[:, -1].abs().max() == 0
+    assert minibatch_std(torch.randn(6, 3, 4, 4))[:, -1].min() > 0
+
+
+def test_gan_shapes_and_growing_stages():
+    from course_lib.models.gan import Discriminator, GANConfig, Generator, GrowingConfig
+    from course_lib.vision import gan as G
+
+    config = GANConfig(width=16, classes=10)
+    images = Generator(config)(torch.randn(4, config.noise), torch.arange(4))
+    assert images.shape == (4, 1, 8, 8) and images.abs().max() <= 1
+    assert Discriminator(config)(images, torch.arange(4)).shape == (4,)
+    pair = G.GrowingPair(GrowingConfig(width=8))
+    for stage, size in enumerate((4, 8, 16)):
+        fake = pair.generator(torch.randn(3, 32), stage, alpha=0.5)
+        assert fake.shape == (3, 1, size, size)
+        assert pair.discriminator(fake, stage, alpha=0.5).shape == (3,)
+
+
+# --- lesson 10: diffusion --------------------------------------------------------------------------
+
+
+def test_ddpm_step_at_t0_with_the_true_noise_recovers_x0():
+    from course_lib.vision import diffusion as D
+
+    schedule = D.cosine_schedule(50)
+    x0, eps = torch.rand(3, 1, 8, 8) * 2 - 1, torch.randn(3, 1, 8, 8)
+    x1 = D.q_sample(x0, torch.zeros(3, dtype=torch.long), eps, schedule)
+    torch.testing.assert_close(D.ddpm_step(x1, eps, 0, schedule, torch.randn_like(x0)), x0, atol=1e-4, rtol=1e-4)
+
+
+def test_ddim_step_with_the_true_noise_lands_on_x0_and_on_the_forward_marginal():
+    from course_lib.vision import diffusion as D
+
+    schedule = D.cosine_schedule(100)
+    bars = schedule.alpha_bars
+    x0, eps = torch.rand(3, 1, 8, 8) * 2 - 1, torch.randn(3, 1, 8, 8)
+    x_t = D.q_sample(x0, torch.full((3,), 80), eps, schedule)
+    torch.testing.assert_close(D.ddim_step(x_t, eps, bars[80].item(), 1.0), x0, atol=1e-4, rtol=1e-4)
+    expected = D.q_sample(x0, torch.full((3,), 30), eps, schedule)  # same eps, lower noise level
+    torch.testing.assert_close(D.ddim_step(x_t, eps, bars[80].item(), bars[30].item()), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_schedules_and_ddim_times():
+    from course_lib.vision import diffusion as D
+
+    for schedule in (D.cosine_schedule(200), D.linear_schedule(200)):
+        bars = schedule.alpha_bars
+        assert bars[0] > 0.99 and bars[-1] < 0.01 and bool((bars[1:] < bars[:-1]).all())
+    assert D.ddim_times(200, 5) == [199, 149, 100, 50, 0]
+    with pytest.raises(ValueError, match="steps must be in"):
+        D.ddim_times(10, 11)
+
+
+def test_a_tiny_diffusion_model_learns_two_points():
+    """The epsilon loss falls and samples land near the two training points."""
+    from course_lib.models.unet import PointDenoiser
+    from course_lib.vision import diffusion as D
+    from course_lib.vision.diffusion import DiffusionTraining
+
+    torch.manual_seed(0)
+    data = torch.tensor([[1.0, 1.0], [-1.0, -1.0]]).repeat(128, 1)
+    schedule = D.cosine_schedule(50)
+    model = PointDenoiser(50, width=64)
+    record = D.train_diffusion(
+        model,
+        schedule,
+        data,
+        torch.zeros(256, dtype=torch.long),
+        DiffusionTraining(steps=600, batch=64, lr=3e-3, drop_label=0.0),
+    )
+    assert sum(record["step_loss"][-50:]) < sum(record["step_loss"][:50])
+    points = D.sample(model, (200, 2), schedule, labels=torch.zeros(200, dtype=torch.long))
+    nearest = torch.cdist(points, torch.tensor([[1.0, 1.0], [-1.0, -1.0]])).min(dim=1).values
+    assert (nearest < 0.3).float().mean() > 0.8
