@@ -150,12 +150,13 @@ class LiveCurves:
     """A figure of training meters redrawn in place while a model trains (lesson 09's GAN meters).
 
     panels: {panel title: [record keys drawn in it]}; `update(history)` takes the list of records so far, each a
-    dict with a "step" and those keys, and redraws the figure in the same output (a static image when saved)."""
+    dict with a "step" and those keys, and redraws the figure in the same output (a static image when saved).
+    Panels named in `log` get a logarithmic y axis (a Frechet distance falls from hundreds to ten)."""
 
-    def __init__(self, panels: dict[str, list[str]], *, width: float = 3.6) -> None:
+    def __init__(self, panels: dict[str, list[str]], *, log: tuple[str, ...] = (), width: float = 3.6) -> None:
         from IPython.display import display
 
-        self.panels = panels
+        self.panels, self.log = panels, log
         self.fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 2.8), squeeze=False)
         self.axes = list(axes[0])
         self.handle = display(self.fig, display_id=True)
@@ -169,6 +170,8 @@ class LiveCurves:
                 ax.plot(steps, [record[key] for record in history], label=key, marker=".")
             ax.set_title(title, fontsize=9)
             ax.set_xlabel("step", fontsize=8)
+            if title in self.log:
+                ax.set_yscale("log")
             ax.legend(fontsize=7)
         self.fig.tight_layout()
         if self.handle is not None:

@@ -1,4 +1,4 @@
-"""Lessons 01-10: each common mistake loses points, in `check` and in the CLI grader; the solutions score full marks."""
+"""Lessons 01-11: each common mistake loses points, in `check` and in the CLI grader; the solutions score full marks."""
 
 import copy
 import json
@@ -22,6 +22,7 @@ NOTEBOOKS = [
     "08_vae",
     "09_gan",
     "10_diffusion",
+    "11_vit",
 ]
 
 # exercise id -> {mistake: source of a wrong function}
@@ -365,6 +366,40 @@ WRONG = {
             "ddim_sample",
             "levels = [alpha_bars[t].item() for t in schedule] + [1.0]",
             "levels = [alpha_bars[t].item() for t in schedule] + [alpha_bars[0].item()]",
+        ),
+    },
+    "vit_embed": {
+        "patches flattened in the wrong order (columns first)": (
+            "vit_embed",
+            '"b c (rows p) (cols q) -> b (rows cols) (p q c)"',
+            '"b c (rows p) (cols q) -> b (cols rows) (p q c)"',
+        ),
+        "channels first within a patch": (
+            "vit_embed",
+            '"b c (rows p) (cols q) -> b (rows cols) (p q c)"',
+            '"b c (rows p) (cols q) -> b (rows cols) (c p q)"',
+        ),
+        "class token last": ("vit_embed", "torch.cat((cls, embedded), dim=1)", "torch.cat((embedded, cls), dim=1)"),
+    },
+    "attention_rollout": {
+        "product in the wrong order": ("attention_rollout", "total = mixed @ total", "total = total @ mixed"),
+        "residual path left out": (
+            "attention_rollout",
+            "mixed = (layer.mean(dim=1) + torch.eye(t)) / 2",
+            "mixed = layer.mean(dim=1)",
+        ),
+    },
+    "vit_forward": {
+        "attention not scaled by 1/sqrt(d_head)": ("vit_forward", " / math.sqrt(q.shape[-1])", ""),
+        "heads split across the wrong axis": (
+            "vit_forward",
+            '"b t (h e) -> b h t e", h=heads',
+            '"b t (e h) -> b h t e", h=heads',
+        ),
+        "reads the last token instead of the class token": (
+            "vit_forward",
+            'norm(x[:, 0], "norm")',
+            'norm(x[:, -1], "norm")',
         ),
     },
     "nearest": {

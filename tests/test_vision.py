@@ -201,3 +201,44 @@ def test_a_tiny_diffusion_model_learns_two_points():
     points = D.sample(model, (200, 2), schedule, labels=torch.zeros(200, dtype=torch.long))
     nearest = torch.cdist(points, torch.tensor([[1.0, 1.0], [-1.0, -1.0]])).min(dim=1).values
     assert (nearest < 0.3).float().mean() > 0.8
+
+
+# --- lesson 11: the Vision Transformer -------------------------------------------------------------
+
+
+def test_patchify_reads_patches_row_by_row():
+    from course_lib.models.vit import patchify
+
+    images = torch.arange(2 * 3 * 4 * 6, dtype=torch.float32).reshape(2, 3, 4, 6)
+    tokens = patchify(images, 2)  # (2, 2 rows x 3 columns of patches, 2 * 2 * 3)
+    assert tokens.shape == (2, 6, 12)
+    row, col = 1, 2  # patch 5 in reading order
+    expected = images[1, :, 2 * row : 2 * row + 2, 2 * col : 2 * col + 2].permute(1, 2, 0).flatten()
+    assert torch.equal(tokens[1, 5], expected)
+    with pytest.raises(ValueError, match="multiples of the patch size"):
+        patchify(torch.zeros(1, 1, 5, 5), 2)
+
+
+def test_attention_rollout_and_distance_on_known_maps():
+    from course_lib.vision import vit as VT
+
+    t = 5
+    identity = [torch.eye(t).expand(2, 3, t, t)] * 3
+    torch.testing.assert_close(VT.attention_rollout(identity), torch.eye(t).expand(2, t, t))
+    assert VT.attention_distance(identity, grid=2, patch=2).abs().max() == 0  # every patch reads itself
+
+
+def test_a_tiny_vit_overfits_a_batch():
+    from course_lib.models.vit import ViT, ViTConfig
+    from course_lib.train import adamw
+
+    torch.manual_seed(0)
+    images, labels = torch.rand(20, 1, 8, 8), torch.arange(20) % 10
+    model = ViT(ViTConfig(d_model=32, layers=1, d_ff=64))
+    optimizer = adamw(model, lr=3e-3)
+    for _ in range(150):
+        loss = F.cross_entropy(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert (model(images).argmax(-1) == labels).all()
