@@ -33,7 +33,7 @@ from course_lib.vision.judge import Yardstick
 def run(name: str, config, schedule: D.Schedule, lr: float, decay: bool, budget: float | None, yardstick) -> dict:
     """Train from scratch: the recipe's steps when budget is None, else until `budget` seconds of training."""
     digits = load_digits()
-    x0, labels = digits.train_images[:, None] * 2 - 1, digits.train_labels
+    x0, labels = D.to_signed(digits.train_images), digits.train_labels
     asked = torch.arange(600) % 10
     batch, steps = D.RECIPE.train.batch, (D.RECIPE.train.steps if budget is None else 100_000)
     seed_everything(0)

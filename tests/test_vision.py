@@ -242,3 +242,12 @@ def test_a_tiny_vit_overfits_a_batch():
         loss.backward()
         optimizer.step()
     assert (model(images).argmax(-1) == labels).all()
+
+
+def test_signed_and_unit_images_round_trip():
+    from course_lib.data.digits import to_signed, to_unit
+
+    images = load_digits().test_images[:5]
+    assert to_signed(images).shape == (5, 1, 8, 8) and to_signed(images).min() >= -1
+    torch.testing.assert_close(to_unit(to_signed(images)), images)
+    assert to_unit(torch.full((1, 1, 2, 2), 3.0)).max() == 1  # clipped

@@ -19,6 +19,16 @@ class Digits:
     test_labels: torch.Tensor
 
 
+def to_signed(images: torch.Tensor) -> torch.Tensor:
+    """(b, s, s) in [0, 1] -> (b, 1, s, s) in [-1, 1], what lessons 09-10's networks read and write."""
+    return images[:, None] * 2 - 1
+
+
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """(b, 1, s, s) in about [-1, 1] -> (b, s, s) in [0, 1], what the yardstick reads (the inverse, clipped)."""
+    return ((images[:, 0] + 1) / 2).clamp(0, 1)
+
+
 def load_digits() -> Digits:
     """scikit-learn's digits with a fixed split (index % 6 == 0 is test), identical on every machine."""
     from sklearn.datasets import load_digits as sklearn_digits

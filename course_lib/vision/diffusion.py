@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.artifacts import pretrained
-from course_lib.data.digits import load_digits
+from course_lib.data.digits import load_digits, to_signed, to_unit
 from course_lib.device import seeded
 from course_lib.models.unet import UNet, UNetConfig
 from course_lib.train import TensorBatches, adamw, train, warmup_cosine
@@ -226,7 +226,7 @@ def train_diffusion(
 def pretrained_diffusion(*, device: torch.device | str = "cpu", progress: bool = False) -> tuple[UNet, dict]:
     """The lesson's class-conditional U-Net (label dropped 15% of the time), from the cache or trained now."""
     digits = load_digits()
-    x0 = digits.train_images[:, None] * 2 - 1  # (n, 1, 8, 8) in [-1, 1]
+    x0 = to_signed(digits.train_images)  # (n, 1, 8, 8) in [-1, 1]
 
     def build() -> UNet:
         with seeded(RECIPE.train.seed):
@@ -236,11 +236,6 @@ def pretrained_diffusion(*, device: torch.device | str = "cpu", progress: bool =
         return train_diffusion(model, digits_schedule(), x0, digits.train_labels, RECIPE.train, progress=progress)
 
     return pretrained("digits-diffusion", build, fit, asdict(RECIPE), device=device)
-
-
-def to_unit(x: torch.Tensor) -> torch.Tensor:
-    """(n, 1, 8, 8) samples in about [-1, 1] -> (n, 8, 8) in [0, 1] for the yardstick."""
-    return ((x[:, 0] + 1) / 2).clamp(0, 1)
 
 
 def timed_sample(model: nn.Module, n: int, **kwargs) -> tuple[torch.Tensor, float]:

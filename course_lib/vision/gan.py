@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from course_lib.artifacts import pretrained
-from course_lib.data.digits import Digits, load_digits
+from course_lib.data.digits import Digits, load_digits, to_signed, to_unit
 from course_lib.device import seeded
 from course_lib.models.gan import (
     Discriminator,
@@ -28,17 +28,6 @@ from course_lib.models.gan import (
     GrowingGenerator,
 )
 from course_lib.vision.judge import Yardstick, frechet_distance
-
-
-def to_signed(images: torch.Tensor) -> torch.Tensor:
-    """(b, s, s) in [0, 1] -> (b, 1, s, s) in [-1, 1], what the networks read and write."""
-    return images[:, None] * 2 - 1
-
-
-def to_unit(images: torch.Tensor) -> torch.Tensor:
-    """(b, 1, s, s) in [-1, 1] -> (b, s, s) in [0, 1], what the yardstick reads."""
-    return ((images[:, 0] + 1) / 2).clamp(0, 1)
-
 
 # --- the losses --------------------------------------------------------------------------------------------
 
