@@ -1,4 +1,4 @@
-"""Lessons 02, 03, 06: interactive explorers (ipywidgets) that also leave a static figure for nbval and web pages.
+"""Lessons 02, 03, 06, 13: interactive explorers (ipywidgets) that also leave a static figure for nbval and web pages.
 
 Only notebooks import this module (the UI layer); the figures it draws live in `course_lib.plots`.
 """
@@ -71,5 +71,31 @@ def sampling_explorer(sample: Callable[[float, int, float, int], str], *, static
     for w in (temperature, top_k, top_p, seed):
         w.observe(redraw, names="value")
     box = widgets.VBox([widgets.HBox([temperature, top_k]), widgets.HBox([top_p, seed]), out])
+    display(box)
+    return box
+
+
+def prompt_box(draw: Callable[[str, float, int], None], prompt: str, *, static: bool = True):
+    """A caption box, a guidance slider and a seed that call `draw(caption, guidance, seed)` (which shows
+    samples, or prints why the caption cannot be drawn). With `static=True` the default prompt's samples are
+    drawn first, so a page without a kernel still shows them. The caption is drawn when Enter is pressed."""
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    if static:
+        draw(prompt, 3.0, 0)
+    text = widgets.Text(prompt, description="caption", continuous_update=False, layout={"width": "420px"})
+    guidance = widgets.FloatSlider(3.0, min=0.0, max=8.0, step=0.5, description="guidance")
+    seed = widgets.IntSlider(0, min=0, max=20, description="seed")
+    out = widgets.Output()
+
+    def redraw(*_) -> None:
+        with out:
+            out.clear_output(wait=True)
+            draw(text.value, guidance.value, seed.value)
+
+    for w in (text, guidance, seed):
+        w.observe(redraw, names="value")
+    box = widgets.VBox([text, widgets.HBox([guidance, seed]), out])
     display(box)
     return box

@@ -23,6 +23,8 @@ NOTEBOOKS = [
     "09_gan",
     "10_diffusion",
     "11_vit",
+    "12_clip",
+    "13_text_to_image",
 ]
 
 # exercise id -> {mistake: source of a wrong function}
@@ -400,6 +402,105 @@ WRONG = {
             "vit_forward",
             'norm(x[:, 0], "norm")',
             'norm(x[:, -1], "norm")',
+        ),
+    },
+    "clip_loss": {
+        "temperature applied inverted": (
+            "clip_loss",
+            "logits = log_scale.exp() * images",
+            "logits = (-log_scale).exp() * images",
+        ),
+        "loss over one direction only": (
+            "clip_loss",
+            "(F.cross_entropy(logits, right) + F.cross_entropy(logits.T, right)) / 2",
+            "F.cross_entropy(logits, right)",
+        ),
+        "scale not exponentiated": ("clip_loss", "logits = log_scale.exp() * images", "logits = log_scale * images"),
+    },
+    "zero_shot_logits": {
+        "class means not renormalised": (
+            "zero_shot_logits",
+            "grouped = grouped / grouped.norm(dim=-1, keepdim=True)",
+            "",
+        ),
+        "prompts grouped across classes": (
+            "zero_shot_logits",
+            "prompts.reshape(-1, per_class, prompts.shape[-1]).mean(dim=1)",
+            "prompts.reshape(per_class, -1, prompts.shape[-1]).mean(dim=0)",
+        ),
+    },
+    "recall_at_k": {
+        "the k least similar": ("recall_at_k", "argsort(dim=1, descending=True)", "argsort(dim=1)"),
+        "share of relevant in the top k": (
+            "recall_at_k",
+            "relevant[i, best[i]].any()",
+            "relevant[i, best[i]].float().mean()",
+        ),
+    },
+    "swap_words": {
+        "relation: the objects exchanged instead": "def swap_words(caption, kind):\n"
+        "    w = caption.split()\n"
+        "    if kind == 'relation':\n"
+        "        return ' '.join(['a', w[-2], w[-1]] + w[3:-3] + ['a', w[1], w[2]])\n"
+        "    pool = {'colours': ('red', 'green', 'blue', 'yellow'), 'shapes': ('circle', 'square', 'triangle')}[kind]\n"
+        "    i, j = [k for k, x in enumerate(w) if x in pool]\n"
+        "    w[i], w[j] = w[j], w[i]\n"
+        "    return ' '.join(w)\n",
+        "colours swapped for shapes": (
+            "swap_words",
+            '{"colours": ("red", "green", "blue", "yellow"), "shapes"',
+            '{"shapes": ("red", "green", "blue", "yellow"), "colours"',
+        ),
+    },
+    "clip_step": {
+        "text -> image softmax taken over texts": (
+            "clip_step",
+            "columns = F.cross_entropy(logits[:, :b].T, right)",
+            "columns = F.cross_entropy(logits[:, :b], right)",
+        ),
+        "hard negatives dropped from the rows": (
+            "clip_step",
+            "rows = F.cross_entropy(logits, right)",
+            "rows = F.cross_entropy(logits[:, :b], right)",
+        ),
+        "optimizer not stepped": ("clip_step", "    optimizer.step()\n", ""),
+    },
+    "prior_loss": {
+        "predicts the noise (lesson 10's target)": (
+            "prior_loss",
+            "return ((prior(noisy, t, text) - image) ** 2).mean()",
+            "return ((prior(noisy, t, text) - noise) ** 2).mean()",
+        ),
+        "alpha bar without the square roots": (
+            "prior_loss",
+            "keep.sqrt() * image + (1 - keep).sqrt() * noise",
+            "keep * image + (1 - keep) * noise",
+        ),
+    },
+    "guided_ddim_step": {
+        "guidance weight on the wrong term": (
+            "guided_ddim_step",
+            "eps = (1 + weight) * with_text - weight * without",
+            "eps = (1 + weight) * without - weight * with_text",
+        ),
+        "x0 not clipped": ("guided_ddim_step", ".clamp(-1, 1)", ""),
+        "no-condition pass given the embedding": (
+            "guided_ddim_step",
+            "decoder(x, steps, torch.zeros_like(embedding))",
+            "decoder(x, steps, embedding)",
+        ),
+    },
+    "text_to_image": {
+        "prior sample not scaled to unit length": ("text_to_image", "    z = z / z.norm(dim=-1, keepdim=True)\n", ""),
+        "decoder conditioned on the text embedding": (
+            "text_to_image",
+            "x = guided_ddim_step(decoder, x, t, z, guidance",
+            "x = guided_ddim_step(decoder, x, t, text, guidance",
+        ),
+        "last step not taken to alpha_bar 1": (
+            "text_to_image",
+            "later = bars[times[i + 1]].item() if i + 1 < len(times) else 1.0\n        x =",
+            "later = bars[times[i + 1]].item() if i + 1 < len(times) else bars[t].item()\n        x =",
         ),
     },
     "nearest": {

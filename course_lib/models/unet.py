@@ -50,33 +50,47 @@ class UNetConfig:
     steps: int = 200  # diffusion steps T, the size of the time table
     width: int = 32  # channels at 8x8; 4x4 has twice as many
     classes: int = 10  # the label embedding has classes + 1 rows; the last means "no label"
+    channels: int = 1
+    cond: int = 0  # > 0: condition on a vector of this width instead of a label (the zero vector: "none")
+    coordinates: bool = False  # two extra input channels holding each pixel's x and y (CoordConv)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 class UNet(nn.Module):
-    """x_t (b, 1, 8, 8), t (b,), labels (b,) -> predicted noise (b, 1, 8, 8).
-    8x8: ResBlock -> down to 4x4: ResBlock, ResBlock -> up to 8x8, joined with the 8x8 skip: ResBlock -> 1x1."""
+    """x_t (b, channels, s, s), t (b,), labels (b,) or vectors (b, cond) -> predicted noise like x_t. For the 8x8
+    digits: ResBlock -> down to 4x4: ResBlock, ResBlock -> up to 8x8, joined with the 8x8 skip: ResBlock -> 3x3
+    conv. Lesson 13 runs the same on 16x16 colour images conditioned on CLIP embeddings."""
 
     def __init__(self, config: UNetConfig) -> None:
         super().__init__()
         self.config = c = config
         w, e = c.width, 4 * c.width
         self.time = TimeEmbedding(c.steps, e)
-        self.label = nn.Embedding(c.classes + 1, e)
-        self.stem = nn.Conv2d(1, w, 3, padding=1)
+        self.label = nn.Embedding(c.classes + 1, e) if c.cond == 0 else nn.Linear(c.cond, e)
+        self.stem = nn.Conv2d(c.channels + 2 * c.coordinates, w, 3, padding=1)
         self.down_block = ResBlock(w, w, e)
         self.down = nn.Conv2d(w, 2 * w, 3, stride=2, padding=1)  # 8 -> 4
         self.middle = nn.ModuleList([ResBlock(2 * w, 2 * w, e), ResBlock(2 * w, 2 * w, e)])
+        if c.cond:  # the vector also as a coarse map: it can say where things go, not only what they are
+            self.where = nn.Sequential(
+                nn.Linear(c.cond, e), nn.SiLU(), nn.Linear(e, 2 * w * 16), nn.Unflatten(1, (2 * w, 4, 4))
+            )
         self.up = nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(2 * w, w, 3, padding=1))  # 4 -> 8
         self.up_block = ResBlock(2 * w, w, e)
-        self.out = nn.Sequential(nn.GroupNorm(8, w), nn.SiLU(), nn.Conv2d(w, 1, 3, padding=1))
+        self.out = nn.Sequential(nn.GroupNorm(8, w), nn.SiLU(), nn.Conv2d(w, c.channels, 3, padding=1))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         cond = self.time(t) + self.label(labels)
+        if self.config.coordinates:  # where each pixel is: convolutions alone only see it near the borders
+            side = torch.linspace(-1, 1, x.shape[-1], device=x.device)
+            grid = torch.stack(torch.meshgrid(side, side, indexing="ij")).expand(len(x), -1, -1, -1)
+            x = torch.cat([x, grid], dim=1)
         skip = self.down_block(self.stem(x), cond)  # (b, w, 8, 8)
-        h = self.down(skip)  # (b, 2w, 4, 4)
+        h = self.down(skip)  # (b, 2w, s/2, s/2)
+        if self.config.cond:
+            h = h + F.interpolate(self.where(labels), size=h.shape[-2:])
         for block in self.middle:
             h = block(h, cond)
         h = torch.cat([self.up(h), skip], dim=1)  # (b, 2w, 8, 8)

@@ -68,6 +68,14 @@ def q_sample(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, schedule: S
     return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
 
+def no_label(labels: torch.Tensor, classes: int = 10) -> torch.Tensor:
+    """ "No label" in the shape of `labels`: the index `classes` for class labels, the zero vector for
+    conditioning vectors (lesson 13's CLIP embeddings, which have unit length, so zero is never a real one)."""
+    if labels.is_floating_point():
+        return torch.zeros_like(labels)
+    return torch.full_like(labels, classes)
+
+
 def diffusion_loss(
     model: nn.Module,
     x0: torch.Tensor,
@@ -82,7 +90,7 @@ def diffusion_loss(
     t = torch.randint(0, schedule.steps, (len(x0),), device=x0.device)
     noise = torch.randn_like(x0)
     dropped = torch.rand(len(x0), device=x0.device) < drop_label
-    labels = torch.where(dropped, torch.full_like(labels, classes), labels)
+    labels = torch.where(dropped.view(-1, *[1] * (labels.dim() - 1)), no_label(labels, classes), labels)
     return F.mse_loss(model(q_sample(x0, t, noise, schedule), t, labels), noise)
 
 
@@ -93,7 +101,7 @@ def guided_noise(
     model; both predictions come from one forward pass over the doubled batch."""
     if weight == 0:
         return model(x, t, labels)
-    both = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, torch.full_like(labels, classes)]))
+    both = model(torch.cat([x, x]), torch.cat([t, t]), torch.cat([labels, no_label(labels, classes)]))
     conditional, unconditional = both.chunk(2)
     return (1 + weight) * conditional - weight * unconditional
 
@@ -138,15 +146,17 @@ def sample(
     classes: int = 10,
     seed: int = 0,
     trajectory: list[int] | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, dict[int, torch.Tensor]]:
     """Draw len(labels) (or shape[0]) samples from pure noise: all T ancestral steps, or `ddim_steps` DDIM steps.
-    labels None means unconditional ("no label"). With `trajectory` (a list of t), also returns {t: x_t}."""
+    labels None means unconditional ("no label"). With `trajectory` (a list of t), also returns {t: x_t}.
+    `noise` (shape) replaces the seeded starting noise x_T (DDIM is then deterministic)."""
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     n = shape[0]
     labels = torch.full((n,), classes, dtype=torch.long) if labels is None else labels
     labels = labels.to(device)
-    x = torch.randn(shape, generator=generator).to(device)
+    x = (torch.randn(shape, generator=generator) if noise is None else noise).to(device)
     kept = {}
     times = list(range(schedule.steps - 1, -1, -1)) if ddim_steps is None else ddim_times(schedule.steps, ddim_steps)
     bars = schedule.alpha_bars.tolist()

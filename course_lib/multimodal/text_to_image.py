@@ -1,0 +1,196 @@
+"""Lesson 13: text-to-image as DALL-E 2 (Ramesh et al. 2022) does it, in miniature: CLIP's text encoder, a prior
+that turns a caption's text embedding into an image embedding, and a diffusion decoder (lesson 10's U-Net on
+16x16 colour images) that draws an image from an image embedding, with classifier-free guidance.
+
+The prior is itself a small diffusion model over 64-number embeddings that, like DALL-E 2's, predicts the clean
+embedding x_0 (not the noise) from (x_t, t, text embedding).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_lib.artifacts import pretrained
+from course_lib.data.shapes import SIDE, VERSION, make_shapes
+from course_lib.device import seeded
+from course_lib.models.unet import TimeEmbedding, UNet, UNetConfig
+from course_lib.multimodal.clip import RECIPES as CLIP_RECIPES
+from course_lib.multimodal.clip import embed_images, embed_texts, pretrained_clip
+from course_lib.train import TensorBatches, adamw, train, warmup_cosine
+from course_lib.vision.diffusion import (
+    DiffusionTraining,
+    Schedule,
+    cosine_schedule,
+    ddim_step,
+    ddim_times,
+    q_sample,
+    sample,
+    train_diffusion,
+)
+
+CLIP_KIND = "hard-negatives"
+
+
+@dataclass(frozen=True)
+class DecoderRecipe:
+    model: UNetConfig = field(
+        default_factory=lambda: UNetConfig(steps=200, width=32, channels=3, cond=64, coordinates=True)
+    )
+    train: DiffusionTraining = field(default_factory=lambda: DiffusionTraining(steps=4000, batch=64, drop_label=0.1))
+    examples: int = 20_000
+    clip: str = CLIP_KIND
+    data: str = VERSION
+
+
+DECODER = DecoderRecipe()
+
+
+def to_signed(images: torch.Tensor) -> torch.Tensor:
+    """(b, 3, s, s) in [0, 1] -> [-1, 1]."""
+    return images * 2 - 1
+
+
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    return ((images + 1) / 2).clamp(0, 1)
+
+
+def pretrained_decoder(*, device: torch.device | str = "cpu", progress: bool = False) -> tuple[UNet, dict]:
+    """The decoder: a U-Net conditioned on CLIP image embeddings (dropped 10% of the time), cached or trained now."""
+    clip, _ = pretrained_clip(DECODER.clip, device=device)
+
+    def build() -> UNet:
+        with seeded(DECODER.train.seed):
+            return UNet(DECODER.model)
+
+    def fit(model: UNet) -> dict:
+        data = make_shapes(DECODER.examples, "train")
+        embeddings = embed_images(clip, data.images)
+        schedule = cosine_schedule(DECODER.model.steps)
+        return train_diffusion(model, schedule, to_signed(data.images), embeddings, DECODER.train, progress=progress)
+
+    config = {**asdict(DECODER), "clip_recipe": asdict(CLIP_RECIPES[DECODER.clip])}  # a new CLIP: a new decoder
+    return pretrained("shapes-decoder", build, fit, config, device=device)
+
+
+def decode(
+    decoder: UNet,
+    embeddings: torch.Tensor,
+    *,
+    guidance: float = 3.0,
+    ddim_steps: int = 25,
+    seed: int = 0,
+    noise: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Embeddings (n, 64) -> images (n, 3, 16, 16) in [0, 1], DDIM with classifier-free guidance."""
+    schedule = cosine_schedule(decoder.config.steps)
+    shape = (len(embeddings), 3, SIDE, SIDE)
+    x = sample(
+        decoder, shape, schedule, labels=embeddings, guidance=guidance, ddim_steps=ddim_steps, seed=seed, noise=noise
+    )
+    return to_unit(x)
+
+
+# --- the prior ------------------------------------------------------------------------------------------------
+
+
+class Prior(nn.Module):
+    """(x_t (b, e), t (b,), text embedding (b, e)) -> the predicted clean image embedding (b, e): an MLP on the
+    sum of three projections (noisy embedding, time, caption)."""
+
+    def __init__(self, embed: int = 64, width: int = 256, steps: int = 100) -> None:
+        super().__init__()
+        self.time = TimeEmbedding(steps, width)
+        self.noisy, self.text = nn.Linear(embed, width), nn.Linear(embed, width)
+        self.body = nn.Sequential(
+            nn.SiLU(), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, embed)
+        )
+        self.steps = steps
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        return self.body(self.noisy(x_t) + self.time(t) + self.text(text))
+
+
+@dataclass(frozen=True)
+class PriorTraining:
+    steps: int = 3000
+    batch: int = 256
+    lr: float = 1e-3
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PriorRecipe:
+    width: int = 256
+    diffusion_steps: int = 100
+    train: PriorTraining = field(default_factory=PriorTraining)
+    examples: int = 20_000
+    clip: str = CLIP_KIND
+    data: str = VERSION
+
+
+PRIOR = PriorRecipe()
+
+
+def prior_loss(prior: Prior, image: torch.Tensor, text: torch.Tensor, schedule: Schedule) -> torch.Tensor:
+    """DALL-E 2's prior objective: noise the image embedding to a random t, predict the clean one, squared error."""
+    t = torch.randint(0, schedule.steps, (len(image),), device=image.device)
+    x_t = q_sample(image, t, torch.randn_like(image), schedule)
+    return F.mse_loss(prior(x_t, t, text), image)
+
+
+def pretrained_prior(*, device: torch.device | str = "cpu") -> tuple[Prior, dict]:
+    """The prior, trained on (text embedding, image embedding) pairs of the training captions, cached."""
+    clip, _ = pretrained_clip(PRIOR.clip, device=device)
+
+    def build() -> Prior:
+        with seeded(PRIOR.train.seed):
+            return Prior(width=PRIOR.width, steps=PRIOR.diffusion_steps)
+
+    def fit(model: Prior) -> dict:
+        data = make_shapes(PRIOR.examples, "train")
+        images, texts = embed_images(clip, data.images), embed_texts(clip, data.captions)
+        schedule = cosine_schedule(PRIOR.diffusion_steps)
+        t = PRIOR.train
+
+        def loss(m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+            return prior_loss(m, batch[0], batch[1], schedule)
+
+        with seeded(t.seed):
+            history = train(
+                model,
+                TensorBatches(images, texts, batch_size=t.batch, seed=t.seed, drop_last=True),
+                loss,
+                adamw(model, lr=t.lr, weight_decay=0.0),
+                steps=t.steps,
+                lr_schedule=lambda s: warmup_cosine(s, warmup=100, total=t.steps, peak=t.lr, floor=t.lr / 50),
+                device=next(model.parameters()).device,
+                progress=False,
+            )
+        return {"step_loss": history.step_loss, "seconds": history.seconds}
+
+    config = {**asdict(PRIOR), "clip_recipe": asdict(CLIP_RECIPES[PRIOR.clip])}
+    return pretrained("shapes-prior", build, fit, config, device=device)
+
+
+@torch.no_grad()
+def prior_sample(
+    prior: Prior, text: torch.Tensor, *, ddim_steps: int = 25, seed: int = 0, noise: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Text embeddings (n, e) -> image embeddings (n, e), unit length: DDIM from noise, the network's x_0
+    prediction turned into the noise it implies at each step."""
+    schedule = cosine_schedule(prior.steps)
+    device = next(prior.parameters()).device
+    text = text.to(device)
+    x = (torch.randn(text.shape, generator=torch.Generator().manual_seed(seed)) if noise is None else noise).to(device)
+    bars = schedule.alpha_bars.tolist()
+    times = ddim_times(prior.steps, ddim_steps)
+    for i, t in enumerate(times):
+        x0 = prior(x, torch.full((len(x),), t, device=device), text)
+        eps = (x - math.sqrt(bars[t]) * x0) / math.sqrt(1 - bars[t])
+        x = ddim_step(x, eps, bars[t], bars[times[i + 1]] if i + 1 < len(times) else 1.0)
+    return F.normalize(x, dim=-1).cpu()

@@ -1,0 +1,140 @@
+"""Lessons 12-13: the captioned shapes, CLIP's loss and metrics against independent computations, a tiny CLIP
+that overfits a batch, the conditioning of the decoder and the prior."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_lib.data import shapes as S
+from course_lib.models.clip import CLIP, CLIPConfig
+from course_lib.models.unet import UNet, UNetConfig
+from course_lib.multimodal import clip as C
+from course_lib.multimodal import text_to_image as T
+from course_lib.vision.diffusion import cosine_schedule, diffusion_loss, guided_noise
+
+
+def test_shapes_are_deterministic_and_captions_name_the_scene():
+    a, b = S.make_shapes(300, "train"), S.make_shapes(300, "train")
+    assert torch.equal(a.images, b.images) and a.captions == b.captions
+    assert a.images.shape == (300, 3, S.SIDE, S.SIDE) and 0 <= a.images.min() and a.images.max() <= 1
+    for text, scene in zip(a.captions, a.attributes):
+        assert torch.equal(S.scene_of(text), scene), text
+    assert S.decode(a.tokens) == a.captions
+    assert not torch.equal(S.make_shapes(300, "test").images, a.images)
+
+
+def test_held_out_objects_never_in_training_and_always_in_unseen():
+    def held(scene):
+        return S.is_held_out(int(scene[1]), int(scene[2])) or S.is_held_out(int(scene[4]), int(scene[5]))
+
+    assert not any(held(s) for s in S.make_shapes(3000, "train").attributes)
+    assert all(held(s) for s in S.make_shapes(500, "unseen").attributes)
+    assert not any("green triangle" in c or "blue square" in c for c in S.make_shapes(3000, "train").captions)
+
+
+def test_objects_are_drawn_where_the_layout_says():
+    # a red circle left of a blue square; a yellow triangle above a green circle
+    scene = torch.tensor([[1, 0, 0, 0, 2, 1], [2, 3, 2, 0, 1, 0]])
+    images = S.render(scene)
+    left, right = images[0, :, :, :8].sum((1, 2)), images[0, :, :, 8:].sum((1, 2))  # (3,) colour totals
+    assert left.argmax() == 0 and right.argmax() == 2  # red on the left, blue on the right
+    top, bottom = images[1, :, :8].sum((1, 2)), images[1, :, 8:].sum((1, 2))
+    assert top[2] < 0.2 * top[0] and top[1] > 0.5 * top[0]  # yellow: red and green, little blue
+    assert bottom.argmax() == 1  # green below
+
+
+def test_bad_captions_and_splits_are_refused():
+    with pytest.raises(ValueError, match="not a caption"):
+        S.scene_of("a purple circle")
+    with pytest.raises(ValueError, match="unknown words"):
+        S.encode(["a red hexagon"])
+    with pytest.raises(ValueError, match="split"):
+        S.make_shapes(3, "validation")
+
+
+def test_hard_negatives_keep_the_words_and_change_the_scene():
+    text = "a red circle left of a blue square"
+    assert C.hard_negative(text, "colours") == "a blue circle left of a red square"
+    assert C.hard_negative(text, "shapes") == "a red square left of a blue circle"
+    assert C.hard_negative(text, "relation") == "a red circle right of a blue square"
+    for kind in C.SWAPS:
+        wrong = C.hard_negative(text, kind)
+        assert sorted(wrong.replace("right", "left").split()) == sorted(text.split())
+        assert not torch.equal(S.scene_of(wrong), S.scene_of(text))
+    assert "green triangle" not in " ".join(C.one_object_negatives("a small green circle"))
+    with pytest.raises(ValueError):
+        C.hard_negative("a small red circle", "colours")
+
+
+def test_contrastive_loss_is_the_mean_of_two_cross_entropies():
+    logits = torch.randn(5, 5) * 3
+    right = torch.arange(5)
+    expected = (F.cross_entropy(logits, right) + F.cross_entropy(logits.T, right)) / 2
+    torch.testing.assert_close(C.contrastive_loss(logits), expected)
+    extra = torch.cat([logits, torch.randn(5, 7)], dim=1)  # extra negatives: only the rows see them
+    rows = F.cross_entropy(extra, right)
+    torch.testing.assert_close(C.contrastive_loss(extra), (rows + F.cross_entropy(logits.T, right)) / 2)
+
+
+def test_recall_and_zero_shot_against_direct_computation():
+    g = torch.Generator().manual_seed(0)
+    sim, rel = torch.randn(30, 40, generator=g), torch.rand(30, 40, generator=g) < 0.1
+    for k in (1, 5):
+        order = sim.argsort(1, descending=True)[:, :k]
+        expected = sum(bool(rel[i, order[i]].any()) for i in range(30)) / 30
+        assert C.recall_at_k(sim, rel, k) == pytest.approx(expected)
+    images, prompts = F.normalize(torch.randn(4, 8), dim=-1), F.normalize(torch.randn(3, 8), dim=-1)
+    torch.testing.assert_close(C.zero_shot_logits(images, prompts, 1), images @ prompts.T)
+
+
+def test_text_tower_ignores_padding_and_reads_word_order():
+    torch.manual_seed(0)
+    model = CLIP(CLIPConfig()).eval()
+    tokens = S.encode(["a red circle left of a blue square", "a small red circle"])
+    short = tokens[1:, :5]  # the same one-object caption with fewer pads
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode_text(tokens[1:]), model.encode_text(short), atol=1e-5, rtol=1e-4)
+        swapped = model.encode_text(S.encode(["a blue circle left of a red square"]))
+        assert not torch.allclose(model.encode_text(tokens[:1]), swapped)
+
+
+def test_a_tiny_clip_overfits_one_batch():
+    torch.manual_seed(0)
+    data = S.make_shapes(16, "train", seed=3)
+    keep = [i for i, c in enumerate(data.captions) if data.captions.count(c) == 1]
+    model = CLIP(CLIPConfig(layers=1, d_model=32, d_ff=64, embed=32))
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        loss = C.contrastive_loss(model(data.images[keep], data.tokens[keep]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert loss.item() < 0.1
+    assert model.scale().item() <= CLIPConfig().max_logit_scale + 1e-4
+
+
+def test_vector_conditioning_uses_the_zero_vector_as_no_condition():
+    torch.manual_seed(0)
+    model = UNet(UNetConfig(steps=20, width=8, channels=3, cond=4))
+    x, t, cond = torch.randn(2, 3, 16, 16), torch.tensor([3, 7]), F.normalize(torch.randn(2, 4), dim=-1)
+    assert model(x, t, cond).shape == x.shape
+    both = guided_noise(model, x, t, cond, 2.0)
+    expected = 3 * model(x, t, cond) - 2 * model(x, t, torch.zeros_like(cond))
+    torch.testing.assert_close(both, expected, atol=1e-5, rtol=1e-4)
+    assert torch.isfinite(diffusion_loss(model, x, cond, cosine_schedule(20), drop_label=0.5))
+
+
+def test_prior_learns_a_fixed_text_to_image_map():
+    torch.manual_seed(0)
+    text = F.normalize(torch.randn(8, 16), dim=-1)
+    image = F.normalize(text @ torch.randn(16, 16), dim=-1)
+    prior = T.Prior(embed=16, width=64, steps=20)
+    schedule = cosine_schedule(20)
+    optimizer = torch.optim.Adam(prior.parameters(), lr=3e-3)
+    for _ in range(600):
+        loss = T.prior_loss(prior, image, text, schedule)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    predicted = T.prior_sample(prior, text, ddim_steps=10)
+    assert (predicted * image).sum(-1).mean() > 0.9
