@@ -1,4 +1,5 @@
-"""The README's syllabus quotes each lesson's results; every such number must be one the lesson printed.
+"""The README's syllabus (and README.zh-CN.md's) quotes each lesson's results; every such number must be one the
+lesson printed.
 
 A number here is a decimal or a percentage in a lesson's "builds" cell ("99.8%", "1.647", "3.4x"); it must occur
 in the text outputs that the committed notebook holds, so a re-run that changes a result fails until the README
@@ -16,8 +17,8 @@ ROW = re.compile(r"^\| (\d\d) \| \[[^\]]+\]\((notebooks/[^)]+\.ipynb)\) \| ([^|]
 NUMBER = re.compile(r"(?<![\w.])\d+(?:,\d{3})*(?:\.\d+)?(?:%|x\b)|(?<![\w.])\d+\.\d+(?![\w.])")
 
 
-def syllabus_rows() -> list[tuple[str, str, str]]:
-    return ROW.findall((ROOT / "README.md").read_text(encoding="utf-8"))
+def syllabus_rows(readme: str = "README.md") -> list[tuple[str, str, str]]:
+    return ROW.findall((ROOT / readme).read_text(encoding="utf-8"))
 
 
 def printed(path: str) -> str:
@@ -35,7 +36,11 @@ def test_the_syllabus_lists_every_lesson():
     assert [number for number, _, _ in syllabus_rows()] == lessons
 
 
-@pytest.mark.parametrize("number,path,builds", syllabus_rows(), ids=lambda v: v if len(v) == 2 else "")
+@pytest.mark.parametrize(
+    "number,path,builds",
+    syllabus_rows() + syllabus_rows("README.zh-CN.md"),
+    ids=lambda v: v if len(v) == 2 else "",
+)
 def test_syllabus_numbers_come_from_the_lessons_outputs(number, path, builds):
     outputs = printed(path)
     missing = [n for n in NUMBER.findall(builds) if n.replace("x", "×") not in outputs and n not in outputs]

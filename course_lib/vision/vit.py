@@ -47,9 +47,15 @@ def build(kind: str, seed: int = 0) -> nn.Module:
 
 
 def train_classifier(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, digits: Digits, t: ClassifierTraining
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    test: Digits | tuple[torch.Tensor, torch.Tensor],
+    t: ClassifierTraining,
 ) -> dict:
-    """Train with AdamW, warm-up and cosine decay, optional random shifts; -> {"test_accuracy", "seconds"}."""
+    """Train with AdamW, warm-up and cosine decay, optional random shifts (8x8 digits only); `test` is the digits
+    (their test split is used) or (images, labels). -> {"test_accuracy", "seconds"}."""
+    test_images, test_labels = (test.test_images, test.test_labels) if isinstance(test, Digits) else test
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(t.seed)
 
@@ -72,9 +78,9 @@ def train_classifier(
             progress=False,
         )
     with torch.no_grad():
-        predicted = model(digits.test_images.to(device)).argmax(-1).cpu()
+        predicted = model(test_images.to(device)).argmax(-1).cpu()
     return {
-        "test_accuracy": (predicted == digits.test_labels).float().mean().item(),
+        "test_accuracy": (predicted == test_labels).float().mean().item(),
         "seconds": time.perf_counter() - start,
     }
 
