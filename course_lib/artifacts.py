@@ -131,3 +131,22 @@ def pretrained(
     model = load_or_train(name, build, train_on_device, config, retrain=retrain, shipped=shipped)
     metrics = (read_metadata(name, config, shipped=shipped) or {}).get("metrics", {})
     return model.to(device).eval(), metrics
+
+
+def load_or_make_tensors(
+    name: str, make: Callable[[], dict[str, torch.Tensor]], config: dict[str, Any], *, cache: Path | None = None
+) -> dict[str, torch.Tensor]:
+    """A dict of tensors (a generated data set) from the cache, or `make()` now and saved, with the same
+    config hash, checksum and atomic writes as `load_or_train`."""
+    weights, meta_path = artifact_paths(name, config, cache)
+    meta = read_metadata(name, config, cache)
+    if meta is not None:
+        return torch.load(meta["path"], map_location="cpu", weights_only=True)
+    tensors = make()
+    if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
+        raise TypeError("make() must return a dict of tensors")
+    with atomic_path(weights) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in tensors.items()}, tmp)
+    meta = {"name": name, "config": config, "sha256": sha256_file(weights), "torch": torch.__version__}
+    atomic_write_bytes(meta_path, json.dumps(meta, indent=1, sort_keys=True, default=str).encode())
+    return tensors

@@ -1,4 +1,4 @@
-"""Lessons 01-11: each common mistake loses points, in `check` and in the CLI grader; the solutions score full marks."""
+"""Lessons 01-16: each common mistake loses points, in `check` and in the CLI grader; the solutions score full marks."""
 
 import copy
 import json
@@ -25,6 +25,8 @@ NOTEBOOKS = [
     "11_vit",
     "12_clip",
     "13_text_to_image",
+    "15_rlhf",
+    "16_dpo",
 ]
 
 # exercise id -> {mistake: source of a wrong function}
@@ -501,6 +503,91 @@ WRONG = {
             "text_to_image",
             "later = bars[times[i + 1]].item() if i + 1 < len(times) else 1.0\n        x =",
             "later = bars[times[i + 1]].item() if i + 1 < len(times) else bars[t].item()\n        x =",
+        ),
+    },
+    "bradley_terry_loss": {
+        "preference the wrong way": ("bradley_terry_loss", "margin = chosen - rejected", "margin = rejected - chosen"),
+        "log of sigmoid (underflows)": (
+            "bradley_terry_loss",
+            "return F.softplus(-margin).mean()",
+            "return -torch.log(torch.sigmoid(margin)).mean()",
+        ),
+    },
+    "exact_kl": {
+        "KL(reference || policy)": (
+            "exact_kl",
+            "torch.exp(log_policy) * (log_policy - log_ref)",
+            "torch.exp(log_ref) * (log_ref - log_policy)",
+        ),
+        "logits not normalised": ("exact_kl", "log_ref = F.log_softmax(ref_logits, dim=-1)", "log_ref = ref_logits"),
+    },
+    "kl_shaped_rewards": {
+        "KL sign flipped": ("kl_shaped_rewards", "beta * (ref_logprob - logprob)", "beta * (logprob - ref_logprob)"),
+        "score on every token": ("kl_shaped_rewards", "last[:, -1] = score", "last[:] = score[:, None]"),
+    },
+    "gae": {
+        "no bootstrap from the next value": ("gae", "rewards + gamma * next_values - values", "rewards - values"),
+        "lambda ignored": ("gae", "carry = deltas[:, i] + gamma * lam * carry", "carry = deltas[:, i] + gamma * carry"),
+    },
+    "clipped_policy_loss": {
+        "ratio taken the wrong way": (
+            "clipped_policy_loss",
+            "ratio = torch.exp(logprob - old_logprob)",
+            "ratio = torch.exp(old_logprob - logprob)",
+        ),
+        "max instead of min": ("clipped_policy_loss", "unclipped < clipped", "unclipped > clipped"),
+    },
+    "ppo_update": {
+        "advantages not normalised": ("ppo_update", "        adv = (adv - adv.mean()) / (adv.std() + 1e-8)\n", ""),
+        "KL sign flipped": (
+            "ppo_update",
+            "kl_shaped_rewards(reward_model(sequences), old, picked(reference_logits), beta)",
+            "kl_shaped_rewards(reward_model(sequences), old, picked(reference_logits), -beta)",
+        ),
+        "ratio against the reference, not the sampling policy": (
+            "ppo_update",
+            "clipped_policy_loss(picked(new_logits), old, adv, clip)",
+            "clipped_policy_loss(picked(new_logits), picked(reference_logits), adv, clip)",
+        ),
+    },
+    "dpo_loss": {
+        "beta outside the sigmoid": (
+            "dpo_loss",
+            "F.softplus(-beta * (chosen_ratio - rejected_ratio)).mean()",
+            "beta * F.softplus(-(chosen_ratio - rejected_ratio)).mean()",
+        ),
+        "reference subtracted the wrong way": (
+            "dpo_loss",
+            "chosen_ratio = chosen - ref_chosen",
+            "chosen_ratio = ref_chosen - chosen",
+        ),
+    },
+    "sequence_logprob": {
+        "positions off by one": (
+            "sequence_logprob",
+            "model(sequences)[0][:, prompt_len - 1 : -1]",
+            "model(sequences)[0][:, prompt_len:]",
+        ),
+        "mean instead of sum": ("sequence_logprob", ".squeeze(-1).sum(dim=1)", ".squeeze(-1).mean(dim=1)"),
+    },
+    "implicit_reward_accuracy": {
+        "ties counted as wrong": (
+            "implicit_reward_accuracy",
+            "torch.where(margin < 0, 0.0, 0.5)",
+            "torch.where(margin < 0, 0.0, 0.0)",
+        ),
+        "reference ignored": (
+            "implicit_reward_accuracy",
+            "margin = beta * (chosen - ref_chosen) - beta * (rejected - ref_rejected)",
+            "margin = beta * chosen - beta * rejected",
+        ),
+    },
+    "dpo_step": {
+        "optimizer not stepped": ("dpo_step", "    optimizer.step()\n", ""),
+        "chosen and rejected swapped": (
+            "dpo_step",
+            "dpo_loss(current[0], current[1], frozen[0], frozen[1], beta)",
+            "dpo_loss(current[1], current[0], frozen[1], frozen[0], beta)",
         ),
     },
     "nearest": {

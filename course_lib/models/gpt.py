@@ -118,6 +118,13 @@ class GPT(nn.Module):
 
         With a `KVCache`, idx holds only the tokens after the cached ones, and their keys and values join the cache.
         """
+        logits = self.head(self.features(idx, cache))
+        loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+        return logits, loss
+
+    def features(self, idx: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """idx (b, t) -> the final hidden states (b, t, d_model), after the last LayerNorm: what the head reads
+        (a reward model or a value head reads them too)."""
         past, t = (0 if cache is None else len(cache)), idx.shape[1]
         if past + t > self.config.block_size:
             where = f"{past} cached + {t} new tokens" if past else f"sequence of {t} tokens"
@@ -126,9 +133,7 @@ class GPT(nn.Module):
         x = self.drop(self.tok_emb(idx) + self.pos_emb(positions))
         for i, block in enumerate(self.blocks):
             x = block(x, None if cache is None else cache.layers[i])
-        logits = self.head(self.ln_f(x))
-        loss = None if targets is None else F.cross_entropy(logits.flatten(0, 1), targets.flatten())
-        return logits, loss
+        return self.ln_f(x)
 
     def flops_per_token(self, t: int | None = None) -> float:
         """Training FLOPs per token (forward + backward = 3x forward): 6 N plus the attention products."""

@@ -1,0 +1,233 @@
+"""Lesson 15: PPO as InstructGPT uses it to fine-tune a language model against a reward model.
+
+Each iteration samples continuations of a batch of prompts (the rollout), scores them with the reward
+model, and shapes a per-token reward: minus beta times the log-ratio of the sampled token under the
+policy and the frozen reference (a one-sample estimate of the per-token KL), plus the score on the
+last token. A value head on the policy's hidden states predicts the return; generalised advantage
+estimation (Schulman et al., 2016) turns rewards and values into advantages, whitened per batch;
+then a few epochs of the clipped surrogate objective (Schulman et al., 2017) update policy and value.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from course_lib.alignment.policy import evaluate_policy, exact_kl, response_logits, token_logprobs
+from course_lib.alignment.preferences import (
+    PROMPT_CHARS,
+    continuation_texts,
+    prompt_windows,
+    sample_continuations,
+    true_reward,
+)
+from course_lib.artifacts import pretrained
+from course_lib.models.gpt import GPT
+from course_lib.tokenizers import CharTokenizer
+from course_lib.train import TensorBatches, train
+
+
+class PolicyWithValue(nn.Module):
+    """A copy of the GPT (the policy) and a value head on its hidden states, sharing the backbone."""
+
+    def __init__(self, gpt: GPT) -> None:
+        super().__init__()
+        self.gpt = copy.deepcopy(gpt)
+        self.value_head = nn.Linear(gpt.config.d_model, 1)
+        nn.init.zeros_(self.value_head.weight)
+        nn.init.zeros_(self.value_head.bias)
+
+    def forward(self, sequences: torch.Tensor, prompt_len: int = PROMPT_CHARS) -> tuple[torch.Tensor, torch.Tensor]:
+        """sequences (b, p + t) -> the logits predicting each continuation token (b, t, vocab) and the value of
+        the state each is predicted from (b, t)."""
+        hidden = self.gpt.features(sequences[:, :-1])[:, prompt_len - 1 :]
+        return self.gpt.head(hidden), self.value_head(hidden).squeeze(-1)
+
+
+def kl_shaped_rewards(
+    score: torch.Tensor, logprob: torch.Tensor, ref_logprob: torch.Tensor, beta: float
+) -> torch.Tensor:
+    """Per-token rewards (b, t): -beta * (log pi - log pi_ref) per sampled token; the score (b,) added on the last."""
+    rewards = -beta * (logprob - ref_logprob)
+    rewards[:, -1] += score
+    return rewards
+
+
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, gamma: float = 1.0, lam: float = 0.95
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over (b, t) rewards and values (the value after the last token is 0).
+
+    delta_t = r_t + gamma V_{t+1} - V_t;  A_t = delta_t + gamma lam A_{t+1}. -> (advantages, returns = A + V).
+    """
+    advantages = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[:, 0])
+    for t in reversed(range(rewards.shape[1])):
+        next_value = values[:, t + 1] if t + 1 < rewards.shape[1] else torch.zeros_like(running)
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        running = delta + gamma * lam * running
+        advantages[:, t] = running
+    return advantages, advantages + values
+
+
+def whiten(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """x shifted and scaled to mean 0 and standard deviation 1 over the whole batch."""
+    return (x - x.mean()) / (x.std() + eps)
+
+
+def clipped_policy_loss(
+    logprob: torch.Tensor, old_logprob: torch.Tensor, advantages: torch.Tensor, clip: float = 0.2
+) -> torch.Tensor:
+    """PPO's clipped surrogate, negated to minimise: -mean(min(ratio A, clip(ratio, 1 - eps, 1 + eps) A)),
+    ratio = pi_new(token) / pi_old(token)."""
+    ratio = (logprob - old_logprob).exp()
+    return -torch.minimum(ratio * advantages, ratio.clamp(1 - clip, 1 + clip) * advantages).mean()
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    iterations: int = 56
+    batch: int = 64  # prompts per rollout
+    minibatch: int = 32
+    epochs: int = 4  # passes over each rollout
+    lr: float = 1e-4
+    beta: float = 0.3  # KL coefficient
+    clip: float = 0.2
+    value_coef: float = 0.1
+    gamma: float = 1.0
+    lam: float = 0.95
+    eval_every: int = 8
+    eval_prompts: int = 256
+    seed: int = 0
+
+
+@dataclass
+class Rollout:
+    """One batch of sampled continuations and everything PPO computes from them before updating."""
+
+    sequences: torch.Tensor  # (b, p + t)
+    logprob: torch.Tensor  # (b, t) log pi_old(token)
+    advantages: torch.Tensor  # (b, t), whitened
+    returns: torch.Tensor  # (b, t)
+    score: torch.Tensor  # (b,) reward-model scores
+    kl: torch.Tensor  # (b,) exact KL from the reference, summed over the continuation
+
+
+@torch.no_grad()
+def collect_rollout(
+    policy: PolicyWithValue,
+    reference: GPT,
+    reward_model: nn.Module,
+    prompts: torch.Tensor,
+    config: PPOConfig,
+    generator: torch.Generator,
+) -> Rollout:
+    """Sample, score, shape the rewards and estimate the advantages for one batch of prompts."""
+    policy.eval()
+    device = next(policy.parameters()).device
+    sequences = sample_continuations(policy.gpt, prompts, generator=generator).to(device)
+    logits, values = policy(sequences)
+    ref_logits = response_logits(reference, sequences)
+    tokens = sequences[:, PROMPT_CHARS:]
+    logprob, ref_logprob = token_logprobs(logits, tokens), token_logprobs(ref_logits, tokens)
+    score = reward_model(sequences)
+    rewards = kl_shaped_rewards(score, logprob, ref_logprob, config.beta)
+    advantages, returns = gae(rewards, values, config.gamma, config.lam)
+    kl = exact_kl(logits, ref_logits).sum(1)
+    return Rollout(sequences, logprob, whiten(advantages), returns, score, kl)
+
+
+def ppo_loss(policy: PolicyWithValue, rollout: Rollout, index: torch.Tensor, config: PPOConfig) -> torch.Tensor:
+    """The clipped policy loss plus value_coef times the value head's squared error, on rows `index` of a rollout."""
+    logits, values = policy(rollout.sequences[index])
+    logprob = token_logprobs(logits, rollout.sequences[index, PROMPT_CHARS:])
+    policy_loss = clipped_policy_loss(logprob, rollout.logprob[index], rollout.advantages[index], config.clip)
+    value_loss = 0.5 * (values - rollout.returns[index]).pow(2).mean()
+    return policy_loss + config.value_coef * value_loss
+
+
+def train_ppo(
+    policy: PolicyWithValue,
+    reference: GPT,
+    reward_model: nn.Module,
+    train_ids: torch.Tensor,
+    eval_prompts: torch.Tensor,
+    tokenizer: CharTokenizer,
+    config: PPOConfig = PPOConfig(),
+    progress: bool = True,
+) -> dict[str, list[float]]:
+    """PPO for `config.iterations` rollouts on prompts from `train_ids`; every `eval_every` iterations (at 0 and
+    after the last too)
+    the policy is evaluated on `eval_prompts`. -> the history (per iteration and per evaluation), to cache."""
+    c = config
+    device = next(policy.parameters()).device
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=c.lr, weight_decay=0.0)
+    prompts = prompt_windows(train_ids, tokenizer, c.iterations * c.batch, c.seed).view(c.iterations, c.batch, -1)
+    generator = torch.Generator(device).manual_seed(c.seed)
+    history: dict[str, list[float]] = {key: [] for key in ("score", "true_reward", "kl", "seconds")}
+    evals: dict[str, list[float]] = {key: [] for key in ("iteration", "true_reward", "score", "kl")}
+    spent = 0.0
+
+    def evaluate(iteration: int) -> None:
+        summary = evaluate_policy(policy.gpt, reference, reward_model, eval_prompts, tokenizer).summary()
+        for key, value in {"iteration": iteration, **summary}.items():
+            evals[key].append(value)
+
+    evaluate(0)
+    from tqdm.auto import tqdm
+
+    for iteration in tqdm(range(c.iterations), disable=not progress, desc="PPO", leave=False):
+        start = time.perf_counter()
+        rollout = collect_rollout(policy, reference, reward_model, prompts[iteration], c, generator)
+        index = TensorBatches(torch.arange(c.batch), batch_size=c.minibatch, seed=c.seed + iteration)
+        train(
+            policy,
+            index,
+            lambda m, b, rollout=rollout: ppo_loss(m, rollout, b[0], c),
+            optimizer,
+            steps=c.epochs * len(index),
+            grad_clip=1.0,
+            progress=False,
+        )
+        spent += time.perf_counter() - start
+        texts = continuation_texts(rollout.sequences.cpu(), tokenizer)
+        for key, value in (
+            ("score", rollout.score.mean().item()),
+            ("true_reward", true_reward(texts).mean().item()),
+            ("kl", rollout.kl.mean().item()),
+            ("seconds", spent),
+        ):
+            history[key].append(value)
+        if (iteration + 1) % c.eval_every == 0 or iteration + 1 == c.iterations:
+            evaluate(iteration + 1)
+    return {**history, **{f"eval_{key}": value for key, value in evals.items()}}
+
+
+def ppo_policy(
+    reference: GPT,
+    reward_model: nn.Module,
+    train_ids: torch.Tensor,
+    eval_prompts: torch.Tensor,
+    tokenizer: CharTokenizer,
+    config: PPOConfig = PPOConfig(),
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> tuple[PolicyWithValue, dict]:
+    """Lesson 15's PPO policy: from the cache, or trained now; the reward model's `key` (set by
+    `pretrained_reward_model`) is part of the cache key. -> (policy with its value head, `train_ppo`'s history)."""
+    name = f"cheerful-ppo-beta{config.beta}"
+    config_dict = {"reward": reward_model.key, "eval": eval_prompts.tolist()[:4], **asdict(config)}
+
+    def build() -> PolicyWithValue:
+        return PolicyWithValue(reference)
+
+    def fit(policy: PolicyWithValue) -> dict:
+        return train_ppo(
+            policy, reference.to(device), reward_model.to(device), train_ids, eval_prompts, tokenizer, config, progress
+        )
+
+    return pretrained(name, build, fit, config_dict, device=device)

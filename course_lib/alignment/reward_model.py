@@ -1,0 +1,132 @@
+"""Lesson 15: a reward model, lesson 05's GPT with a scalar head, trained on preferences with the Bradley-Terry loss.
+
+As in InstructGPT (Ouyang et al., 2022), the head reads the final hidden state of the last token, and
+the loss is -log sigmoid(r(chosen) - r(rejected)). After training, the scores are shifted and scaled
+so that the preference data's responses score mean 0 and standard deviation 1, which makes one KL
+coefficient mean the same thing whatever the model learned.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from course_lib.alignment.preferences import PROMPT_CHARS, Preferences
+from course_lib.artifacts import config_hash, pretrained
+from course_lib.device import seeded
+from course_lib.models.gpt import GPT
+from course_lib.train import TensorBatches, adamw, train, warmup_cosine
+
+
+class RewardModel(nn.Module):
+    """A GPT backbone and a linear head on the last position's hidden state: sequences (b, t) -> scores (b,)."""
+
+    def __init__(self, backbone: GPT) -> None:
+        super().__init__()
+        self.backbone = copy.deepcopy(backbone)
+        self.head = nn.Linear(backbone.config.d_model, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        self.register_buffer("offset", torch.zeros(()))
+        self.register_buffer("scale", torch.ones(()))
+
+    def forward(self, sequences: torch.Tensor) -> torch.Tensor:
+        per_token = self.head(self.backbone.features(sequences[:, PROMPT_CHARS:])).squeeze(-1)  # (b, t)
+        return (per_token.sum(dim=1) - self.offset) / self.scale
+
+
+def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
+    """Mean -log P(chosen preferred) under Bradley-Terry, P = sigmoid(r_chosen - r_rejected)."""
+    return -F.logsigmoid(chosen - rejected).mean()
+
+
+@torch.no_grad()
+def scores(model: RewardModel, sequences: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """The reward model's score of every sequence: (n, t) -> (n,)."""
+    device = next(model.parameters()).device
+    return torch.cat([model(part.to(device)).cpu() for part in sequences.split(batch)])
+
+
+@torch.no_grad()
+def pair_accuracy(model: RewardModel, data: Preferences, pairs: torch.Tensor) -> dict[str, float]:
+    """Share of `pairs` the model orders as the annotator labelled them ("labels") and as the true reward orders
+    them ("truth")."""
+    chosen, rejected = data.sequences(pairs)
+    right = scores(model, chosen) > scores(model, rejected)
+    truth = data.agrees_with_truth(pairs)
+    return {"labels": right.float().mean().item(), "truth": (right == truth).float().mean().item()}
+
+
+@dataclass(frozen=True)
+class RewardTraining:
+    steps: int = 600
+    batch: int = 32  # prompts, each with all its responses
+    prompts: int | None = None  # train on the first this many training prompts (None: all of them)
+    lr: float = 1e-3
+    warmup: int = 20
+    weight_decay: float = 0.1
+    seed: int = 0
+
+
+def train_reward_model(model: RewardModel, data: Preferences, training: RewardTraining = RewardTraining()) -> dict:
+    """Bradley-Terry training, then the score normalisation; -> the record to cache.
+
+    As in InstructGPT, a batch is a set of prompts with all their responses: each response is scored once and
+    every judged pair among them enters the loss.
+    """
+    t = training
+    n, k = data.reward.shape
+    prompts = torch.nonzero(~data.test).squeeze(1)[: t.prompts]
+    wins = torch.zeros(n, k, k, dtype=torch.bool)  # wins[p, i, j]: response i was preferred to j
+    pairs = data.split(test=False)
+    pairs = pairs[torch.isin(pairs[:, 0], prompts)]
+    wins[pairs[:, 0], pairs[:, 1], pairs[:, 2]] = True
+    optimizer = adamw(model, lr=t.lr, weight_decay=t.weight_decay, decay_vectors=False)
+    device = next(model.parameters()).device
+
+    def loss_fn(m: RewardModel, batch: tuple[torch.Tensor]) -> torch.Tensor:
+        index = batch[0].cpu()
+        s = m(data.responses[index].flatten(0, 1).to(device)).view(len(index), k)  # (b, k) scores
+        p, i, j = torch.nonzero(wins[index], as_tuple=True)
+        return bradley_terry_loss(s[p, i], s[p, j])
+
+    history = train(
+        model,
+        TensorBatches(prompts, batch_size=t.batch, seed=t.seed, drop_last=True),
+        loss_fn,
+        optimizer,
+        steps=t.steps,
+        lr_schedule=lambda step: warmup_cosine(step, warmup=t.warmup, total=t.steps, peak=t.lr, floor=0.1 * t.lr),
+        grad_clip=1.0,
+        desc="reward model",
+    )
+    raw = scores(model, data.responses[prompts[:1000]].flatten(0, 1))  # 4,000 training responses set the scale
+    model.offset.fill_(raw.mean())
+    model.scale.fill_(raw.std())
+    test = pair_accuracy(model, data, data.split(test=True))
+    return {
+        "step_loss": history.step_loss,
+        "seconds": history.seconds,
+        "test_labels": test["labels"],
+        "test_truth": test["truth"],
+    }
+
+
+def pretrained_reward_model(
+    backbone: GPT, data: Preferences, training: RewardTraining = RewardTraining(), device: torch.device | str = "cpu"
+) -> tuple[RewardModel, dict]:
+    """Lesson 15's reward model: from the cache, or trained now (about a minute). -> (model, record)."""
+
+    def build() -> RewardModel:
+        with seeded(training.seed):
+            return RewardModel(backbone)
+
+    config = {"data": data.key, **asdict(training)}
+    name = "cheerful-reward-model" if training.prompts is None else f"cheerful-reward-model-{training.prompts}"
+    model, record = pretrained(name, build, lambda m: train_reward_model(m, data, training), config, device=device)
+    model.key = f"{name}-{config_hash(config)}"  # what a policy trained against it names in its own config
+    return model, record
