@@ -51,6 +51,10 @@ test-fast: data
 exercises: install
 	$(PY) -m course_lib.assign
 
+# The grader on three sample students (correct, partial, broken) of lesson 00: see it work before a workshop.
+grade-demo: install
+	$(PY) -m course_lib.grading.demo build/grade-demo
+
 bench: data
 	$(PY) bench/run_all.py
 
