@@ -90,7 +90,7 @@ def main() -> None:
         )
         loss.backward()
     dpo.zero_grad()
-    record = D.train_dpo(dpo, gpt, prefs, training)
+    record = D.train_dpo(dpo, gpt, prefs, training, progress=False)
     result = evaluate_policy(dpo, gpt, None, prompts, tokenizer)
     emit(
         "dpo",

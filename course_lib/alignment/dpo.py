@@ -51,7 +51,7 @@ class DPOTraining:
 
 
 def train_dpo(
-    policy: GPT, reference: GPT, data: Preferences, training: DPOTraining = DPOTraining()
+    policy: GPT, reference: GPT, data: Preferences, training: DPOTraining = DPOTraining(), progress: bool = True
 ) -> dict[str, list[float]]:
     """DPO on the training pairs. -> the loss of every step, and every `log_every` steps (on `eval_pairs` held-out
     pairs) the mean log-probability of the chosen and of the rejected responses and the implicit reward accuracy."""
@@ -86,6 +86,7 @@ def train_dpo(
         grad_clip=1.0,
         evaluate=evaluate,
         eval_every=t.log_every,
+        progress=progress,
         desc=f"DPO beta={t.beta}",
     )
     log = {key: [start[key]] + history.column(key) for key in ("step", "chosen", "rejected", "accuracy")}
