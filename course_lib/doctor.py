@@ -1,5 +1,5 @@
-"""Every lesson (setup): `python -m course_lib.doctor`, OK/FAIL for Python, each pinned package, the device and
-the data cache.
+"""Every lesson (setup): `python -m course_lib.doctor`, OK/FAIL for Python, each pinned package, the device,
+the data cache and the annotator's lexicon.
 
 The first thing to run on a workshop laptop. Exit status 1 if anything FAILs.
 """
@@ -68,6 +68,13 @@ def run() -> int:
         report(len(load_digits().test_labels) == 300, "data: digits", "scikit-learn's bundled digits")
     except Exception as err:  # noqa: BLE001
         report(False, "data: digits", str(err))
+    try:
+        from course_lib.alignment.preferences import true_reward
+
+        score = true_reward(["I love thee"]).item()
+        report(score > 0, "data: VADER", f"the annotator of lessons 15-16 scores 'I love thee' {score:+.3f}")
+    except Exception as err:  # noqa: BLE001
+        report(False, "data: VADER", str(err))
     print("all good" if failures == 0 else f"{failures} problem(s): fix the FAIL lines above")
     return failures
 
