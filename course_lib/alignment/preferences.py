@@ -120,7 +120,9 @@ def make_preferences(model: GPT, ids: torch.Tensor, tokenizer: CharTokenizer, re
     r = recipe
     generator = torch.Generator().manual_seed(r.seed)
     prompts = prompt_windows(ids, tokenizer, r.prompts, r.seed)
-    sequences = sample_continuations(model, prompts.repeat_interleave(r.per_prompt, 0), generator=generator)
+    device = next(model.parameters()).device  # sampling on a GPU needs a generator there
+    sampler = generator if device.type == "cpu" else torch.Generator(device).manual_seed(r.seed)
+    sequences = sample_continuations(model, prompts.repeat_interleave(r.per_prompt, 0), generator=sampler)
     reward = true_reward(continuation_texts(sequences, tokenizer)).view(r.prompts, r.per_prompt)
     a, b = torch.triu_indices(r.per_prompt, r.per_prompt, offset=1)  # every pair of responses to a prompt
     prompt = torch.arange(r.prompts).repeat_interleave(len(a))
