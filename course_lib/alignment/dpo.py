@@ -20,9 +20,9 @@ from course_lib.models.gpt import GPT
 from course_lib.train import TensorBatches, adamw, train, warmup_cosine
 
 
-def sequence_logprob(model: GPT, sequences: torch.Tensor) -> torch.Tensor:
+def sequence_logprob(model: GPT, sequences: torch.Tensor, prompt_len: int = PROMPT_CHARS) -> torch.Tensor:
     """log pi(continuation | prompt), summed over the continuation's tokens: (b, p + t) -> (b,)."""
-    return token_logprobs(response_logits(model, sequences), sequences[:, PROMPT_CHARS:]).sum(1)
+    return token_logprobs(response_logits(model, sequences, prompt_len), sequences[:, prompt_len:]).sum(1)
 
 
 def implicit_reward(logprob: torch.Tensor, ref_logprob: torch.Tensor, beta: float) -> torch.Tensor:

@@ -115,6 +115,7 @@ class Rollout:
     returns: torch.Tensor  # (b, t)
     score: torch.Tensor  # (b,) reward-model scores
     kl: torch.Tensor  # (b,) exact KL from the reference, summed over the continuation
+    prompt_len: int = PROMPT_CHARS
 
 
 @torch.no_grad()
@@ -126,25 +127,39 @@ def collect_rollout(
     config: PPOConfig,
     generator: torch.Generator,
 ) -> Rollout:
-    """Sample, score, shape the rewards and estimate the advantages for one batch of prompts."""
+    """Sample continuations of one batch of prompts, then `score_rollout` them."""
     policy.eval()
     device = next(policy.parameters()).device
     sequences = sample_continuations(policy.gpt, prompts, generator=generator).to(device)
-    logits, values = policy(sequences)
-    ref_logits = response_logits(reference, sequences)
-    tokens = sequences[:, PROMPT_CHARS:]
+    return score_rollout(policy, reference, reward_model, sequences, config)
+
+
+@torch.no_grad()
+def score_rollout(
+    policy: PolicyWithValue,
+    reference: GPT,
+    reward_model: nn.Module,
+    sequences: torch.Tensor,
+    config: PPOConfig,
+    prompt_len: int = PROMPT_CHARS,
+) -> Rollout:
+    """Everything PPO computes from sampled sequences before updating: old and reference log-probabilities, the
+    score, the KL-shaped rewards, GAE, whitened advantages, and the exact KL for the record."""
+    logits, values = policy(sequences, prompt_len)
+    ref_logits = response_logits(reference, sequences, prompt_len)
+    tokens = sequences[:, prompt_len:]
     logprob, ref_logprob = token_logprobs(logits, tokens), token_logprobs(ref_logits, tokens)
     score = reward_model(sequences)
     rewards = kl_shaped_rewards(score, logprob, ref_logprob, config.beta)
     advantages, returns = gae(rewards, values, config.gamma, config.lam)
     kl = exact_kl(logits, ref_logits).sum(1)
-    return Rollout(sequences, logprob, whiten(advantages), returns, score, kl)
+    return Rollout(sequences, logprob, whiten(advantages), returns, score, kl, prompt_len)
 
 
 def ppo_loss(policy: PolicyWithValue, rollout: Rollout, index: torch.Tensor, config: PPOConfig) -> torch.Tensor:
     """The clipped policy loss plus value_coef times the value head's squared error, on rows `index` of a rollout."""
-    logits, values = policy(rollout.sequences[index])
-    logprob = token_logprobs(logits, rollout.sequences[index, PROMPT_CHARS:])
+    logits, values = policy(rollout.sequences[index], rollout.prompt_len)
+    logprob = token_logprobs(logits, rollout.sequences[index, rollout.prompt_len :])
     policy_loss = clipped_policy_loss(logprob, rollout.logprob[index], rollout.advantages[index], config.clip)
     value_loss = 0.5 * (values - rollout.returns[index]).pow(2).mean()
     return policy_loss + config.value_coef * value_loss

@@ -9,7 +9,6 @@ import torch
 from course_lib.alignment import ppo as P
 from course_lib.alignment import reward_model as R
 from course_lib.alignment.policy import exact_kl as library_exact_kl
-from course_lib.alignment.policy import response_logits, token_logprobs
 from course_lib.grading.spec import Case, Exercise, draw_seed
 from course_lib.models.gpt import GPT, GPTConfig
 
@@ -45,17 +44,9 @@ def clipped_policy_loss(logprob, old_logprob, advantages, clip):
 
 def ppo_update(policy, optimizer, reference, reward_model, sequences, prompt_len, beta, clip, value_coef):
     """Everything PPO computes from one batch of sampled sequences, then one optimizer step on all of it."""
-    tokens = sequences[:, prompt_len:]
-    with torch.no_grad():
-        logits, values = policy(sequences, prompt_len)
-        old = token_logprobs(logits, tokens)
-        ref = token_logprobs(response_logits(reference, sequences, prompt_len), tokens)
-        rewards = P.kl_shaped_rewards(reward_model(sequences), old, ref, beta)
-        advantages, returns = P.gae(rewards, values, 1.0, 0.95)
-        advantages = P.whiten(advantages)
-    logits, values = policy(sequences, prompt_len)
-    loss = P.clipped_policy_loss(token_logprobs(logits, tokens), old, advantages, clip)
-    loss = loss + value_coef * 0.5 * (values - returns).pow(2).mean()
+    config = P.PPOConfig(beta=beta, clip=clip, value_coef=value_coef)  # gamma 1, lambda 0.95
+    rollout = P.score_rollout(policy, reference, reward_model, sequences, config, prompt_len)
+    loss = P.ppo_loss(policy, rollout, torch.arange(len(sequences)), config)
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()

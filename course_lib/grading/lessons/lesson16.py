@@ -6,7 +6,6 @@ from __future__ import annotations
 import torch
 
 from course_lib.alignment import dpo as D
-from course_lib.alignment.policy import response_logits, token_logprobs
 from course_lib.grading.spec import Case, Exercise, draw_seed
 from course_lib.models.gpt import GPT, GPTConfig
 
@@ -25,7 +24,7 @@ def dpo_loss(chosen, rejected, ref_chosen, ref_rejected, beta):
 
 
 def sequence_logprob(model: GPT, sequences: torch.Tensor, prompt_len: int) -> torch.Tensor:
-    return token_logprobs(response_logits(model, sequences, prompt_len), sequences[:, prompt_len:]).sum(1)
+    return D.sequence_logprob(model, sequences, prompt_len)
 
 
 def implicit_reward_accuracy(chosen, rejected, ref_chosen, ref_rejected, beta) -> float:
