@@ -11,7 +11,7 @@ INSTALLED := $(VENV)/.installed
 endif
 PYTEST_ARGS ?=
 
-.PHONY: install data lab lint format test test-fast exercises grade-demo doctor bench clean
+.PHONY: install data lab lint format test test-fast test-browser site exercises grade-demo doctor bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -38,14 +38,29 @@ format: install
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-# Lint, exercise sync check, unit tests, grader self-tests, then every lesson and solution notebook.
+# Lint, exercise sync check, unit tests, grader self-tests, every lesson and solution notebook, then the
+# browser suite (JupyterLab and the web edition in Chromium) when Chromium is installed.
 test: data lint
 	$(PY) -m course_lib.assign --check
-	$(PY) -m pytest --nbval-lax --nbval-cell-timeout=900 tests notebooks solutions $(PYTEST_ARGS)
+	$(PY) -m pytest --nbval-lax --nbval-cell-timeout=900 --ignore=tests/browser tests notebooks solutions $(PYTEST_ARGS)
+	@$(MAKE) --no-print-directory test-browser
 
 # Library and grader tests only (no notebooks): a quick loop while editing course_lib.
 test-fast: data
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest --ignore=tests/browser tests $(PYTEST_ARGS)
+
+# JupyterLab driven in the system Chromium (lessons 00 and 02, exercises 00), then every page of the web
+# edition; screenshots in build/browser/. Skipped, with one line saying so, when Chromium is missing.
+test-browser: data
+	@if $(PY) -m course_lib.web.readiness chromium >/dev/null; then \
+		$(MAKE) --no-print-directory site && $(PY) -m pytest tests/browser $(PYTEST_ARGS); \
+	else \
+		echo "browser suite skipped: no Chromium (apt install chromium, or CHROMIUM=/path/to/chromium make test)"; \
+	fi
+
+# The web edition: every notebook with its committed outputs, as a static site in build/site/ (offline).
+site: install
+	$(PY) -m course_lib.web build/site
 
 # Regenerate exercises/ from solutions/ (never edit exercises/ by hand).
 exercises: install

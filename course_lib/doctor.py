@@ -1,5 +1,5 @@
 """Every lesson (setup): `python -m course_lib.doctor`, OK/FAIL for Python, each pinned package, the device,
-the data cache and the annotator's lexicon.
+the data cache, the annotator's lexicon, the browser (Chromium, for the browser suite) and the web edition.
 
 The first thing to run on a workshop laptop. Exit status 1 if anything FAILs.
 """
@@ -75,6 +75,13 @@ def run() -> int:
         report(score > 0, "data: VADER", f"the annotator of lessons 15-16 scores 'I love thee' {score:+.3f}")
     except Exception as err:  # noqa: BLE001
         report(False, "data: VADER", str(err))
+    from course_lib.web.readiness import checks as web_checks
+
+    for status, what, detail in web_checks():
+        if status == "NOTE":  # optional (the browser suite): said, not counted as a failure
+            print(f"NOTE  {what:<16} {detail}")
+        else:
+            report(status == "OK", what, detail)
     print("all good" if failures == 0 else f"{failures} problem(s): fix the FAIL lines above")
     return failures
 

@@ -34,6 +34,7 @@ LAYERS = {
     "assign": 7,
     "grade": 7,
     "doctor": 7,
+    "web": 7,
 }
 NAMES = {
     0: "infrastructure",

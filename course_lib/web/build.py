@@ -1,0 +1,154 @@
+"""course_lib.web: assemble the web edition's source (home page, lessons, solutions, exercises, the Chinese
+pages) from the repository, then build it with Sphinx and myst-nb into static HTML.
+
+The home page is the README's introduction and syllabus (links to notebooks become links to pages); each lesson
+page starts with a language switch to its Chinese page (docs/zh/lessons/), which gives the lesson's opening and
+closing in Chinese and links back. The build is offline after the first run (vendor.py caches its downloads).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+
+from course_lib.web import vendor
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK_FOLDERS = ("notebooks", "solutions", "exercises")
+ZH_LESSONS = ROOT / "docs" / "zh" / "lessons"
+CSS = """
+.lang-switch { font-size: 0.95em; margin-bottom: 0.8em; }
+.lang-switch a { font-weight: 600; }
+"""
+FAVICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#3465a4"/>'
+    '<text x="8" y="12.5" font-size="11" text-anchor="middle" fill="white" font-family="sans-serif">G</text></svg>'
+)
+MATHJAX2_HUB_SHIM = """// ipywidgets typesets with MathJax 2's MathJax.Hub.Queue; MathJax 3 has no Hub.
+if (window.MathJax && !window.MathJax.Hub) {
+  window.MathJax.Hub = {
+    Queue: (command) => {
+      const element = Array.isArray(command) ? command[2] : undefined;
+      const mathjax = window.MathJax;
+      if (mathjax.startup && mathjax.typesetPromise) {
+        mathjax.startup.promise.then(() => mathjax.typesetPromise(element ? [element] : undefined));
+      }
+    },
+  };
+}
+"""
+
+
+def readme_sections(text: str, keep: tuple[str, ...]) -> str:
+    """The README's text before its first '## ' heading, plus the sections whose headings are in `keep`."""
+    parts = re.split(r"(?m)^(?=## )", text)
+    out = [parts[0]]
+    out += [p for p in parts[1:] if p.splitlines()[0][3:].strip() in keep]
+    return "".join(out)
+
+
+def _relink(markdown: str, prefix: str = "") -> str:
+    """README links -> site pages: notebooks to their pages, the other README to the other home page."""
+    markdown = re.sub(r"\]\((notebooks|solutions|exercises)/([\w\-]+)\.ipynb\)", rf"]({prefix}\1/\2.ipynb)", markdown)
+    markdown = markdown.replace("](README.zh-CN.md)", f"]({prefix}zh/index.md)")
+    markdown = markdown.replace("](README.md)", f"]({prefix}index.md)")
+    markdown = markdown.replace("](docs/glossary.zh-CN.md)", f"]({prefix}glossary.zh-CN.md)")
+    return markdown
+
+
+def lesson_stems() -> list[str]:
+    return sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _toctree(caption: str, entries: list[str], hidden: bool = False) -> str:
+    options = f":caption: {caption}\n:maxdepth: 1\n" + (":hidden:\n" if hidden else "")
+    return "```{toctree}\n" + options + "\n" + "\n".join(entries) + "\n```\n"
+
+
+def _with_language_switch(notebook: dict, zh_page: str) -> dict:
+    """The lesson notebook with a first markdown cell linking to its Chinese page."""
+    cell = {
+        "cell_type": "markdown",
+        "metadata": {},
+        "source": f'<div class="lang-switch">English · <a href="{zh_page}">中文导读</a></div>\n',
+    }
+    return {**notebook, "cells": [cell, *notebook["cells"]]}
+
+
+def assemble(source: Path) -> dict[str, int]:
+    """Write the Sphinx source tree under `source`; returns page counts by section."""
+    if source.exists():
+        shutil.rmtree(source)
+    (source / "_static").mkdir(parents=True)
+    shutil.copy(Path(__file__).with_name("sphinx_conf.py"), source / "conf.py")
+    (source / "_static" / "course.css").write_text(CSS)
+    (source / "_static" / "favicon.svg").write_text(FAVICON)
+    (source / "_static" / "mathjax2-hub-shim.js").write_text(MATHJAX2_HUB_SHIM)
+    lessons = lesson_stems()
+    counts = {}
+    for folder in NOTEBOOK_FOLDERS:
+        (source / folder).mkdir()
+        for path in sorted((ROOT / folder).glob("[0-9][0-9]_*.ipynb")):
+            notebook = json.loads(path.read_text())
+            if folder == "notebooks" and (ZH_LESSONS / f"{path.stem}.md").exists():
+                notebook = _with_language_switch(notebook, f"../zh/{path.stem}.html")
+            (source / folder / path.name).write_text(json.dumps(notebook, ensure_ascii=False))
+        counts[folder] = len(list((source / folder).glob("*.ipynb")))
+
+    readme = readme_sections((ROOT / "README.md").read_text(), ("Syllabus",))
+    (source / "index.md").write_text(
+        _relink(readme)
+        + "\n"
+        + _toctree("Lessons", [f"notebooks/{s}" for s in lessons], hidden=True)
+        + _toctree("Exercises (student versions)", [f"exercises/{s}" for s in lessons], hidden=True)
+        + _toctree("Solutions", [f"solutions/{s}" for s in lessons], hidden=True)
+        + _toctree("中文", ["zh/index", "glossary.zh-CN"], hidden=True)
+    )
+    shutil.copy(ROOT / "docs" / "glossary.zh-CN.md", source / "glossary.zh-CN.md")
+
+    (source / "zh").mkdir()
+    zh_pages = []
+    for stem in lessons:
+        page = ZH_LESSONS / f"{stem}.md"
+        if page.exists():
+            text = page.read_text()
+            switch = f'<div class="lang-switch"><a href="../notebooks/{stem}.html">English</a> · 中文导读</div>\n\n'
+            (source / "zh" / f"{stem}.md").write_text(switch + text)
+            zh_pages.append(stem)
+    zh_readme = readme_sections((ROOT / "README.zh-CN.md").read_text(), ("课程大纲",))
+    zh_links = "\n".join(f"- [{s[:2]} · 中文导读]({s}.md)" for s in zh_pages)
+    (source / "zh" / "index.md").write_text(
+        _relink(zh_readme, prefix="../").replace("](../zh/index.md)", "](index.md)")
+        + "\n## 各课中文导读\n\n每课的开篇（你将构建什么）和结尾（要记住的）译成中文；完整的课程正文是英文。\n\n"
+        + zh_links
+        + "\n\n"
+        + _toctree("各课中文导读", zh_pages, hidden=True)
+    )
+    counts["zh"] = len(zh_pages) + 1
+    return counts
+
+
+def build(out: Path, source: Path | None = None) -> dict[str, object]:
+    """Assemble and build the site into `out`; returns what was built and how long it took."""
+    from sphinx.cmd.build import build_main
+
+    start = time.perf_counter()
+    source = source or out.parent / "site-src"
+    counts = assemble(source)
+    static = source / "_static"
+    widgets = vendor.install(vendor.HTML_MANAGER, static)
+    mathjax = vendor.install(vendor.MATHJAX, static)
+    import os
+
+    os.environ["COURSE_SITE_WIDGETS"] = f"{widgets.name}/dist/embed.js"
+    os.environ["COURSE_SITE_MATHJAX"] = f"{mathjax.name}/es5/tex-chtml.js"
+    if out.exists():
+        shutil.rmtree(out)
+    status = build_main(["-b", "html", "-q", "-j", "auto", str(source), str(out)])
+    if status != 0:
+        raise RuntimeError(f"sphinx-build failed with status {status}")
+    pages = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.html") if not p.name.startswith("_"))
+    return {"seconds": round(time.perf_counter() - start, 1), "pages": len(pages), "sections": counts}
