@@ -114,7 +114,7 @@ def assemble(source: Path) -> dict[str, int]:
     for stem in lessons:
         page = ZH_LESSONS / f"{stem}.md"
         if page.exists():
-            text = page.read_text()
+            text = page.read_text().replace("](../../../", "](../")  # repository-relative -> site-relative
             switch = f'<div class="lang-switch"><a href="../notebooks/{stem}.html">English</a> · 中文导读</div>\n\n'
             (source / "zh" / f"{stem}.md").write_text(switch + text)
             zh_pages.append(stem)

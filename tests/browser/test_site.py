@@ -109,3 +109,14 @@ def test_home_page_is_the_syllabus_with_a_language_switch(page: Page, site_url: 
     page.wait_for_url("**/zh/index.html")
     assert page.get_by_text("课程大纲").count() >= 1
     page.screenshot(path=str(SCREENSHOTS / "site_home_zh.png"))
+
+
+def test_each_lesson_page_switches_to_its_chinese_page_and_back(page: Page, site_url: str) -> None:
+    assert _visit(page, f"{site_url}/notebooks/15_rlhf.html") == []
+    page.locator(".lang-switch").get_by_role("link", name="中文导读").click()
+    page.wait_for_url("**/zh/15_rlhf.html")
+    assert page.get_by_role("heading", name="你将构建").count() == 1
+    assert page.get_by_role("heading", name="要记住的").count() == 1
+    page.screenshot(path=str(SCREENSHOTS / "site_zh_15_rlhf.png"))
+    page.locator(".lang-switch").get_by_role("link", name="English").click()
+    page.wait_for_url("**/notebooks/15_rlhf.html")
