@@ -41,6 +41,8 @@ def test_the_assembled_source_has_the_syllabus_home_page_and_language_switches(t
     zh = (tmp_path / "src" / "zh" / "15_rlhf.md").read_text()
     assert "](../notebooks/15_rlhf.ipynb)" in zh and "../../../" not in zh
     assert "## 课程大纲" in (tmp_path / "src" / "zh" / "index.md").read_text()
+    solutions = json.loads((tmp_path / "src" / "solutions" / "00_foundations.ipynb").read_text())
+    assert "".join(solutions["cells"][0]["source"]).startswith("# 00 · Foundations: solutions\n")
 
 
 def test_chromium_is_found_only_where_it_is(tmp_path, monkeypatch):

@@ -78,6 +78,16 @@ def _with_language_switch(notebook: dict, zh_page: str) -> dict:
     return {**notebook, "cells": [cell, *notebook["cells"]]}
 
 
+def _titled_solutions(notebook: dict) -> dict:
+    """A solutions notebook shares its exercises' title; on the site its title says which one it is."""
+    first, *rest = notebook["cells"]
+    source = "".join(first["source"])
+    title, _, body = source.partition("\n")
+    if title.startswith("# ") and title.endswith(": exercises"):
+        title = title.removesuffix(": exercises") + ": solutions"
+    return {**notebook, "cells": [{**first, "source": f"{title}\n{body}"}, *rest]}
+
+
 def assemble(source: Path) -> dict[str, int]:
     """Write the Sphinx source tree under `source`; returns page counts by section."""
     if source.exists():
@@ -95,6 +105,8 @@ def assemble(source: Path) -> dict[str, int]:
             notebook = json.loads(path.read_text())
             if folder == "notebooks" and (ZH_LESSONS / f"{path.stem}.md").exists():
                 notebook = _with_language_switch(notebook, f"../zh/{path.stem}.html")
+            if folder == "solutions":
+                notebook = _titled_solutions(notebook)
             (source / folder / path.name).write_text(json.dumps(notebook, ensure_ascii=False))
         counts[folder] = len(list((source / folder).glob("*.ipynb")))
 

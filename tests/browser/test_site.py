@@ -77,6 +77,14 @@ def test_page_loads_cleanly(page: Page, site_url: str, relative: str) -> None:
         image.scroll_into_view_if_needed()
         if not image.evaluate("img => img.complete && img.naturalWidth > 0"):
             problems.append(f"image not decoded: {image.get_attribute('src')[:80]}")
+    prose = page.locator("article").evaluate(
+        """article => { const copy = article.cloneNode(true);
+            copy.querySelectorAll('pre, code, script, .cell_output, mjx-container').forEach(e => e.remove());
+            return copy.textContent; }"""
+    )
+    if "$" in prose:
+        at = prose.index("$")
+        problems.append(f"formula left unrendered: ...{prose[max(0, at - 60) : at + 60]}...")
     notebook = ROOT / Path(relative).with_suffix(".ipynb")
     if notebook.exists() and '"application/vnd.jupyter.widget-view+json"' in notebook.read_text():
         widgets = page.locator(".jupyter-widgets")  # attached: finished progress bars are rendered hidden
