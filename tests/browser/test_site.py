@@ -27,14 +27,18 @@ def site_pages() -> list[str]:
     return sorted(p.relative_to(SITE).as_posix() for p in SITE.rglob("*.html") if "_static" not in p.parts)
 
 
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args) -> None:
+        pass
+
+
 @pytest.fixture(scope="session")
 def site_url() -> Iterator[str]:
     if not (SITE / "index.html").exists():
         from course_lib.web.build import build
 
         build(SITE)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(SITE))
-    handler.log_message = lambda *args: None
+    handler = functools.partial(QuietHandler, directory=str(SITE))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -71,15 +75,16 @@ def _visit(page: Page, url: str) -> list[str]:
 @pytest.mark.parametrize("relative", site_pages() or ["index.html"])
 def test_page_loads_cleanly(page: Page, site_url: str, relative: str) -> None:
     problems = _visit(page, f"{site_url}/{relative}")
-    images = page.locator("article img")
+    images = page.locator("main img")
     for i in range(images.count()):
         image = images.nth(i)
         image.scroll_into_view_if_needed()
         if not image.evaluate("img => img.complete && img.naturalWidth > 0"):
             problems.append(f"image not decoded: {image.get_attribute('src')[:80]}")
-    prose = page.locator("article").evaluate(
+    prose = page.locator("main").first.evaluate(
         """article => { const copy = article.cloneNode(true);
-            copy.querySelectorAll('pre, code, script, .cell_output, mjx-container').forEach(e => e.remove());
+            copy.querySelectorAll('pre, code, script, .cell_output, mjx-container, nav, form')
+                .forEach(e => e.remove());
             return copy.textContent; }"""
     )
     if "$" in prose:
