@@ -1,7 +1,8 @@
-"""The web edition's pieces that need no browser: pinned JavaScript checked by its integrity, the assembled
+"""The web edition's pieces that need no browser: the committed JavaScript checked against its manifest, the assembled
 Sphinx source (home page = syllabus, language switches, Chinese pages), and Chromium discovery."""
 
 import json
+import shutil
 
 import pytest
 
@@ -9,21 +10,24 @@ from course_lib.web import build, readiness, vendor
 from tests.conftest import ROOT
 
 
-def test_a_tarball_that_does_not_match_its_pinned_integrity_is_refused():
-    with pytest.raises(ValueError, match="integrity mismatch"):
-        vendor._verify(b"not the package", vendor.HTML_MANAGER.integrity)
-
-
-def test_a_missing_tarball_says_how_to_get_it(tmp_path, monkeypatch):
-    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="make site"):
-        vendor.tarball(vendor.MATHJAX, download=False)
-
-
-def test_every_pinned_package_is_exact_and_served_from_the_registry():
+def test_the_committed_javascript_matches_its_manifest():
+    vendor.verify()
     for package in vendor.PACKAGES:
-        assert package.version.count(".") == 2 and package.integrity.startswith("sha512-")
-        assert package.tarball_url.startswith("https://registry.npmjs.org/")
+        assert (vendor.VENDOR / package.folder / package.entry).is_file()
+
+
+def test_a_changed_missing_or_extra_vendored_file_is_refused(tmp_path):
+    copy = tmp_path / "vendor"
+    shutil.copytree(vendor.VENDOR, copy)
+    (copy / vendor.MATHJAX.folder / vendor.MATHJAX.entry).write_text("// not MathJax")
+    (copy / vendor.HTML_MANAGER.folder / "dist" / "embed.js").unlink()
+    (copy / "extra.js").write_text("")
+    with pytest.raises(ValueError) as err:
+        vendor.verify(copy)
+    message = str(err.value)
+    assert "changed: mathjax-3.2.2/es5/tex-chtml.js" in message
+    assert "missing: jupyter-widgets-html-manager-1.0.15/dist/embed.js" in message
+    assert "not in the manifest: extra.js" in message
 
 
 def test_the_assembled_source_has_the_syllabus_home_page_and_language_switches(tmp_path):

@@ -3,7 +3,7 @@ pages) from the repository, then build it with Sphinx and myst-nb into static HT
 
 The home page is the README's introduction and syllabus (links to notebooks become links to pages); each lesson
 page starts with a language switch to its Chinese page (docs/zh/lessons/), which gives the lesson's opening and
-closing in Chinese and links back. The build is offline after the first run (vendor.py caches its downloads).
+closing in Chinese and links back. The build needs no network: the JavaScript it serves is committed (vendor/).
 """
 
 from __future__ import annotations
@@ -150,13 +150,9 @@ def build(out: Path, source: Path | None = None) -> dict[str, object]:
     start = time.perf_counter()
     source = source or out.parent / "site-src"
     counts = assemble(source)
-    static = source / "_static"
-    widgets = vendor.install(vendor.HTML_MANAGER, static)
-    mathjax = vendor.install(vendor.MATHJAX, static)
-    import os
-
-    os.environ["COURSE_SITE_WIDGETS"] = f"{widgets.name}/dist/embed.js"
-    os.environ["COURSE_SITE_MATHJAX"] = f"{mathjax.name}/es5/tex-chtml.js"
+    vendor.verify()
+    for package in vendor.PACKAGES:
+        vendor.install(package, source / "_static")
     if out.exists():
         shutil.rmtree(out)
     status = build_main(["-b", "html", "-q", "-j", "auto", str(source), str(out)])

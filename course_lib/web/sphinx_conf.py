@@ -1,10 +1,10 @@
 """course_lib.web: the Sphinx configuration of the web edition (copied into the generated source as conf.py).
 
 Notebooks are never executed here: each page shows the outputs committed with it. Everything a page loads is
-served from the site (`_static/`): the widget renderer and MathJax come pinned from `course_lib.web.vendor`.
+served from the site (`_static/`): the widget renderer and MathJax are the pinned copies of course_lib/web/vendor/.
 """
 
-import os
+from course_lib.web.vendor import HTML_MANAGER, MATHJAX
 
 project = "Generative AI from attention to RLHF, built in notebooks"
 author = "the course's authors"
@@ -38,6 +38,6 @@ html_theme_options = {
 html_context = {"default_mode": "light"}
 html_sidebars = {"**": ["navbar-logo.html", "search-button-field.html", "sbt-sidebar-nav.html"]}
 
-# Pinned copies in _static/ (see course_lib/web/vendor.py); no CDN is contacted when a page loads.
-mathjax_path = os.environ["COURSE_SITE_MATHJAX"]
-nb_ipywidgets_js = {os.environ["COURSE_SITE_WIDGETS"]: {}}
+# Pinned copies in _static/ (course_lib/web/vendor/); no CDN is contacted when a page loads.
+mathjax_path = f"{MATHJAX.folder}/{MATHJAX.entry}"
+nb_ipywidgets_js = {f"{HTML_MANAGER.folder}/{HTML_MANAGER.entry}": {}}
