@@ -44,7 +44,7 @@ def clear_all_outputs(page: Page, notebook: Locator) -> None:
 
 def run_all_cells(page: Page, notebook: Locator, timeout_s: float) -> float:
     """Clear every output, then Run > Run All Cells from the menu bar; wait until every code cell shows an
-    execution count (1, 2, ... in order: one fresh kernel) and the kernel is idle. Returns the seconds taken."""
+    execution count, in increasing order (top to bottom), and the kernel is idle. Returns the seconds taken."""
     clear_all_outputs(page, notebook)
     start = time.monotonic()
     page.get_by_role("menuitem", name="Run", exact=True).click()

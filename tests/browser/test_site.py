@@ -94,10 +94,11 @@ def test_page_loads_cleanly(page: Page, site_url: str, relative: str) -> None:
         problems.append(f"formula left unrendered: ...{prose[max(0, at - 60) : at + 60]}...")
     notebook = ROOT / Path(relative).with_suffix(".ipynb")
     if notebook.exists() and '"application/vnd.jupyter.widget-view+json"' in notebook.read_text():
+        views = page.locator('script[type="application/vnd.jupyter.widget-view+json"]').count()
         widgets = page.locator(".jupyter-widgets")  # attached: finished progress bars are rendered hidden
         widgets.first.wait_for(state="attached", timeout=15_000)
-        if widgets.count() == 0:
-            problems.append("saved widget views did not render")
+        if views == 0 or widgets.count() < views:
+            problems.append(f"{views} saved widget views, {widgets.count()} rendered widgets")
     assert problems == [], "\n".join(problems[:20])
 
 
