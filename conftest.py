@@ -1,8 +1,11 @@
-"""Root pytest hooks: print how long each notebook took, so the CI budget is watched on every run."""
+"""Root pytest hooks: print how long each notebook took, so the CI budget is watched on every run; with
+$COURSE_RECORD_OUTPUTS set to a folder, also write each notebook cell's text outputs there (one file a notebook),
+so a run on another machine can be set beside the committed outputs (`make test-portability` does)."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -30,6 +33,22 @@ def pytest_terminal_summary(terminalreporter):
     out = Path("build")
     out.mkdir(exist_ok=True)
     (out / "notebook_times.json").write_text(json.dumps(dict(sorted(_NOTEBOOK_SECONDS.items())), indent=1) + "\n")
+
+
+def pytest_runtest_makereport(item, call):
+    folder = os.environ.get("COURSE_RECORD_OUTPUTS")
+    outputs = getattr(item, "test_outputs", None)  # nbval's cell items keep what the kernel sent
+    if not folder or call.when != "call" or outputs is None:
+        return
+    path = Path(folder) / (item.nodeid.split("::")[0].replace("/", "__") + ".txt")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    texts = []
+    for output in outputs:
+        texts.append("".join(output.get("text", "")) or "".join(output.get("data", {}).get("text/plain", "")))
+        if output.get("output_type") == "error":
+            texts.append(f"{output.get('ename')}: {output.get('evalue')}")
+    with path.open("a", encoding="utf-8") as f:
+        f.write(f"## {item.nodeid.split('::', 1)[1]}\n" + "\n".join(t for t in texts if t) + "\n")
 
 
 def pytest_collection_modifyitems(items):

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from course_lib.device import SEED_ENV, seed_offset
 from course_lib.paths import atomic_path, atomic_write_bytes, cache_dir, sha256_file
 
 
@@ -31,12 +32,15 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def artifact_paths(name: str, config: dict[str, Any], cache: Path | None = None) -> tuple[Path, Path]:
-    """Paths of the weights and metadata files for (name, config)."""
+def artifact_paths(
+    name: str, config: dict[str, Any], cache: Path | None = None, *, with_seed_offset: bool = True
+) -> tuple[Path, Path]:
+    """Paths of the weights and metadata files for (name, config); a nonzero $COURSE_SEED is part of the key."""
     if not name or any(c in name for c in "/\\ "):
         raise ValueError(f"artifact name must be a non-empty word without slashes or spaces, got {name!r}")
     folder = (cache or cache_dir()) / "artifacts"
-    stem = f"{name}-{config_hash(config)}"
+    offset = seed_offset() if with_seed_offset else 0
+    stem = f"{name}-{config_hash(config if offset == 0 else {**config, SEED_ENV: offset})}"
     return folder / f"{stem}.pt", folder / f"{stem}.json"
 
 
@@ -47,7 +51,8 @@ def read_metadata(
     complete, valid one."""
     weights, meta_path = artifact_paths(name, config, cache)
     meta = _valid_metadata(weights, meta_path)
-    if meta is None and shipped is not None:
+    if meta is None and shipped is not None:  # shipped checkpoints are the committed run's, whatever $COURSE_SEED
+        weights, meta_path = artifact_paths(name, config, cache, with_seed_offset=False)
         meta = _valid_metadata(shipped / weights.name, shipped / meta_path.name)
     return meta
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 DEVICE_ENV = "COURSE_DEVICE"  # e.g. COURSE_DEVICE=cpu forces the CPU on a GPU machine
+SEED_ENV = "COURSE_SEED"  # e.g. COURSE_SEED=1 trains every model from other initial weights and batch orders
 _KNOWN = ("cuda", "mps", "cpu")
 
 
@@ -38,10 +39,24 @@ def _mps_available() -> bool:
     return bool(backend is not None and backend.is_available())
 
 
+def seed_offset() -> int:
+    """$COURSE_SEED (default 0), added to every seed that initialises weights or orders batches.
+
+    Data sets, held-out splits and evaluation samples keep their own seeds, so a run with another offset trains
+    every model anew (its cache entries are its own) and measures it on the same test: how far a result moves with
+    the seed.
+    """
+    raw = os.environ.get(SEED_ENV, "").strip() or "0"
+    if not raw.isdigit():
+        raise ValueError(f"{SEED_ENV}={raw!r}: expected a non-negative integer (0, the default, is the committed run)")
+    return int(raw)
+
+
 def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's generators (all devices) so a run repeats exactly."""
+    """Seed Python's, NumPy's and torch's generators (all devices) so a run repeats exactly ($COURSE_SEED added)."""
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    seed += seed_offset()
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device
@@ -52,11 +67,11 @@ def seeded(seed: int) -> Iterator[None]:
     """Run a block with torch's global generators seeded, then put them back as they were.
 
     Library code that must draw from the global generator (weight initialisation, dropout) runs inside this,
-    so it repeats exactly and leaves the caller's random state untouched.
+    so it repeats exactly and leaves the caller's random state untouched. $COURSE_SEED is added to `seed`.
     """
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+        torch.manual_seed(seed + seed_offset())
         yield
 
 

@@ -17,9 +17,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm  # a widget in JupyterLab, a text bar in a terminal
 
+from course_lib.device import seed_offset
+
 
 class TensorBatches:
-    """Mini-batches from tensors that share a first dimension, reshuffled each epoch by a seeded generator."""
+    """Mini-batches from tensors that share a first dimension, reshuffled each epoch by a seeded generator
+    (`seed` plus $COURSE_SEED)."""
 
     def __init__(
         self, *tensors: torch.Tensor, batch_size: int, shuffle: bool = True, seed: int = 0, drop_last: bool = False
@@ -32,7 +35,7 @@ class TensorBatches:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.tensors, self.batch_size, self.shuffle, self.drop_last = tensors, batch_size, shuffle, drop_last
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(seed + seed_offset())
 
     def __len__(self) -> int:
         n = self.tensors[0].shape[0]
@@ -132,6 +135,7 @@ def train(
     evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
     eval_every: int | None = None,
     on_eval: Callable[[nn.Module, dict[str, float]], None] | None = None,
+    on_step: Callable[[nn.Module, int], None] | None = None,
     device: torch.device | str | None = None,
     progress: bool = True,
     desc: str = "training",
@@ -142,7 +146,8 @@ def train(
     Before each step `lr_schedule(step)` sets every group's learning rate; after it `scheduler.step()` runs.
     Every `eval_every` steps and after the last one, a record is added to the history (see `History`), with the
     metrics of `evaluate(model)`, run in eval mode without gradients; then `on_eval(model, record)` (to print a
-    sample, say). The model is left in eval mode.
+    sample, say). `on_step(model, step)` runs after every optimizer step (to keep an average of the weights, say).
+    The model is left in eval mode.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -167,6 +172,8 @@ def train(
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
+        if on_step is not None:
+            on_step(model, step)
         history.step_loss.append(loss.item())
         trained += time.perf_counter() - step_start
         since += 1

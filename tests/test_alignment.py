@@ -103,12 +103,29 @@ def test_bradley_terry_loss_is_logistic_loss_and_stable():
 
 
 def test_reward_model_reads_only_the_continuation():
-    model = R.RewardModel(tiny_gpt(7))
+    model = R.RewardModel(tiny_gpt(7), "\n 'ab.!")
     torch.nn.init.normal_(model.head.weight)
     x = torch.randint(0, 7, (3, PROMPT_CHARS + NEW_TOKENS))
     y = x.clone()
     y[:, :PROMPT_CHARS] = torch.randint(0, 7, (3, PROMPT_CHARS))
     torch.testing.assert_close(model(x), model(y))
+    no_words = torch.randint(0, 2, (3, PROMPT_CHARS + NEW_TOKENS))  # newlines and spaces only
+    no_words[:, :PROMPT_CHARS] = x[:, :PROMPT_CHARS]
+    torch.testing.assert_close(model(no_words), torch.zeros(3))  # nothing to score but the (zero) offset
+    with pytest.raises(ValueError, match="alphabet has 3 characters, the GPT 7 tokens"):
+        R.RewardModel(tiny_gpt(7), "abc")
+
+
+def test_word_ends_are_where_regex_words_end():
+    import re
+
+    tokenizer = CharTokenizer(TEXT + "'tis knav")
+    word_char = torch.tensor([c.isalpha() or c == "'" for c in tokenizer.chars])
+    texts = ["O happy day, I love thee", "'tis ill. Go to", "villain!", "!, .", "cursed knav"]
+    for text in texts:
+        ends = R.word_ends(torch.tensor([tokenizer.encode(text)]), word_char)[0]
+        expected = [m.end() - 1 for m in re.finditer(r"[A-Za-z']+", text)]
+        assert torch.nonzero(ends).squeeze(1).tolist() == expected, text
 
 
 def test_exact_kl_matches_pytorch_kl_div():

@@ -202,3 +202,24 @@ def test_library_code_that_seeds_leaves_the_global_generator_as_it_found_it():
     with seeded(5):
         torch.randn(3)
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_course_seed_shifts_training_seeds_but_not_data_or_shipped_models(monkeypatch, tmp_path):
+    from course_lib.device import seeded
+
+    def draws():
+        with seeded(3):
+            init = torch.randn(4)
+        return init, next(iter(TensorBatches(torch.arange(20), batch_size=20, seed=3)))[0]
+
+    committed, path = draws(), artifact_paths("tiny", {"lr": 3}, tmp_path)[0]
+    monkeypatch.setenv("COURSE_SEED", "1")
+    shifted = draws()
+    assert not torch.equal(committed[0], shifted[0]) and not torch.equal(committed[1], shifted[1])
+    assert artifact_paths("tiny", {"lr": 3}, tmp_path)[0] != path  # its own cache entries
+    assert artifact_paths("tiny", {"lr": 3}, tmp_path, with_seed_offset=False)[0] == path  # the shipped name
+    monkeypatch.setenv("COURSE_SEED", "0")
+    assert all(torch.equal(a, b) for a, b in zip(draws(), committed))
+    monkeypatch.setenv("COURSE_SEED", "-1")
+    with pytest.raises(ValueError, match="COURSE_SEED='-1': expected a non-negative integer"):
+        seed_everything(0)

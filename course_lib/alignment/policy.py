@@ -59,10 +59,15 @@ def evaluate_policy(
     prompts: torch.Tensor,
     tokenizer: CharTokenizer,
     seed: int = 0,
+    samples: int = 1,
 ) -> Evaluation:
-    """One sampled continuation per prompt, scored by the true reward and the reward model (if given), and its
-    exact KL from the reference summed over the continuation's tokens."""
+    """`samples` sampled continuations per prompt, scored by the true reward and the reward model (if given), and
+    their exact KL from the reference summed over the continuation's tokens. Row i is a continuation of prompt
+    i % len(prompts): the first len(prompts) rows are one sample of each prompt, in order."""
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
     device = next(policy.parameters()).device
+    prompts = prompts.repeat(samples, 1)
     sequences = sample_continuations(policy, prompts, generator=torch.Generator(device).manual_seed(seed))
     texts = continuation_texts(sequences, tokenizer)
     kl, score = [], []

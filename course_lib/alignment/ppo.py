@@ -90,11 +90,11 @@ def clipped_policy_loss(
 
 @dataclass(frozen=True)
 class PPOConfig:
-    iterations: int = 56
+    iterations: int = 40
     batch: int = 64  # prompts per rollout
     minibatch: int = 32
     epochs: int = 4  # passes over each rollout
-    lr: float = 1e-4
+    lr: float = 1.5e-4
     beta: float = 0.3  # KL coefficient
     clip: float = 0.2
     value_coef: float = 0.1

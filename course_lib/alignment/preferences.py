@@ -101,6 +101,7 @@ class Preferences:
     pairs: torch.Tensor
     test: torch.Tensor
     key: str = ""  # the cache key it was made under: models trained on it put it in their own config
+    alphabet: tuple[str, ...] = ()  # the character of each token id
 
     def split(self, test: bool) -> torch.Tensor:
         """The pairs whose prompt is (test=True) or is not held out."""
@@ -134,7 +135,7 @@ def make_preferences(model: GPT, ids: torch.Tensor, tokenizer: CharTokenizer, re
     test = torch.zeros(r.prompts, dtype=torch.bool)
     test[torch.randperm(r.prompts, generator=generator)[: round(r.held_out * r.prompts)]] = True
     responses = sequences.view(r.prompts, r.per_prompt, -1)
-    return Preferences(prompts, responses, reward, pairs, test)
+    return Preferences(prompts, responses, reward, pairs, test, alphabet=tuple(tokenizer.chars))
 
 
 def preference_data(
@@ -149,4 +150,5 @@ def preference_data(
         made = make_preferences(model, ids, tokenizer, recipe)
         return {name: value for name, value in vars(made).items() if isinstance(value, torch.Tensor)}
 
-    return Preferences(**load_or_make_tensors("cheerful-preferences", make, config), key=config_hash(config))
+    tensors = load_or_make_tensors("cheerful-preferences", make, config)
+    return Preferences(**tensors, key=config_hash(config), alphabet=tuple(tokenizer.chars))
