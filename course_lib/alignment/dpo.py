@@ -96,7 +96,8 @@ def train_dpo(
 def dpo_policy(
     reference: GPT, data: Preferences, training: DPOTraining = DPOTraining(), device: torch.device | str = "cpu"
 ) -> tuple[GPT, dict]:
-    """Lesson 16's DPO policy for one beta: from the cache, or trained now (about 40 s). -> (policy, record)."""
+    """Lesson 16's DPO policy for one beta: from the cache, or trained now (about a minute on 2 cores).
+    -> (policy, record)."""
     return pretrained(
         f"cheerful-dpo-{training.beta}",
         lambda: copy.deepcopy(reference),

@@ -141,8 +141,8 @@ def make_preferences(model: GPT, ids: torch.Tensor, tokenizer: CharTokenizer, re
 def preference_data(
     model: GPT, ids: torch.Tensor, tokenizer: CharTokenizer, recipe: PreferenceRecipe = PreferenceRecipe()
 ) -> Preferences:
-    """`make_preferences` from the cache, or made now (about 15 s) and cached; the model's checkpoint hash is part
-    of the key, so a different base model makes new data."""
+    """`make_preferences` from the cache, or made now (about a minute on 2 cores) and cached; the model's checkpoint
+    hash is part of the key, so a different base model makes new data."""
     fingerprint = sum(p.double().sum().item() for p in model.parameters())
     config = {**asdict(recipe), "model": f"{fingerprint:.6f}", "text": len(ids), "vocab": tokenizer.chars}
 

@@ -4,10 +4,9 @@ InstructGPT (Ouyang et al., 2022) reads the score off the last token's final hid
 the continuation and sums a score read off the last character of each word: by then the causal backbone has read
 the whole word and what came before it, and the sum has one term a word, as a model over word tokens would. The
 loss is -log sigmoid(r(chosen) - r(rejected)). The weights kept are an exponential moving average of the trained
-ones (as in Polyak averaging), which orders held-out pairs better than the last step's and varies less with the
-seed (`docs/experiments.md`). After training, the scores are shifted and scaled
-so that the preference data's responses score mean 0 and standard deviation 1, which makes one KL
-coefficient mean the same thing whatever the model learned.
+ones (a variant of Polyak averaging). After training, the scores are shifted and scaled so that training
+responses score mean 0 and standard deviation 1, which makes one KL coefficient mean the same thing whatever
+the model learned.
 """
 
 from __future__ import annotations
@@ -147,7 +146,7 @@ def train_reward_model(model: RewardModel, data: Preferences, training: RewardTr
 def pretrained_reward_model(
     backbone: GPT, data: Preferences, training: RewardTraining = RewardTraining(), device: torch.device | str = "cpu"
 ) -> tuple[RewardModel, dict]:
-    """Lesson 15's reward model: from the cache, or trained now (about a minute). -> (model, record)."""
+    """Lesson 15's reward model: from the cache, or trained now (about 3 minutes on 2 cores). -> (model, record)."""
 
     def build() -> RewardModel:
         with seeded(training.seed):

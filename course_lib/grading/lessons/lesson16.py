@@ -62,6 +62,16 @@ def _loss_cases(g: torch.Generator) -> list[Case]:
             "policy = reference: the loss is ln 2",
             (torch.tensor([-3.0]), torch.tensor([-5.0]), torch.tensor([-3.0]), torch.tensor([-5.0]), 0.1),
         ),
+        Case(
+            "a pair ordered wrongly by 2,000 nats, beta 0.1 (catches -log(sigmoid(x)), which overflows to inf)",
+            (
+                torch.tensor([-2050.0, -40.0]),
+                torch.tensor([-50.0, -45.0]),
+                torch.full((2,), -50.0),
+                torch.full((2,), -50.0),
+                0.1,
+            ),
+        ),
     ]
 
 
