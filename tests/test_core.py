@@ -223,3 +223,34 @@ def test_course_seed_shifts_training_seeds_but_not_data_or_shipped_models(monkey
     monkeypatch.setenv("COURSE_SEED", "-1")
     with pytest.raises(ValueError, match="COURSE_SEED='-1': expected a non-negative integer"):
         seed_everything(0)
+
+
+def test_on_step_sees_every_updated_model_and_can_keep_an_average():
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    from course_lib.train import train
+
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(0.5))
+    seen, expected = [], model.weight.detach().clone()
+
+    def on_step(m, step):
+        nonlocal expected
+        seen.append((step, m.weight.detach().clone()))
+        # the EMA by hand: AveragedModel's first update copies the weights, later ones blend them in
+        expected = m.weight.detach().clone() if step == 0 else 0.5 * expected + 0.5 * m.weight.detach()
+        average.update_parameters(m)
+
+    train(
+        model,
+        TensorBatches(torch.randn(8, 3), batch_size=4),
+        lambda m, b: m(b[0]).pow(2).mean(),
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        steps=5,
+        on_step=on_step,
+        progress=False,
+    )
+    assert [s for s, _ in seen] == list(range(5))
+    assert not torch.equal(seen[0][1], seen[-1][1]) and torch.equal(seen[-1][1], model.weight.detach())
+    torch.testing.assert_close(average.module.weight, expected)
