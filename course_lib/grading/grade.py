@@ -15,22 +15,24 @@ import io
 import json
 import os
 import secrets
+import stat
 import sys
 import threading
+import time
+import types
 import unicodedata
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from course_lib.grading import registry, sandbox
+from course_lib.grading import registry, sandbox, shipping, wire
 from course_lib.grading.execute import NOT_IMPLEMENTED, dynamic_access, forbidden_uses, run_cases
 from course_lib.grading.notebook import NotebookError, cell_source, defines, exercise_meta, notebook_stem, read_notebook
-from course_lib.grading.spec import Exercise, compare
+from course_lib.grading.spec import Case, Exercise, compare
 
+MAX_MESSAGE = 300  # characters of one message from a job: reports carry what the student wrote, briefly
 NEEDS_REVIEW = "needs review"  # found the answer at run time, or tried to: zero points, and the instructor looks
 
 
@@ -45,39 +47,70 @@ class Score:
         return {"points": round(self.points, 4), "max": self.max, "status": self.status, "messages": self.messages}
 
 
+# --- finding submissions -----------------------------------------------------------------------
+
+
+MAX_DEPTH = 6  # folders inside a student's folder
+MAX_FILES = 2000  # entries looked at in one student's folder
+
+
 @dataclass
 class Submission:
     student: str
     stem: str | None
     path: Path
+    problem: str = ""  # why this submission cannot be graded (it becomes the student's error rows)
 
 
-# --- finding submissions -----------------------------------------------------------------------
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _notebooks_in(folder: Path, root: Path, warnings: list[str]) -> list[Path]:
+    """The regular .ipynb files under a student's folder: no links followed, depth and count capped."""
+    found, seen = [], 0
+    for parent, dirs, files in os.walk(folder, followlinks=False, onerror=lambda err: None):
+        depth = len(Path(parent).relative_to(folder).parts)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and depth < MAX_DEPTH)
+        for name in sorted(files + [d for d in dirs if d.endswith(".ipynb")]):
+            seen += 1
+            if seen > MAX_FILES:
+                warnings.append(f"{folder.relative_to(root)}/: more than {MAX_FILES} files; the rest skipped")
+                return found
+            path = Path(parent) / name
+            if not name.endswith(".ipynb"):
+                continue
+            if not _regular(path):
+                warnings.append(f"{path.relative_to(root)}: not a regular file (a folder, link or device; skipped)")
+                continue
+            found.append(path)
+    return found
 
 
 def find_submissions(root: Path) -> tuple[list[Submission], list[str]]:
-    """Every notebook under `root`, with its student and course notebook; plus warnings for what was skipped."""
+    """Every notebook under `root`, with its student and course notebook; plus warnings for what was skipped.
+
+    Only regular files are read, never through a link; a notebook that cannot be read still becomes its
+    student's row (unreadable), and two files that claim the same student and notebook become an error row."""
     known = registry.notebooks()
     found: list[Submission] = []
     warnings: list[str] = []
     for entry in sorted(root.iterdir()):
         if entry.name.startswith("."):
             continue
-        if entry.is_symlink():
+        mode = os.lstat(entry).st_mode
+        if stat.S_ISLNK(mode):
             warnings.append(f"{entry.name}: a symbolic link (skipped: submissions must be files in the folder)")
-            continue
-        if entry.is_dir():
-            paths = []
-            for path in sorted(entry.rglob("*.ipynb")):
-                if ".ipynb_checkpoints" in path.parts:
-                    continue
-                if any(p.is_symlink() for p in [path, *path.relative_to(entry).parents][:-1]):
-                    warnings.append(f"{path.relative_to(root)}: a symbolic link (skipped)")
-                    continue
-                paths.append(path)
+        elif stat.S_ISDIR(mode) and entry.suffix != ".ipynb":
+            paths = [p for p in _notebooks_in(entry, root, warnings) if ".ipynb_checkpoints" not in p.parts]
             if not paths:
                 warnings.append(f"{entry.name}/: no notebooks")
             found += [Submission(entry.name, None, p) for p in paths]
+        elif entry.suffix == ".ipynb" and not stat.S_ISREG(mode):
+            warnings.append(f"{entry.name}: not a regular file (a folder, FIFO or device; skipped)")
         elif entry.suffix == ".ipynb":
             student = entry.stem
             for stem in known:
@@ -86,8 +119,8 @@ def find_submissions(root: Path) -> tuple[list[Submission], list[str]]:
     for sub in found:
         try:
             nb = read_notebook(sub.path)
-        except NotebookError:
-            nb = {}
+        except Exception as err:  # noqa: BLE001 - whatever the file is, it is this student's problem only
+            nb, sub.problem = {}, str(err) if isinstance(err, NotebookError) else f"{sub.path.name}: {short(err)}"
         sub.stem = notebook_stem(nb, sub.path, known) or (known[0] if len(known) == 1 else None)
     kept: dict[tuple[str, str], Submission] = {}
     for sub in found:
@@ -96,10 +129,11 @@ def find_submissions(root: Path) -> tuple[list[Submission], list[str]]:
             continue
         key = (sub.student, sub.stem)
         if key in kept:
-            warnings.append(
-                f"{sub.student}: two submissions of {sub.stem} ({kept[key].path.name}, {sub.path.name}); "
-                f"graded {sub.path.name}"
-            )
+            first = kept[key]
+            names = sorted({str(first.path.relative_to(root)), str(sub.path.relative_to(root))})
+            first.problem = f"two submissions of {sub.stem} ({', '.join(names)}): none graded; keep one and grade again"
+            warnings.append(f"{sub.student}: {first.problem}")
+            continue
         kept[key] = sub
     return list(kept.values()), warnings
 
@@ -140,21 +174,61 @@ def exercise_sources(nb: dict[str, Any], stem: str) -> tuple[dict[str, str], dic
 # --- running one exercise ------------------------------------------------------------------------
 
 
-def run_in_sandbox(exercise: Exercise, source: str, seed: int, timeout: float) -> tuple[dict | None, str, list[str]]:
+@cache
+def _shipped(exercise_id: str) -> tuple[str, str, list[str]]:
+    """(helpers, harness, preload): the source a job of this exercise needs, and the library modules its spec
+    imports (loaded in the job before disarming, as they were in the spec's process)."""
+    exercise = registry.get(exercise_id)
+    others = [
+        o.reference
+        for o in registry.for_notebook(exercise.notebook)
+        if o.id != exercise.id and isinstance(o.reference, types.FunctionType)
+    ]
+    helpers = shipping.source_of(others, withheld=exercise.function)
+    harness = shipping.source_of([exercise.call], withheld=exercise.function)
+    spec = sys.modules[exercise.reference.__module__]
+    preload = set()
+    for value in vars(spec).values():
+        name = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
+        if isinstance(name, str) and name.startswith("course_lib.") and not name.startswith(shipping.SPECS):
+            preload.add(name)
+    return helpers, harness, sorted(preload)
+
+
+def build_job(exercise: Exercise, source: str, cases: list[Case]) -> bytes:
+    """What the sandbox gets for one cell: the cell, the cases, and the code to call it (never the reference)."""
+    helpers, harness, preload = _shipped(exercise.id)
+    return wire.dumps(
+        {
+            "function": exercise.function,
+            "setup": exercise.setup,
+            "helpers": helpers,
+            "harness": harness,
+            "harness_name": exercise.call.__name__,
+            "preload": preload,
+            "cases": [{"args": list(c.args), "kwargs": c.kwargs} for c in cases],
+            "source": source,
+        }
+    )
+
+
+def run_in_sandbox(
+    exercise: Exercise, source: str, cases: list[Case], timeout: float, unsandboxed: bool = False
+) -> tuple[dict | None, str, list[str]]:
     """Run the cell in the sandbox. -> (the result or None, a reason when None, the introspection flags raised)."""
-    outcome = sandbox.run_job({"exercise": exercise.id, "source": source, "seed": seed}, timeout)
+    started = time.monotonic()
+    outcome = sandbox.run_job(build_job(exercise, source, cases), timeout, unsandboxed=unsandboxed)
+    deadline = started + timeout + 5  # parsing shares the job's time (the input is capped, the parse linear)
     flags, result = [], None
     for record in outcome.records:
         try:
-            with warnings.catch_warnings():  # a forged record may use any pickle protocol; it is rejected below
-                warnings.simplefilter("ignore")
-                value = torch.load(io.BytesIO(record), map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - anything that is not plain data
-            return None, f"the result is not plain data and was rejected ({type(err).__name__})", flags
+            value = wire.loads(record, max_bytes=sandbox.MAX_RESULT_BYTES, deadline=deadline)
+        except wire.WireError as err:
+            return None, f"the result is not plain data and was rejected ({str(err)[:100]})", flags
         if not isinstance(value, dict) or value.get("kind") not in ("flag", "result") or result is not None:
             return None, "the result was tampered with", flags
         if value["kind"] == "flag":
-            flags.append(str(value.get("what")))
+            flags.append(str(value.get("what"))[:200])
         else:
             result = value
     if outcome.timed_out:
@@ -163,7 +237,7 @@ def run_in_sandbox(exercise: Exercise, source: str, seed: int, timeout: float) -
         return None, outcome.problem, flags
     if result is None:
         tail = outcome.log.strip().splitlines()
-        last = f": {tail[-1][:200]}" if tail else ""
+        last = f": {printable(tail[-1])[:200]}" if tail else ""
         return None, f"the process ended (exit status {outcome.returncode}) before reporting a result{last}", flags
     if not isinstance(result.get("cases"), list):
         return None, "the result was tampered with", flags
@@ -171,9 +245,10 @@ def run_in_sandbox(exercise: Exercise, source: str, seed: int, timeout: float) -
 
 
 class Grader:
-    def __init__(self, seed: int, timeout: float) -> None:
-        self.seed, self.timeout = seed, timeout
+    def __init__(self, seed: int, timeout: float, unsandboxed: bool = False) -> None:
+        self.seed, self.timeout, self.unsandboxed = seed, timeout, unsandboxed
         self._expected: dict[str, list] = {}
+        self._cases: dict[str, list[Case]] = {}
         self._lock = threading.Lock()
 
     def expected(self, exercise: Exercise) -> list:
@@ -187,7 +262,9 @@ class Grader:
 
     def _expected_locked(self, exercise: Exercise) -> list:
         if exercise.id not in self._expected:
-            outcomes = run_cases(exercise, exercise.reference, exercise.cases(self.seed))
+            cases = exercise.cases(self.seed)
+            self._cases[exercise.id] = [c.fresh() for c in cases]  # what the job gets, untouched by the reference
+            outcomes = run_cases(exercise, exercise.reference, cases)
             for o in outcomes:
                 if o.error:
                     raise RuntimeError(f"reference for {exercise.id} failed on {o.case.name!r}: {o.error}")
@@ -215,7 +292,8 @@ class Grader:
             why = f"reaches for objects at run time ({', '.join(reaching)}): not graded, reported for review"
             return Score(0.0, exercise.points, NEEDS_REVIEW, [why] + notes)
         expected = self.expected(exercise)
-        result, reason, flags = run_in_sandbox(exercise, source, self.seed, self.timeout)
+        cases = self._cases[exercise.id]
+        result, reason, flags = run_in_sandbox(exercise, source, cases, self.timeout, self.unsandboxed)
         if flags:
             why = f"{'; '.join(flags)} while graded: not graded, reported for review"
             return Score(0.0, exercise.points, NEEDS_REVIEW, [why] + notes)
@@ -243,7 +321,7 @@ class Grader:
                 str(error) if error else compare(want.value, got.get("value"), atol=exercise.atol, rtol=exercise.rtol)
             )
             if problem:
-                messages.append(f"[{want.case.name}] inputs {want.case.shapes()}: {problem}")
+                messages.append(f"[{want.case.name}] inputs {want.case.shapes()}: {problem[:MAX_MESSAGE]}")
             else:
                 passed += 1
         total = len(expected)
@@ -262,6 +340,9 @@ class Grader:
         if sub.stem is None:
             raise ValueError(f"{sub.path} is not a course notebook with graded exercises")
         exercises = registry.for_notebook(sub.stem)
+        if sub.problem:
+            status = "error" if sub.problem.startswith("two submissions") else "unreadable"
+            return {e.id: Score(0.0, e.points, status, [sub.problem]) for e in exercises}
         try:
             nb = read_notebook(sub.path)
         except NotebookError as err:
@@ -300,8 +381,10 @@ def spreadsheet_safe(value: object) -> object:
     return value
 
 
-def report_table(results: dict[str, dict[str, dict[str, Score]]]) -> str:
+def report_table(results: dict[str, dict[str, dict[str, Score]]], isolation: str = "") -> str:
     out = io.StringIO()
+    if isolation:
+        print(isolation, file=out)
     for student, notebooks in results.items():
         got = sum(s.points for nb in notebooks.values() for s in nb.values())
         best = sum(s.max for nb in notebooks.values() for s in nb.values())
@@ -354,14 +437,18 @@ def write_csv(results: dict[str, dict[str, dict[str, Score]]], path: Path) -> No
                     )
 
 
-def grade_folder(root: Path, *, seed: int, timeout: float, jobs: int) -> tuple[dict, list[str]]:
+def grade_folder(
+    root: Path, *, seed: int, timeout: float, jobs: int, unsandboxed: bool = False
+) -> tuple[dict, list[str]]:
     """Grade every submission under `root`: {student: {notebook: {exercise: Score}}} and warnings."""
+    if not sandbox.sandboxed() and not unsandboxed:
+        raise RuntimeError(f"no sandbox: {sandbox.sandbox_problem()}; pass --unsandboxed to grade without one")
     submissions, warnings = find_submissions(root)
-    grader = Grader(seed, timeout)
+    grader = Grader(seed, timeout, unsandboxed)
     for stem in {sub.stem for sub in submissions if sub.stem}:
         registry.for_notebook(stem)  # every spec loaded before any student code runs
     results: dict[str, dict[str, dict[str, Score]]] = {}
-    reaper = not sandbox.namespaces_available() and sandbox.become_subreaper(True)
+    reaper = not sandbox.sandboxed() and sandbox.become_subreaper(True)
     try:
         for sub in sorted(submissions, key=lambda s: (s.student, s.stem or "")):
             if sub.stem is None:
@@ -389,17 +476,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", type=Path, help="write one row per student and exercise here")
     parser.add_argument("--seed", type=int, help="seed for the test cases (default: fresh each run, printed)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="exercises graded in parallel")
+    parser.add_argument(
+        "--unsandboxed",
+        action="store_true",
+        help="grade even where bubblewrap cannot run (students' code then reaches the network and your files)",
+    )
     args = parser.parse_args(argv)
     if not args.submissions.is_dir():
         print(f"error: {args.submissions} is not a folder of submissions", file=sys.stderr)
         return 2
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
-    print(f"isolation: {sandbox.isolation()}")
-    results, warnings = grade_folder(args.submissions, seed=seed, timeout=args.timeout, jobs=max(1, args.jobs))
+    line = f"isolation: {sandbox.isolation()}"
+    print(line)
+    if not sandbox.sandboxed() and not args.unsandboxed:
+        print("error: refusing to run students' code without a sandbox; install bubblewrap, or pass --unsandboxed")
+        return 2
+    results, warnings = grade_folder(
+        args.submissions, seed=seed, timeout=args.timeout, jobs=max(1, args.jobs), unsandboxed=args.unsandboxed
+    )
     print(f"graded {sum(len(v) for v in results.values())} notebooks of {len(results)} students (seed {seed})")
     for w in warnings:
         print(f"warning: {w}")
-    print(report_table(results), end="")
+    print(report_table(results, line), end="")
     as_dicts = {
         st: {nb: {ex: s.as_dict() for ex, s in scores.items()} for nb, scores in nbs.items()}
         for st, nbs in results.items()

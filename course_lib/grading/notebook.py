@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +19,38 @@ class NotebookError(ValueError):
     """A notebook that cannot be read or is malformed; the message says where and why."""
 
 
+MAX_NOTEBOOK_BYTES = 64 * 2**20
+
+
 def read_notebook(path: str | Path) -> dict[str, Any]:
-    """Load a notebook's JSON, or raise NotebookError saying why it is not a notebook."""
+    """Load a notebook's JSON, or raise NotebookError saying why it is not a notebook.
+
+    Only a regular file is read (a folder, a FIFO, a device or a symbolic link is refused without blocking),
+    at most MAX_NOTEBOOK_BYTES, and JSON nested too deep for the parser is refused too."""
     try:
-        nb = json.loads(Path(path).read_text(encoding="utf-8"))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as err:
+        raise NotebookError(f"{path}: cannot be opened ({err.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotebookError(f"{path}: not a regular file")
+        if info.st_size > MAX_NOTEBOOK_BYTES:
+            raise NotebookError(f"{path}: larger than {MAX_NOTEBOOK_BYTES // 2**20} MiB")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_NOTEBOOK_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        raise NotebookError(f"{path}: larger than {MAX_NOTEBOOK_BYTES // 2**20} MiB")
+    try:
+        nb = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as err:
         raise NotebookError(f"{path}: not UTF-8 text ({err.reason})") from None
     except json.JSONDecodeError as err:
         raise NotebookError(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
+    except RecursionError:
+        raise NotebookError(f"{path}: JSON nested too deep") from None
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         raise NotebookError(f"{path}: valid JSON but not a notebook (no list of cells)")
     return nb
@@ -95,7 +121,7 @@ def defines(source: str, name: str) -> bool:
     """Whether the source defines a top-level function `name` (False if it does not parse)."""
     try:
         tree = ast.parse(source)
-    except SyntaxError:
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
         return False
     return any(isinstance(node, ast.FunctionDef) and node.name == name for node in tree.body)
 

@@ -1,19 +1,20 @@
-"""Every lesson: the grader's child process, run ONE exercise cell of ONE submission on seeded cases, send back
-plain results.
+"""Every lesson: the grader's child process, run ONE exercise cell of ONE submission on the grader's cases, send
+back plain results.
 
     python -I course_lib/grading/runner.py RESULT_FD < job.json
 
 This process runs untrusted code, inside the sandbox that `course_lib.grading.sandbox` builds. It decides
-nothing: it sends what the function returned (plain tensors and numbers, via torch.save) down the result pipe,
-and the parent loads it with `torch.load(weights_only=True)` and does every comparison itself, so nothing done in
-here (patching torch, lying objects, forged records) can award points.
+nothing: it sends what the function returned (plain tensors and numbers, as JSON: course_lib.grading.wire) down
+the result pipe, and the parent parses it and does every comparison itself, so nothing done in here (patching
+torch, lying objects, forged records) can award points.
 
-Before the cell runs, the graded exercise's reference is made useless: its code (and that of any course_lib
-function of the same name) is swapped for a trap that raises, so however the cell reaches it (the other
-references' globals, frames, sys.modules, gc), calling it gives nothing. The other references the cell may use
-are rebuilt with only the globals their code names. An audit hook reports run-time introspection by the cell
-(frames, gc, importing course_lib, opening its files) to the parent at once, as a flag that the cell cannot take
-back.
+The job holds the cell, the cases (built by the grader), and as source the harness that calls the function and
+the other exercises' references the cell may use (course_lib.grading.shipping): the exercise specs, where the
+graded reference lives, are not mounted here, and no source sent defines the graded function. A library
+function with the graded function's name (course_lib is mounted, as the harnesses build its models) is swapped
+for a trap that raises. An audit hook reports run-time introspection by the cell (frames, gc, importing
+course_lib, opening its files) to the parent at once, as a flag that the cell cannot take back: advice for the
+instructor, not what the grade rests on.
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ except ImportError:  # a checkout that is not installed: its root, last, so noth
     sys.path.append(os.path.dirname(os.path.dirname(_HERE)))
 
 import builtins  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
 import linecache  # noqa: E402
 import re  # noqa: E402
 import sysconfig  # noqa: E402
@@ -39,13 +38,14 @@ import types  # noqa: E402
 
 import torch  # noqa: E402
 
-from course_lib.grading import registry  # noqa: E402
-from course_lib.grading.execute import NOT_IMPLEMENTED, run_cases, short_error  # noqa: E402
+from course_lib.device import seeded  # noqa: E402
+from course_lib.grading import wire  # noqa: E402
+from course_lib.grading.execute import NOT_IMPLEMENTED, short_error  # noqa: E402
 from course_lib.grading.sandbox import FRAME, TRAP_MARK  # noqa: E402
-from course_lib.grading.spec import Exercise  # noqa: E402
+from course_lib.grading.spec import Case, plain  # noqa: E402
 
 CELL = "<exercise cell>"
-MAX_JOB_BYTES = 2 * 2**20
+MAX_JOB_BYTES = 16 * 2**20
 _MAGIC = re.compile(r"^(\s*)([%!].*)$", re.MULTILINE)
 _LIBRARY = os.path.dirname(_HERE)  # .../course_lib
 _STDLIB = tuple({os.path.dirname(os.__file__) + os.sep, sysconfig.get_path("stdlib") + os.sep})
@@ -58,16 +58,15 @@ def without_magics(source: str) -> str:
 
 
 class Channel:
-    """The result pipe: length-prefixed torch.save records, written with a write function bound at start, so
-    a cell that patches `os` or this module cannot stop a flag from leaving."""
+    """The result pipe: length-prefixed JSON records, written with functions bound at start, so a cell that
+    patches `os` or this module cannot stop a flag from leaving."""
 
     def __init__(self, fd: int) -> None:
-        self._fd, self._write = fd, os.write
+        self._fd, self._write, self._dumps = fd, os.write, wire.dumps
 
     def send(self, record: dict) -> None:
-        buffer = io.BytesIO()
-        torch.save(record, buffer)
-        data = FRAME.pack(len(buffer.getvalue())) + buffer.getvalue()
+        payload = self._dumps(record)
+        data = FRAME.pack(len(payload)) + payload
         while data:
             data = data[self._write(self._fd, data) :]
 
@@ -78,48 +77,22 @@ def _trap_code(label: str) -> types.CodeType:
     return next(c for c in module.co_consts if isinstance(c, types.CodeType))
 
 
-def disarm(exercise: Exercise) -> list[str]:
-    """Swap the code of the exercise's reference, and of every loaded course_lib function with the same name,
-    for a trap that raises. -> what was disarmed."""
-    targets = {id(exercise.reference): exercise.reference}
+def disarm(function: str) -> list[str]:
+    """Swap the code of every loaded course_lib function named `function` for a trap that raises. -> what was
+    disarmed."""
+    targets = {}
     for name, module in list(sys.modules.items()):
         if not name.startswith("course_lib."):
             continue
         for value in list(vars(module).values()):
-            if isinstance(value, types.FunctionType) and value.__name__ == exercise.function:
+            if isinstance(value, types.FunctionType) and value.__name__ == function:
                 targets[id(value)] = value
     disarmed = []
     for fn in targets.values():
-        if isinstance(fn, types.FunctionType) and not fn.__code__.co_freevars:
-            fn.__code__ = _trap_code(exercise.function)
+        if not fn.__code__.co_freevars:
+            fn.__code__ = _trap_code(function)
             disarmed.append(f"{fn.__module__}.{fn.__qualname__}")
     return disarmed
-
-
-def _names(code: types.CodeType) -> set[str]:
-    """Every global name a code object (and the functions nested in it) may read."""
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _names(const)
-    return names
-
-
-def sealed(fn: types.FunctionType, done: dict[int, types.FunctionType] | None = None) -> types.FunctionType:
-    """A copy of `fn` whose globals hold only the names its code reads (functions among them sealed in turn), so
-    nothing else of its module is reachable through it."""
-    done = {} if done is None else done
-    if id(fn) in done:
-        return done[id(fn)]
-    scope: dict = {"__builtins__": builtins, "__name__": fn.__globals__.get("__name__")}
-    copy = types.FunctionType(fn.__code__, scope, fn.__name__, fn.__defaults__, fn.__closure__)
-    copy.__kwdefaults__ = fn.__kwdefaults__
-    done[id(fn)] = copy
-    for name in _names(fn.__code__):
-        if name in fn.__globals__:
-            value = fn.__globals__[name]
-            scope[name] = sealed(value, done) if isinstance(value, types.FunctionType) else value
-    return copy
 
 
 def watch(channel: Channel) -> None:
@@ -171,15 +144,18 @@ def watch(channel: Channel) -> None:
 
 
 def run_job(job: dict, channel: Channel | None = None) -> dict:
-    exercise = registry.get(job["exercise"])
-    cases = exercise.cases(int(job["seed"]))  # made before any student code runs
+    """Run the cell, then its function on each case through the harness. -> {status, message, cases}."""
+    function = job["function"]
+    cases = [Case(f"case {i}", tuple(c["args"]), c["kwargs"]) for i, c in enumerate(job["cases"])]
     namespace: dict = {"__name__": "__exercise__", "__builtins__": builtins}
-    exec(exercise.setup, namespace)
-    for other in registry.for_notebook(exercise.notebook):
-        if other.id != exercise.id:  # the other references, so one failure does not cascade
-            ref = other.reference
-            namespace[other.function] = sealed(ref) if isinstance(ref, types.FunctionType) else ref
-    disarm(exercise)
+    exec(job["setup"], namespace)
+    exec(compile(job["helpers"], "<helpers>", "exec"), namespace)  # the other exercises' references
+    harness_scope: dict = {"__name__": "__harness__", "__builtins__": builtins}
+    exec(compile(job["harness"], "<harness>", "exec"), harness_scope)
+    call = harness_scope[job["harness_name"]]
+    for module in job.get("preload", []):  # what the harness imports lazily, loaded before disarming
+        __import__(module)
+    disarm(function)
     source = without_magics(job["source"])
     linecache.cache[CELL] = (len(source), None, source.splitlines(keepends=True), CELL)
     if channel is not None:
@@ -190,23 +166,28 @@ def run_job(job: dict, channel: Channel | None = None) -> dict:
         return {"status": NOT_IMPLEMENTED, "message": "the cell still raises NotImplementedError", "cases": []}
     except BaseException as err:  # noqa: BLE001 - SystemExit included
         return {"status": "error", "message": f"running the cell raised {short_error(err)}", "cases": []}
-    fn = namespace.get(exercise.function)
+    fn = namespace.get(function)
     if not callable(fn):
-        return {
-            "status": "error",
-            "message": f"the cell does not define a function named {exercise.function}",
-            "cases": [],
-        }
+        return {"status": "error", "message": f"the cell does not define a function named {function}", "cases": []}
+    results = []
     try:
-        outcomes = run_cases(exercise, fn, cases)
+        for case in cases:
+            case = case.fresh()
+            try:
+                with seeded(0):  # a function that samples gets the same numbers as the reference did
+                    results.append({"value": plain(call(fn, case)), "error": None})
+            except NotImplementedError:
+                results.append({"value": None, "error": NOT_IMPLEMENTED})
+            except Exception as err:  # noqa: BLE001 - a student's code may raise anything
+                results.append({"value": None, "error": short_error(err)})
     except BaseException as err:  # noqa: BLE001
         return {"status": "error", "message": f"stopped the run: {short_error(err)}", "cases": []}
-    return {"status": "ran", "message": "", "cases": [{"value": o.value, "error": o.error} for o in outcomes]}
+    return {"status": "ran", "message": "", "cases": results}
 
 
 def main() -> None:
     channel = Channel(int(sys.argv[1]))
-    job = json.loads(sys.stdin.buffer.read(MAX_JOB_BYTES))
+    job = wire.loads(sys.stdin.buffer.read(MAX_JOB_BYTES + 1), max_bytes=MAX_JOB_BYTES)
     torch.set_num_threads(1)
     result = run_job(job, channel)
     channel.send({"kind": "result", **result})

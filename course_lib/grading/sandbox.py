@@ -1,18 +1,28 @@
 """Every lesson: the grader's sandbox, one untrusted exercise cell in a process that cannot reach out.
 
-Each job runs `python -I course_lib/grading/runner.py` with a scrubbed environment, its own empty working
-directory and HOME, resource limits (address space, CPU seconds, open files, file size, no core dumps), the job
-on stdin, and its results on a pipe whose size is capped. Where the machine has user namespaces (Linux with
-util-linux's `unshare`), the job also gets its own PID, network and mount namespaces: no network, the whole
-file system read-only except a private scratch folder (its working directory), and every process it
-starts dies with it (a forked, `setsid` child included). Elsewhere the grader becomes a child subreaper and
-kills whatever a job leaves behind.
+Each job runs `python -I course_lib/grading/runner.py` under bubblewrap (`bwrap`, Debian's `bubblewrap`), a
+well-kept sandbox tool, with new PID, IPC, UTS, network, mount and cgroup namespaces: no network, no host
+processes or sockets, no System V shared memory that outlives it, and every process it starts dies with it (the
+PID namespace ends with the job, `--die-with-parent` ends it with the grader). Its file system is only what the
+job needs, read-only: /usr, the Python installation and its packages, and course_lib without the exercise specs
+(a tmpfs hides `grading/lessons/`), plus a private scratch folder of 64 MiB; /proc is the job's own, /proc/sys
+read-only. The job never runs as root: started by root, bwrap keeps only the right to change uid and `setpriv`
+drops to an unprivileged uid of the job's own (no capabilities, no new privileges); started by a user, bwrap adds
+a user namespace in which the job keeps that user's uid and cannot make another. Memory and process count are
+limited for the job as a whole by a cgroup where the machine lets the grader make one (root, cgroup v1 or v2),
+else by RLIMIT_NPROC with the per-process limits (address space, CPU seconds, open files, file size, no core
+dumps). The job reads its work on stdin and writes its results, JSON of plain data (course_lib.grading.wire),
+on a pipe whose size is capped.
+
+Where bubblewrap cannot run (macOS, Windows, a Linux without it or without user namespaces), the grader says so
+and refuses unless told `--unsandboxed`: then jobs get only the process limits, a scrubbed environment and a
+child subreaper that kills what they leave behind.
 """
 
 from __future__ import annotations
 
 import ctypes
-import json
+import itertools
 import os
 import shutil
 import signal
@@ -27,29 +37,22 @@ from functools import cache
 from pathlib import Path
 from typing import BinaryIO
 
+import course_lib
+
 RUNNER = Path(__file__).with_name("runner.py")
-MAX_RESULT_BYTES = 64 * 2**20  # what a job may send back
+LIBRARY = Path(course_lib.__file__).resolve().parent
+SPECS = LIBRARY / "grading" / "lessons"
+MAX_RESULT_BYTES = 32 * 2**20  # what a job may send back
 MAX_LOG_BYTES = 64 * 2**10  # the tail of its output that is kept
 MAX_FILE_BYTES = 64 * 2**20  # the largest file it may write
-MAX_ADDRESS_SPACE = 6 * 2**30  # torch maps about 1 GiB on import; an exercise needs far less than this
+MAX_ADDRESS_SPACE = 6 * 2**30  # per process: torch maps about 1 GiB on import; an exercise needs far less
+MAX_JOB_MEMORY = 3 * 2**30  # the whole job, where a cgroup holds it
+MAX_JOB_TASKS = 64  # processes and threads of the whole job
 MAX_OPEN_FILES = 256
-TRAP_MARK = "reference-trap"  # in the message of a disarmed reference (runner.disarm); the grader looks for it
-FRAME = struct.Struct(">I")  # each record on the result pipe: a 4-byte length, then a torch.save payload
-
-# Inside the namespaces: every mount read-only, a private tmpfs on the job's own folder ($1; the course and its
-# Python may live under /tmp, so /tmp itself stays as it is, read-only), then a nested user namespace so that the
-# read-only flags are locked and the job cannot remount them.
-_NAMESPACE_SETUP = """
-for m in $(awk '{print $5}' /proc/self/mountinfo | sort -u); do
-  case "$m" in /proc*) continue;; esac
-  mount -o remount,bind,ro "$m" 2>/dev/null
-done
-mount -t tmpfs -o size=64m,mode=700 tmpfs "$1" || exit 97
-cd "$1" || exit 97
-shift
-exec unshare --user --map-root-user --mount -- "$@"
-"""
-_UNSHARE = ["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc", "--net", "--kill-child"]
+SCRATCH_BYTES = 64 * 2**20
+JOB_UIDS = range(61000, 62000)  # as root: each running job gets an unprivileged uid and gid of its own
+TRAP_MARK = "reference-trap"  # in the message of a disarmed library function (runner.disarm)
+FRAME = struct.Struct(">I")  # each record on the result pipe: a 4-byte length, then JSON (wire.dumps)
 
 
 @dataclass
@@ -64,51 +67,240 @@ class JobOutcome:
     problem: str = ""  # the channel itself misbehaved: too much data, a malformed record
 
 
+def _as_root() -> bool:
+    return sys.platform == "linux" and os.geteuid() == 0
+
+
+def _mounts() -> list[str]:
+    """bwrap's arguments for the job's file system: read-only system, Python and course_lib; nothing else."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for top in ("/lib", "/lib64", "/bin", "/sbin"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    if os.path.exists("/etc/ld.so.cache"):
+        args += ["--ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    roots: list[str] = []
+    for path in (sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable)), str(LIBRARY)):
+        real = os.path.realpath(path)
+        if not real.startswith("/usr/") and real != "/usr" and not any(real.startswith(r + os.sep) for r in roots):
+            roots = [r for r in roots if not r.startswith(real + os.sep)] + [real]
+    parents = sorted({str(p) for root in roots for p in Path(root).parents if str(p) != "/"}, key=len)
+    for parent in parents:  # bwrap would make them 0700, which the job's uid could not pass through
+        args += ["--perms", "0755", "--dir", parent]
+    for root in roots:
+        args += ["--ro-bind", root, root]
+    seen = os.path.abspath(sys.prefix)  # a venv reached through a symbolic link
+    if os.path.realpath(seen) != seen and not any(seen.startswith(r + os.sep) for r in [*roots, "/usr"]):
+        args += ["--symlink", os.path.realpath(seen), seen]
+    if SPECS.is_dir():  # the exercise specs hold the graded references: hidden
+        args += ["--tmpfs", str(SPECS)]
+    return args
+
+
+def _bwrap(uid: int | None) -> list[str]:
+    """The bwrap command line that wraps a job (uid: the job's own uid when the grader runs as root)."""
+    command = ["bwrap", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup-try"]
+    if uid is None:
+        command += ["--unshare-user", "--disable-userns"]
+    else:
+        command += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    command += ["--die-with-parent", "--new-session", "--hostname", "grader", *_mounts()]
+    command += [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--perms",
+        "1777",
+        "--size",
+        str(SCRATCH_BYTES),
+        "--tmpfs",
+        "/tmp",
+        "--chdir",
+        "/tmp",
+    ]
+    command.append("--")
+    if uid is not None:
+        command += [
+            "setpriv",
+            f"--reuid={uid}",
+            f"--regid={uid}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--no-new-privs",
+        ]
+    return command
+
+
 @cache
-def namespaces_available() -> bool:
-    """Whether this machine lets an unprivileged process make user, PID, network and mount namespaces."""
-    if os.environ.get("COURSE_GRADER_NO_NAMESPACES") or sys.platform != "linux" or not shutil.which("unshare"):
-        return False
-    probe = tempfile.mkdtemp(prefix="grade-probe-")
+def sandbox_problem() -> str:
+    """Why bubblewrap cannot isolate jobs on this machine ("" when it can): checked once by a probe job."""
+    if os.environ.get("COURSE_GRADER_NO_SANDBOX"):
+        return "COURSE_GRADER_NO_SANDBOX is set"
+    if sys.platform != "linux":
+        return f"bubblewrap runs on Linux only (this is {sys.platform})"
+    if not shutil.which("bwrap"):
+        return "bubblewrap is not installed (Debian/Ubuntu: apt install bubblewrap)"
+    if _as_root() and not shutil.which("setpriv"):
+        return "setpriv (util-linux) is missing: as root the job could not drop to an unprivileged uid"
+    probe = [sys.executable, "-I", "-c", "import os, torch; open('/tmp/x', 'w'); os.getuid() or exit(3)"]
     try:
         done = subprocess.run(
-            [*_UNSHARE, "sh", "-c", _NAMESPACE_SETUP, "sh", probe, "sh", "-c", "! touch /etc/.course-probe"],
+            [*_bwrap(JOB_UIDS[-1] if _as_root() else None), *probe],
             capture_output=True,
-            timeout=20,
+            timeout=60,
+            preexec_fn=lambda: os.umask(0o022),
         )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    finally:
-        shutil.rmtree(probe, ignore_errors=True)
-    return done.returncode == 0
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"bubblewrap could not start a job ({type(err).__name__})"
+    if done.returncode != 0:
+        last = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
+        return f"bubblewrap could not start a job: {last[-1][:200] if last else f'exit status {done.returncode}'}"
+    return ""
+
+
+def sandboxed() -> bool:
+    """Whether jobs run under bubblewrap here."""
+    return not sandbox_problem()
 
 
 def isolation() -> str:
     """One line saying which isolation the grader's children run under on this machine."""
-    common = "python -I, scrubbed environment, own working directory and HOME, limits on memory, CPU, files"
-    if namespaces_available():
+    if sandboxed():
+        who = "an unprivileged uid of its own (setpriv)" if _as_root() else "your uid in a user namespace"
+        limit = "a cgroup" if _cgroup_roots() else "RLIMIT_NPROC and per-process limits"
         return (
-            "namespaces (user, pid, net, mount): no network, read-only file system but a private 64 MB scratch "
-            f"folder; {common}"
+            f"bubblewrap: new pid, ipc, uts, net, mount namespaces; read-only Python and course_lib without the "
+            f"exercise specs, 64 MiB private scratch; runs as {who}; memory and processes held by {limit}"
         )
     return (
-        f"process isolation only (no user namespaces here: the network and the file system stay reachable); "
-        f"{common}; leftover processes killed"
+        f"NOT SANDBOXED ({sandbox_problem()}): process limits only; the network, the file system and other "
+        "processes stay reachable"
     )
 
 
-def _limits(timeout: float) -> None:
-    """In the child, before exec: resource limits (inherited by everything it starts)."""
+# --- a cgroup per job, where the grader may make one --------------------------------------------------------
+
+
+@cache
+def _cgroup_roots() -> tuple[str, ...]:
+    """Where job cgroups go: the v2 tree (memory and pids enabled), or v1's memory and pids hierarchies."""
+    if not _as_root() or os.environ.get("COURSE_GRADER_NO_CGROUP"):
+        return ()
+    base = Path("/sys/fs/cgroup")
+    if (base / "cgroup.controllers").exists():
+        wanted = {"memory", "pids"}
+        if wanted <= set((base / "cgroup.subtree_control").read_text().split()) and os.access(base, os.W_OK):
+            return (str(base),)
+        return ()
+    roots = tuple(str(base / c) for c in ("memory", "pids"))
+    if all(os.path.isdir(r) and os.access(r, os.W_OK) for r in roots):
+        return roots
+    return ()
+
+
+class JobCgroup:
+    """A memory and process-count limit for one job and everything it starts; `kill` ends them all."""
+
+    def __init__(self, name: str) -> None:
+        self.dirs: list[Path] = []
+        try:
+            for root in _cgroup_roots():
+                folder = Path(root) / name
+                folder.mkdir()
+                self.dirs.append(folder)
+                for file, value in (
+                    ("memory.max", MAX_JOB_MEMORY),  # v2
+                    ("memory.limit_in_bytes", MAX_JOB_MEMORY),  # v1
+                    ("memory.swap.max", 0),
+                    ("pids.max", MAX_JOB_TASKS),
+                ):
+                    if (folder / file).exists():
+                        (folder / file).write_text(str(value))
+        except OSError:
+            self.remove()
+            self.dirs = []
+        self.procs = [os.open(d / "cgroup.procs", os.O_WRONLY) for d in self.dirs]
+
+    def join(self) -> None:
+        """In the child, before exec: move this process (and so all it starts) into the cgroup."""
+        for fd in self.procs:
+            os.write(fd, str(os.getpid()).encode())
+
+    def kill(self) -> None:
+        for folder in self.dirs:
+            if (folder / "cgroup.kill").exists():
+                try:
+                    (folder / "cgroup.kill").write_text("1")
+                except OSError:
+                    pass
+            for _ in range(100):
+                try:
+                    pids = [int(p) for p in (folder / "cgroup.procs").read_text().split()]
+                except OSError:
+                    break
+                if not pids:
+                    break
+                for pid in pids:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                time.sleep(0.01)
+
+    def remove(self) -> None:
+        for fd in getattr(self, "procs", []):
+            os.close(fd)
+        self.procs = []
+        for folder in self.dirs:
+            for _ in range(50):
+                try:
+                    folder.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
+
+
+_uids = itertools.cycle(JOB_UIDS)
+_uid_lock = threading.Lock()
+
+
+def _tasks_of(uid: int) -> int:
+    """Processes and threads that run as `uid` now (RLIMIT_NPROC counts them all)."""
+    count = 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    count += len(os.listdir(entry / "task"))
+            except OSError:
+                pass
+    return count
+
+
+def _limits(timeout: float, tasks: int | None, cgroup: JobCgroup | None) -> None:
+    """In the child, before exec: resource limits (inherited by everything it starts), and its cgroup."""
     import resource
 
+    if cgroup is not None:
+        cgroup.join()
+    os.umask(0o022)  # the folders bwrap makes for its mount points must be traversable by the job's uid
     cpu = int(timeout) + 2
-    for limit, value in (
+    limits = [
         (resource.RLIMIT_AS, MAX_ADDRESS_SPACE),
         (resource.RLIMIT_CPU, cpu),
         (resource.RLIMIT_NOFILE, MAX_OPEN_FILES),
         (resource.RLIMIT_FSIZE, MAX_FILE_BYTES),
         (resource.RLIMIT_CORE, 0),
-    ):
+    ]
+    if tasks is not None:
+        limits.append((resource.RLIMIT_NPROC, tasks))
+    for limit, value in limits:
         try:
             resource.setrlimit(limit, (value, value))
         except (ValueError, OSError):
@@ -160,13 +352,25 @@ def split_records(data: bytes) -> list[bytes] | None:
     return records
 
 
-def run_job(job: dict, timeout: float) -> JobOutcome:
-    """Run one exercise job in the sandbox; never raises for anything the job does."""
+def run_job(job: bytes, timeout: float, *, unsandboxed: bool = False) -> JobOutcome:
+    """Run one exercise job (wire-encoded) in the sandbox; never raises for anything the job does.
+
+    Without bubblewrap it refuses (RuntimeError) unless `unsandboxed`."""
+    if not sandboxed() and not unsandboxed:
+        raise RuntimeError(f"no sandbox: {sandbox_problem()}; pass --unsandboxed to grade without one")
     result_read, result_write = os.pipe()
-    home = tempfile.mkdtemp(prefix="grade-job-")
+    home = "/tmp" if sandboxed() else tempfile.mkdtemp(prefix="grade-job-")
     command = [sys.executable, "-I", str(RUNNER), str(result_write)]
-    if namespaces_available():
-        command = [*_UNSHARE, "sh", "-c", _NAMESPACE_SETUP, "sh", home, *command]
+    cgroup, tasks = None, None
+    if sandboxed():
+        uid = None
+        if _as_root():
+            with _uid_lock:
+                uid = next(_uids)
+        command = [*_bwrap(uid), *command]
+        cgroup = JobCgroup(f"course-grader-{os.getpid()}-{uid or 0}-{time.monotonic_ns()}") if _cgroup_roots() else None
+        if cgroup is None or not cgroup.dirs:
+            tasks = MAX_JOB_TASKS if uid is not None else _tasks_of(os.getuid()) + MAX_JOB_TASKS
     outcome, result, log, overflow = JobOutcome(), bytearray(), bytearray(), threading.Event()
     try:
         with _lock:  # registered before the reaper can see it
@@ -175,16 +379,18 @@ def run_job(job: dict, timeout: float) -> JobOutcome:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                cwd=home,
+                cwd=home if not sandboxed() else "/",
                 env=_environment(home),
                 pass_fds=(result_write,),
                 start_new_session=True,
-                preexec_fn=lambda: _limits(timeout),
+                preexec_fn=lambda: _limits(timeout, tasks, cgroup),
             )
             _running.add(proc.pid)
     except OSError as err:
         os.close(result_read)
         os.close(result_write)
+        if cgroup is not None:
+            cgroup.remove()
         outcome.problem = f"could not start the job: {err}"
         return outcome
     os.close(result_write)
@@ -197,7 +403,7 @@ def run_job(job: dict, timeout: float) -> JobOutcome:
         reader.start()
     try:
         try:
-            proc.stdin.write(json.dumps(job).encode())
+            proc.stdin.write(job)
             proc.stdin.close()
         except (BrokenPipeError, OSError):
             pass
@@ -206,14 +412,19 @@ def run_job(job: dict, timeout: float) -> JobOutcome:
             time.sleep(0.02)
         outcome.timed_out = proc.poll() is None and not overflow.is_set()
     finally:
+        if cgroup is not None:
+            cgroup.kill()
         _kill_group(proc)
+        if cgroup is not None:
+            cgroup.remove()
         with _lock:
             _running.discard(proc.pid)
-        if not namespaces_available():
+        if not sandboxed():
             reap_orphans()
         for reader in readers:
             reader.join(timeout=2)  # an escaped process that keeps a pipe open cannot hold the grader
-        shutil.rmtree(home, ignore_errors=True)
+        if home != "/tmp":
+            shutil.rmtree(home, ignore_errors=True)
     outcome.returncode = proc.returncode
     outcome.log = log.decode("utf-8", "replace")
     if overflow.is_set():
@@ -228,8 +439,8 @@ def run_job(job: dict, timeout: float) -> JobOutcome:
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the child's whole process group (it cannot be ignored), then reap it. In namespaces, the PID
-    namespace dies with it."""
+    """SIGKILL the child's whole process group (it cannot be ignored), then reap it. Under bubblewrap the job's
+    PID namespace dies with it."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
