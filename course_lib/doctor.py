@@ -75,6 +75,12 @@ def run() -> int:
         report(score > 0, "data: VADER", f"the annotator of lessons 15-16 scores 'I love thee' {score:+.3f}")
     except Exception as err:  # noqa: BLE001
         report(False, "data: VADER", str(err))
+    from course_lib.grading import sandbox
+
+    if sandbox.sandboxed():
+        report(True, "grader sandbox", sandbox.isolation())
+    else:  # only instructors who grade need it: said, not counted as a failure
+        print(f"NOTE  {'grader sandbox':<16} {sandbox.sandbox_problem()}; the grader refuses without --unsandboxed")
     from course_lib.web.readiness import checks as web_checks
 
     for status, what, detail in web_checks():

@@ -284,19 +284,16 @@ def sandbox_attacks(port: int) -> dict[str, str]:
         "'/etc/shadow'):\n"
         "        try:\n            text = open(path).read()\n        except OSError:\n            continue\n"
         "        raise RuntimeError(text)\n" + GOOD_SOFTMAX,
-        "holds_seven_gib": "import os, time\n"
+        "holds_seven_gib": "import os, time\npids = []\nfor _ in range(7):\n    r, w = os.pipe()\n"
+        "    pid = os.fork()\n    if pid == 0:\n        block = b'x' * 2**30\n        os.write(w, b'1')\n"
+        "        time.sleep(30)\n        os._exit(0)\n    os.close(w)\n    os.read(r, 1)\n    pids.append(pid)\n"
+        "if all(os.waitpid(pid, os.WNOHANG) == (0, 0) for pid in pids):\n"
+        "    raise RuntimeError('seven processes held 1 GiB each at once')\n" + SOFTMAX_HEADER + GOOD_SOFTMAX,
+        "forks_a_hundred": "import os, time\nstarted = 0\ntry:\n    for _ in range(100):\n"
+        "        if os.fork() == 0:\n            time.sleep(30)\n            os._exit(0)\n        started += 1\n"
+        "except OSError:\n    pass\nif started == 100:\n    raise RuntimeError('started 100 processes')\n"
         + SOFTMAX_HEADER
-        + "    alive = 0\n    for _ in range(7):\n        r, w = os.pipe()\n        if os.fork() == 0:\n"
-        "            block = b'x' * 2**30\n            os.write(w, b'1')\n"
-        "            time.sleep(30)\n            os._exit(0)\n"
-        "        os.close(w)\n        alive += len(os.read(r, 1))\n"
-        "    if alive == 7:\n        raise RuntimeError('seven processes held 1 GiB each')\n" + GOOD_SOFTMAX,
-        "forks_a_hundred": "import os, time\n"
-        + SOFTMAX_HEADER
-        + "    started = 0\n    try:\n        for _ in range(100):\n            if os.fork() == 0:\n"
-        "                time.sleep(30)\n                os._exit(0)\n            started += 1\n"
-        "    except OSError:\n        pass\n"
-        "    if started == 100:\n        raise RuntimeError('started 100 processes')\n" + GOOD_SOFTMAX,
+        + GOOD_SOFTMAX,
         "double_forks": "import os, sys, time\n"
         + SOFTMAX_HEADER
         + "    if os.fork() == 0:\n        os.setsid()\n        if os.fork() == 0:\n"
@@ -364,7 +361,7 @@ def test_invalid_json_scores_zero_without_stopping_the_grader(graded):
         ("floods_output", "timeout", 0, "timed out"),
         ("globals_of_a_reference", "needs review", 0, ".__globals__"),
         ("globals_at_run_time", "failed", 0, "RecursionError"),  # a helper's globals are the cell's: its own function
-        ("sys_modules_at_run_time", "needs review", 0, "called the exercise's reference"),
+        ("sys_modules_at_run_time", "failed", 0, "IndexError"),  # the specs are not in the job at all
         ("frames_at_run_time", "needs review", 0, "looked at the call stack"),
         ("gc_at_run_time", "needs review", 0, "searched the garbage collector"),
         ("imports_at_run_time", "needs review", 0, "opened the course's source (course_lib/text"),
@@ -462,9 +459,10 @@ def shared_memory_keys() -> str:
 def no_sandbox(monkeypatch):
     """The grader as on a machine without bubblewrap."""
     monkeypatch.setenv("COURSE_GRADER_NO_SANDBOX", "1")
+    monkeypatch.delenv("COURSE_GRADER_UNSANDBOXED", raising=False)
     sandbox.sandbox_problem.cache_clear()
     yield
-    monkeypatch.delenv("COURSE_GRADER_NO_SANDBOX")
+    monkeypatch.undo()
     sandbox.sandbox_problem.cache_clear()
 
 

@@ -65,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", type=Path, nargs="?", default=Path("build/grade-demo"))
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds per exercise (default 20)")
     args = parser.parse_args(argv)
+    from course_lib.grading import sandbox
     from course_lib.grading.grade import main as grade
+
+    own = [] if sandbox.sandboxed() else ["--unsandboxed"]  # the demo's notebooks are ours, not students'
 
     submissions = args.folder / "submissions"
     students = write_submissions(submissions)
@@ -81,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             str(args.folder / "grades.json"),
             "--csv",
             str(args.folder / "grades.csv"),
+            *own,
         ]
     )
 
