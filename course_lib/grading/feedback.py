@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from course_lib.grading import registry
-from course_lib.grading.execute import NOT_IMPLEMENTED, dynamic_access, forbidden_uses, run_cases
-from course_lib.grading.spec import compare
+from course_lib.grading.execute import NOT_IMPLEMENTED, run_cases
+from course_lib.grading.judge import judge, screen
+from course_lib.grading.verdict import Status
 
 CHECK_SEED = 0
 
@@ -51,16 +52,12 @@ def check_messages(exercise_id: str, fn: Callable, *, timeout: float = 30.0, see
         return [f"✗ {exercise_id}: expected a function, got {type(fn).__name__}"]
     lines = []
     try:
-        source = textwrap.dedent(inspect.getsource(fn))
-        used = forbidden_uses(source, exercise.forbidden)
-        if used:
-            lines.append(f"✗ {exercise_id}: uses {', '.join(used)}; the exercise asks you to write this yourself")
-        reaching = dynamic_access(source)
-        if reaching:
-            lines.append(
-                f"✗ {exercise_id}: reaches for objects at run time ({', '.join(reaching)}); the grader "
-                "does not grade such a cell, it reports it to your instructor"
-            )
+        screened = screen(exercise, textwrap.dedent(inspect.getsource(fn)))
+        if screened is not None and screened[0] == Status.FORBIDDEN:
+            lines.append(f"✗ {exercise_id}: {screened[1]}")
+        elif screened is not None:
+            note = "the grader does not grade such a cell, it reports it to your instructor"
+            lines.append(f"✗ {exercise_id}: {screened[1]}; {note}")
     except (OSError, TypeError, SyntaxError):
         pass  # no source available (e.g. a builtin): the grader will still see the cell
     cases = exercise.cases(seed)
@@ -70,21 +67,16 @@ def check_messages(exercise_id: str, fn: Callable, *, timeout: float = 30.0, see
             expected = run_cases(exercise, exercise.reference, cases)
     except CheckTimeout as err:
         return lines + [f"✗ {exercise_id}: {err}"]
-    failures = 0
-    problems = []
-    for got, want in zip(outcomes, expected):
+    for want in expected:
         if want.error:
             raise RuntimeError(f"the reference failed on case {want.case.name!r}: {want.error}")
-        problem = got.error or compare(want.value, got.value, atol=exercise.atol, rtol=exercise.rtol)
-        if problem:
-            failures += 1
-            problems.append(f"✗ {exercise_id} [{got.case.name}] inputs {got.case.shapes()}: {problem}")
-    if failures == len(cases) and any(o.not_implemented for o in outcomes):
+    verdict = judge(exercise, expected, [{"value": o.value, "error": o.error} for o in outcomes])
+    if verdict.status == Status.NOT_IMPLEMENTED:
         return [f"… {exercise_id}: {NOT_IMPLEMENTED} yet (replace the `raise NotImplementedError` line)"]
-    lines += problems
-    if failures == 0 and not lines:
+    lines += [f"✗ {exercise_id} {m}" for m in verdict.messages]
+    if verdict.passed == verdict.total and not lines:
         return [f"✓ {exercise_id}: all {len(cases)} cases pass"]
-    if failures == 0:
+    if verdict.passed == verdict.total:
         lines.append(f"  ({exercise_id}: all {len(cases)} cases pass, but the grader will not count it)")
     return lines
 

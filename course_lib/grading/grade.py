@@ -10,165 +10,30 @@ everything else in the notebook are ignored. Exit status is non-zero only if the
 from __future__ import annotations
 
 import argparse
-import csv
-import io
+import atexit
 import json
 import os
 import secrets
-import stat
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import types
-import unicodedata
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 from course_lib.grading import registry, sandbox, shipping, wire
-from course_lib.grading.execute import NOT_IMPLEMENTED, dynamic_access, forbidden_uses, run_cases
-from course_lib.grading.notebook import NotebookError, cell_source, defines, exercise_meta, notebook_stem, read_notebook
-from course_lib.grading.spec import Case, Exercise, compare
-
-MAX_MESSAGE = 300  # characters of one message from a job: reports carry what the student wrote, briefly
-NEEDS_REVIEW = "needs review"  # found the answer at run time, or tried to: zero points, and the instructor looks
-
-
-@dataclass
-class Score:
-    points: float
-    max: float
-    status: str
-    messages: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"points": round(self.points, 4), "max": self.max, "status": self.status, "messages": self.messages}
-
+from course_lib.grading.discovery import MAX_CELL, Submission, exercise_sources, find_submissions
+from course_lib.grading.execute import NOT_IMPLEMENTED, run_cases
+from course_lib.grading.judge import MAX_MESSAGE, TRAP_MARK, judge, screen
+from course_lib.grading.notebook import NotebookError, read_notebook
+from course_lib.grading.report import printable, report_table, write_csv
+from course_lib.grading.spec import Case, Exercise
+from course_lib.grading.verdict import Score, Status, short
 
 # --- finding submissions -----------------------------------------------------------------------
-
-
-MAX_DEPTH = 6  # folders inside a student's folder
-MAX_FILES = 2000  # entries looked at in one student's folder
-
-
-@dataclass
-class Submission:
-    student: str
-    stem: str | None
-    path: Path
-    problem: str = ""  # why this submission cannot be graded (it becomes the student's error rows)
-
-
-def _regular(path: Path) -> bool:
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except OSError:
-        return False
-
-
-def _notebooks_in(folder: Path, root: Path, warnings: list[str]) -> list[Path]:
-    """The regular .ipynb files under a student's folder: no links followed, depth and count capped."""
-    found, seen = [], 0
-    for parent, dirs, files in os.walk(folder, followlinks=False, onerror=lambda err: None):
-        depth = len(Path(parent).relative_to(folder).parts)
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and depth < MAX_DEPTH)
-        for name in sorted(files + [d for d in dirs if d.endswith(".ipynb")]):
-            seen += 1
-            if seen > MAX_FILES:
-                warnings.append(f"{folder.relative_to(root)}/: more than {MAX_FILES} files; the rest skipped")
-                return found
-            path = Path(parent) / name
-            if not name.endswith(".ipynb"):
-                continue
-            if not _regular(path):
-                warnings.append(f"{path.relative_to(root)}: not a regular file (a folder, link or device; skipped)")
-                continue
-            found.append(path)
-    return found
-
-
-def find_submissions(root: Path) -> tuple[list[Submission], list[str]]:
-    """Every notebook under `root`, with its student and course notebook; plus warnings for what was skipped.
-
-    Only regular files are read, never through a link; a notebook that cannot be read still becomes its
-    student's row (unreadable), and two files that claim the same student and notebook become an error row."""
-    known = registry.notebooks()
-    found: list[Submission] = []
-    warnings: list[str] = []
-    for entry in sorted(root.iterdir()):
-        if entry.name.startswith("."):
-            continue
-        mode = os.lstat(entry).st_mode
-        if stat.S_ISLNK(mode):
-            warnings.append(f"{entry.name}: a symbolic link (skipped: submissions must be files in the folder)")
-        elif stat.S_ISDIR(mode) and entry.suffix != ".ipynb":
-            paths = [p for p in _notebooks_in(entry, root, warnings) if ".ipynb_checkpoints" not in p.parts]
-            if not paths:
-                warnings.append(f"{entry.name}/: no notebooks")
-            found += [Submission(entry.name, None, p) for p in paths]
-        elif entry.suffix == ".ipynb" and not stat.S_ISREG(mode):
-            warnings.append(f"{entry.name}: not a regular file (a folder, FIFO or device; skipped)")
-        elif entry.suffix == ".ipynb":
-            student = entry.stem
-            for stem in known:
-                student = student.replace(stem, "")
-            found.append(Submission(student.strip("_- .") or entry.stem, None, entry))
-    for sub in found:
-        try:
-            nb = read_notebook(sub.path)
-        except Exception as err:  # noqa: BLE001 - whatever the file is, it is this student's problem only
-            nb, sub.problem = {}, str(err) if isinstance(err, NotebookError) else f"{sub.path.name}: {short(err)}"
-        sub.stem = notebook_stem(nb, sub.path, known) or (known[0] if len(known) == 1 else None)
-    kept: dict[tuple[str, str], Submission] = {}
-    for sub in found:
-        if sub.stem is None:
-            warnings.append(f"{sub.path.relative_to(root)}: not a course notebook with graded exercises (skipped)")
-            continue
-        key = (sub.student, sub.stem)
-        if key in kept:
-            first = kept[key]
-            names = sorted({str(first.path.relative_to(root)), str(sub.path.relative_to(root))})
-            first.problem = f"two submissions of {sub.stem} ({', '.join(names)}): none graded; keep one and grade again"
-            warnings.append(f"{sub.student}: {first.problem}")
-            continue
-        kept[key] = sub
-    return list(kept.values()), warnings
-
-
-def exercise_sources(nb: dict[str, Any], stem: str) -> tuple[dict[str, str], dict[str, list[str]]]:
-    """{exercise id: cell source} for the notebook's exercises, plus notes per exercise (duplicates, fallbacks)."""
-    wanted = {e.id: e for e in registry.for_notebook(stem)}
-    sources: dict[str, str] = {}
-    notes: dict[str, list[str]] = {e: [] for e in wanted}
-    counts: dict[str, int] = {}
-    for cell in nb.get("cells", []):
-        meta = exercise_meta(cell) if isinstance(cell, dict) else None
-        if meta is None or cell.get("cell_type") != "code":
-            continue
-        if meta["id"] not in wanted:
-            continue
-        counts[meta["id"]] = counts.get(meta["id"], 0) + 1
-        sources[meta["id"]] = cell_source(cell)  # the last one wins, as when the notebook runs top to bottom
-    for exercise_id, n in counts.items():
-        if n > 1:
-            notes[exercise_id].append(f"{n} cells are marked as this exercise; graded the last one")
-    for exercise_id, exercise in wanted.items():
-        if exercise_id in sources:
-            continue
-        candidates = [
-            cell_source(c)
-            for c in nb.get("cells", [])
-            if isinstance(c, dict) and c.get("cell_type") == "code" and defines(cell_source(c), exercise.function)
-        ]
-        if candidates:
-            sources[exercise_id] = candidates[-1]
-            notes[exercise_id].append(
-                f"no cell carries this exercise's metadata; graded the cell that defines {exercise.function}"
-            )
-    return sources, notes
 
 
 # --- running one exercise ------------------------------------------------------------------------
@@ -184,8 +49,10 @@ def _shipped(exercise_id: str) -> tuple[str, str, list[str]]:
         for o in registry.for_notebook(exercise.notebook)
         if o.id != exercise.id and isinstance(o.reference, types.FunctionType)
     ]
-    helpers = shipping.source_of(others, withheld=exercise.function)
-    harness = shipping.source_of([exercise.call], withheld=exercise.function)
+    if any(ref.__name__ != o.function for o in registry.for_notebook(exercise.notebook) if (ref := o.reference)):
+        raise RuntimeError(f"{exercise.notebook}: every reference must be named as its exercise's function")
+    helpers = shipping.source_of(others, withheld=exercise.function, withheld_object=exercise.reference)
+    harness = shipping.source_of([exercise.call], withheld=exercise.function, withheld_object=exercise.reference)
     spec = sys.modules[exercise.reference.__module__]
     preload = set()
     for value in vars(spec).values():
@@ -205,6 +72,11 @@ def build_job(exercise: Exercise, source: str, cases: list[Case]) -> bytes:
             "helpers": helpers,
             "harness": harness,
             "harness_name": exercise.call.__name__,
+            "helper_names": [
+                o.function
+                for o in registry.for_notebook(exercise.notebook)
+                if o.id != exercise.id and isinstance(o.reference, types.FunctionType)
+            ],
             "preload": preload,
             "cases": [{"args": list(c.args), "kwargs": c.kwargs} for c in cases],
             "source": source,
@@ -212,12 +84,25 @@ def build_job(exercise: Exercise, source: str, cases: list[Case]) -> bytes:
     )
 
 
+_STRIPPED = Path(tempfile.mkdtemp(prefix="course-grader-library-"))
+atexit.register(shutil.rmtree, _STRIPPED, ignore_errors=True)
+
+
+@cache
+def library_without(function: str) -> list[tuple[str, str]]:
+    """The library's modules that define `function`, as copies in which it raises: the job sees these."""
+    message = f"{TRAP_MARK}: {function} is out of reach while grading; write it yourself"
+    return shipping.stripped_library(sandbox.LIBRARY, function, _STRIPPED, message)
+
+
 def run_in_sandbox(
     exercise: Exercise, source: str, cases: list[Case], timeout: float, unsandboxed: bool = False
 ) -> tuple[dict | None, str, list[str]]:
     """Run the cell in the sandbox. -> (the result or None, a reason when None, the introspection flags raised)."""
     started = time.monotonic()
-    outcome = sandbox.run_job(build_job(exercise, source, cases), timeout, unsandboxed=unsandboxed)
+    job = build_job(exercise, source, cases)
+    hidden = library_without(exercise.function) if sandbox.sandboxed() else []
+    outcome = sandbox.run_job(job, timeout, unsandboxed=unsandboxed, replacements=hidden)
     deadline = started + timeout + 5  # parsing shares the job's time (the input is capped, the parse linear)
     flags, result = [], None
     for record in outcome.records:
@@ -272,81 +157,49 @@ class Grader:
         return self._expected[exercise.id]
 
     def grade_exercise(self, exercise: Exercise, source: str | None, notes: list[str]) -> Score:
+        """Screen the cell, run it in the sandbox, judge what came back (course_lib.grading.judge)."""
         if source is None:
-            return Score(0.0, exercise.points, "missing", [f"no cell defines {exercise.function}"] + notes)
+            return Score(0.0, exercise.points, Status.MISSING, [f"no cell defines {exercise.function}"] + notes)
+        if len(source) > MAX_CELL:  # parsed here, in the trusted process: its size is bounded first
+            why = f"the cell is longer than {MAX_CELL // 1024} KiB; not graded"
+            return Score(0.0, exercise.points, Status.ERROR, [why] + notes)
         try:
-            used = forbidden_uses(source, exercise.forbidden)
+            screened = screen(exercise, source)
         except SyntaxError as err:
-            return Score(
-                0.0, exercise.points, "error", [f"SyntaxError in the cell, line {err.lineno}: {err.msg}"] + notes
-            )
-        if used:
-            return Score(
-                0.0,
-                exercise.points,
-                "forbidden",
-                [f"uses {', '.join(used)}; the exercise asks you to write this yourself"] + notes,
-            )
-        reaching = dynamic_access(source)
-        if reaching:
-            why = f"reaches for objects at run time ({', '.join(reaching)}): not graded, reported for review"
-            return Score(0.0, exercise.points, NEEDS_REVIEW, [why] + notes)
+            why = f"SyntaxError in the cell, line {err.lineno}: {err.msg}"
+            return Score(0.0, exercise.points, Status.ERROR, [why] + notes)
+        if screened is not None:
+            status, why = screened
+            if status == Status.NEEDS_REVIEW:
+                why += ": not graded, reported for review"
+            return Score(0.0, exercise.points, status, [why] + notes)
         expected = self.expected(exercise)
         cases = self._cases[exercise.id]
         result, reason, flags = run_in_sandbox(exercise, source, cases, self.timeout, self.unsandboxed)
         if flags:
             why = f"{'; '.join(flags)} while graded: not graded, reported for review"
-            return Score(0.0, exercise.points, NEEDS_REVIEW, [why] + notes)
+            return Score(0.0, exercise.points, Status.NEEDS_REVIEW, [why] + notes)
         if result is None:
-            return Score(
-                0.0, exercise.points, "timeout" if reason.startswith("timed out") else "error", [reason] + notes
-            )
+            status = Status.TIMEOUT if reason.startswith("timed out") else Status.ERROR
+            return Score(0.0, exercise.points, status, [reason] + notes)
         if result.get("status") in (NOT_IMPLEMENTED, "error"):
-            status = result["status"] if result["status"] == NOT_IMPLEMENTED else "error"
-            return Score(0.0, exercise.points, status, [str(result.get("message"))[:300]] + notes)
-        got_cases = result["cases"]
-        if len(got_cases) != len(expected):
-            return Score(
-                0.0, exercise.points, "error", ["the result file was tampered with (wrong number of cases)"] + notes
-            )
-        passed, messages, not_impl = 0, [], 0
-        for want, got in zip(expected, got_cases):
-            if not isinstance(got, dict):
-                messages.append(f"[{want.case.name}] result was tampered with")
-                continue
-            error = got.get("error")
-            if error == NOT_IMPLEMENTED:
-                not_impl += 1
-            problem = (
-                str(error) if error else compare(want.value, got.get("value"), atol=exercise.atol, rtol=exercise.rtol)
-            )
-            if problem:
-                messages.append(f"[{want.case.name}] inputs {want.case.shapes()}: {problem[:MAX_MESSAGE]}")
-            else:
-                passed += 1
-        total = len(expected)
-        if any(sandbox.TRAP_MARK in m for m in messages):
-            why = "called the exercise's reference, found at run time: not graded, reported for review"
-            return Score(0.0, exercise.points, NEEDS_REVIEW, [why] + notes)
-        if passed == 0 and not_impl:
-            return Score(
-                0.0, exercise.points, NOT_IMPLEMENTED, ["the function still raises NotImplementedError"] + notes
-            )
-        status = "passed" if passed == total else ("partial" if passed else "failed")
-        points = exercise.points * passed / total
-        return Score(points, exercise.points, status, messages + notes)
+            status = Status.NOT_IMPLEMENTED if result["status"] == NOT_IMPLEMENTED else Status.ERROR
+            return Score(0.0, exercise.points, status, [str(result.get("message"))[:MAX_MESSAGE]] + notes)
+        verdict = judge(exercise, expected, result["cases"])
+        points = exercise.points * verdict.passed / verdict.total
+        return Score(points, exercise.points, verdict.status, verdict.messages + notes)
 
     def grade_submission(self, sub: Submission, jobs: int) -> dict[str, Score]:
         if sub.stem is None:
             raise ValueError(f"{sub.path} is not a course notebook with graded exercises")
         exercises = registry.for_notebook(sub.stem)
         if sub.problem:
-            status = "error" if sub.problem.startswith("two submissions") else "unreadable"
+            status = Status.ERROR if sub.problem.startswith("two submissions") else Status.UNREADABLE
             return {e.id: Score(0.0, e.points, status, [sub.problem]) for e in exercises}
         try:
             nb = read_notebook(sub.path)
         except NotebookError as err:
-            return {e.id: Score(0.0, e.points, "unreadable", [str(err)]) for e in exercises}
+            return {e.id: Score(0.0, e.points, Status.UNREADABLE, [str(err)]) for e in exercises}
         sources, notes = exercise_sources(nb, sub.stem)
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = {e.id: pool.submit(self.guarded, e, sources.get(e.id), notes[e.id]) for e in exercises}
@@ -357,84 +210,10 @@ class Grader:
         try:
             return self.grade_exercise(exercise, source, notes)
         except Exception as err:  # noqa: BLE001 - one bad job must not stop a class's run
-            return Score(0.0, exercise.points, "error", [f"the grader could not grade this: {short(err)}"] + notes)
+            return Score(0.0, exercise.points, Status.ERROR, [f"the grader could not grade this: {short(err)}"] + notes)
 
 
 # --- reporting ----------------------------------------------------------------------------------
-
-
-def short(err: BaseException) -> str:
-    return f"{type(err).__name__}: {str(err)[:200]}"
-
-
-def printable(text: str) -> str:
-    """The text without control characters (terminal escapes, carriage returns), each shown as a space."""
-    return "".join(" " if unicodedata.category(c)[0] == "C" else c for c in str(text))
-
-
-def spreadsheet_safe(value: object) -> object:
-    """A CSV cell a spreadsheet shows as text: a string that starts like a formula gets a leading apostrophe."""
-    if isinstance(value, str):
-        value = printable(value)
-        if value[:1] in ("=", "+", "-", "@"):
-            return "'" + value
-    return value
-
-
-def report_table(results: dict[str, dict[str, dict[str, Score]]], isolation: str = "") -> str:
-    out = io.StringIO()
-    if isolation:
-        print(isolation, file=out)
-    for student, notebooks in results.items():
-        got = sum(s.points for nb in notebooks.values() for s in nb.values())
-        best = sum(s.max for nb in notebooks.values() for s in nb.values())
-        print(f"\n{printable(student)}: {got:g} / {best:g}", file=out)
-        print(f"  {'notebook':<16} {'exercise':<18} {'status':<16} {'points':>9}  first reason", file=out)
-        for stem, scores in notebooks.items():
-            for exercise_id, s in scores.items():
-                reason = printable(s.messages[0]) if s.messages else ""
-                reason = reason if len(reason) <= 110 else reason[:107] + "..."
-                print(f"  {stem:<16} {exercise_id:<18} {s.status:<16} {s.points:>4.2g}/{s.max:<4g}  {reason}", file=out)
-    print("\nsummary", file=out)
-    totals = {
-        st: (
-            sum(s.points for nb in nbs.values() for s in nb.values()),
-            sum(s.max for nb in nbs.values() for s in nb.values()),
-        )
-        for st, nbs in results.items()
-    }
-    for student, (got, best) in totals.items():
-        print(f"  {printable(student):<24} {got:>6g} / {best:g}", file=out)
-    by_exercise: dict[str, list[Score]] = {}
-    for nbs in results.values():
-        for scores in nbs.values():
-            for exercise_id, s in scores.items():
-                by_exercise.setdefault(exercise_id, []).append(s)
-    for exercise_id, scores in by_exercise.items():
-        full = sum(s.status == "passed" for s in scores)
-        print(f"  {exercise_id:<24} full marks {full}/{len(scores)}", file=out)
-    return out.getvalue()
-
-
-def write_csv(results: dict[str, dict[str, dict[str, Score]]], path: Path) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["student", "notebook", "exercise", "points", "max", "status", "message"])
-        for student, nbs in results.items():
-            for stem, scores in nbs.items():
-                for exercise_id, s in scores.items():
-                    writer.writerow(
-                        spreadsheet_safe(cell)
-                        for cell in [
-                            student,
-                            stem,
-                            exercise_id,
-                            round(s.points, 4),
-                            s.max,
-                            s.status,
-                            s.messages[0] if s.messages else "",
-                        ]
-                    )
 
 
 def grade_folder(
@@ -457,7 +236,7 @@ def grade_folder(
                 scores = grader.grade_submission(sub, jobs)
             except Exception as err:  # noqa: BLE001 - one bad submission must not stop a class's run
                 scores = {
-                    e.id: Score(0.0, e.points, "error", [f"not graded: {short(err)}"])
+                    e.id: Score(0.0, e.points, Status.ERROR, [f"not graded: {short(err)}"])
                     for e in registry.for_notebook(sub.stem)
                 }
             results.setdefault(sub.student, {})[sub.stem] = scores

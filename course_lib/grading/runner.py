@@ -41,7 +41,8 @@ import torch  # noqa: E402
 from course_lib.device import seeded  # noqa: E402
 from course_lib.grading import wire  # noqa: E402
 from course_lib.grading.execute import NOT_IMPLEMENTED, short_error  # noqa: E402
-from course_lib.grading.sandbox import FRAME, TRAP_MARK  # noqa: E402
+from course_lib.grading.judge import TRAP_MARK  # noqa: E402
+from course_lib.grading.sandbox import FRAME  # noqa: E402
 from course_lib.grading.spec import Case, plain  # noqa: E402
 
 CELL = "<exercise cell>"
@@ -89,6 +90,8 @@ def disarm(function: str) -> list[str]:
                 targets[id(value)] = value
     disarmed = []
     for fn in targets.values():
+        while isinstance(getattr(fn, "__wrapped__", None), types.FunctionType):  # a decorated function
+            fn = fn.__wrapped__
         if not fn.__code__.co_freevars:
             fn.__code__ = _trap_code(function)
             disarmed.append(f"{fn.__module__}.{fn.__qualname__}")
@@ -147,9 +150,15 @@ def run_job(job: dict, channel: Channel | None = None) -> dict:
     """Run the cell, then its function on each case through the harness. -> {status, message, cases}."""
     function = job["function"]
     cases = [Case(f"case {i}", tuple(c["args"]), c["kwargs"]) for i, c in enumerate(job["cases"])]
+    # The other exercises' references live in a scope of their own; the cell gets the functions alone (not the
+    # modules their source imports), and after the cell runs, the graded name there is the student's function.
+    helpers: dict = {"__name__": "__helpers__", "__builtins__": builtins}
+    exec(job["setup"], helpers)
+    exec(compile(job["helpers"], "<helpers>", "exec"), helpers)
     namespace: dict = {"__name__": "__exercise__", "__builtins__": builtins}
     exec(job["setup"], namespace)
-    exec(compile(job["helpers"], "<helpers>", "exec"), namespace)  # the other exercises' references
+    for name in job["helper_names"]:
+        namespace[name] = helpers[name]
     harness_scope: dict = {"__name__": "__harness__", "__builtins__": builtins}
     exec(compile(job["harness"], "<harness>", "exec"), harness_scope)
     call = harness_scope[job["harness_name"]]
@@ -169,6 +178,7 @@ def run_job(job: dict, channel: Channel | None = None) -> dict:
     fn = namespace.get(function)
     if not callable(fn):
         return {"status": "error", "message": f"the cell does not define a function named {function}", "cases": []}
+    helpers[function] = fn
     results = []
     try:
         for case in cases:

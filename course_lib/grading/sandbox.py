@@ -21,9 +21,11 @@ child subreaper that kills what they leave behind.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import itertools
 import os
+import resource
 import shutil
 import signal
 import struct
@@ -32,12 +34,20 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import BinaryIO
 
 import course_lib
+from course_lib.grading import seccomp
+
+try:
+    import resource  # POSIX only; imported here, never after fork
+except ImportError:  # Windows: no sandbox, no limits
+    resource = None
 
 RUNNER = Path(__file__).with_name("runner.py")
 LIBRARY = Path(course_lib.__file__).resolve().parent
@@ -51,7 +61,6 @@ MAX_JOB_TASKS = 64  # processes and threads of the whole job
 MAX_OPEN_FILES = 256
 SCRATCH_BYTES = 64 * 2**20
 JOB_UIDS = range(61000, 62000)  # as root: each running job gets an unprivileged uid and gid of its own
-TRAP_MARK = "reference-trap"  # in the message of a disarmed library function (runner.disarm)
 FRAME = struct.Struct(">I")  # each record on the result pipe: a 4-byte length, then JSON (wire.dumps)
 
 
@@ -99,14 +108,43 @@ def _mounts() -> list[str]:
     return args
 
 
-def _bwrap(uid: int | None) -> list[str]:
-    """The bwrap command line that wraps a job (uid: the job's own uid when the grader runs as root)."""
+def _covers(replacements: list[tuple[str, str]]) -> list[str]:
+    """bwrap's arguments that mount each (copy, original) file over the original, and hide the original's
+    compiled form (an empty file where its .pyc was: Python then compiles the copy)."""
+    args = []
+    for copy, original in replacements:
+        args += ["--ro-bind", copy, original]
+        path = Path(original)
+        for cached in path.parent.glob(f"__pycache__/{path.stem}.*.pyc"):
+            args += ["--ro-bind", "/dev/null", str(cached)]
+    return args
+
+
+@cache
+def _filter_file() -> str | None:
+    """A file holding the seccomp program (course_lib.grading.seccomp), or None on a machine without one."""
+    code = seccomp.program()
+    if code is None:
+        return None
+    folder = tempfile.mkdtemp(prefix="course-grader-seccomp-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = os.path.join(folder, "filter.bpf")
+    with open(path, "wb") as f:
+        f.write(code)
+    return path
+
+
+def _bwrap(uid: int | None, replacements: list[tuple[str, str]] = (), seccomp_fd: int | None = None) -> list[str]:
+    """The bwrap command line that wraps a job (uid: the job's own uid when the grader runs as root;
+    replacements: library files mounted over the originals; seccomp_fd: an open file of the filter)."""
     command = ["bwrap", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup-try"]
+    if seccomp_fd is not None:
+        command += ["--seccomp", str(seccomp_fd)]
     if uid is None:
         command += ["--unshare-user", "--disable-userns"]
     else:
         command += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-    command += ["--die-with-parent", "--new-session", "--hostname", "grader", *_mounts()]
+    command += ["--die-with-parent", "--new-session", "--hostname", "grader", *_mounts(), *_covers(replacements)]
     command += [
         "--proc",
         "/proc",
@@ -146,20 +184,44 @@ def sandbox_problem() -> str:
         return "bubblewrap is not installed (Debian/Ubuntu: apt install bubblewrap)"
     if _as_root() and not shutil.which("setpriv"):
         return "setpriv (util-linux) is missing: as root the job could not drop to an unprivileged uid"
-    probe = [sys.executable, "-I", "-c", "import os, torch; open('/tmp/x', 'w'); os.getuid() or exit(3)"]
+    probe = [
+        sys.executable,
+        "-I",
+        "-c",
+        "import os, course_lib, torch; open('/tmp/x', 'w'); os.getuid() or exit(3); print(course_lib.__file__)",
+    ]
     try:
-        done = subprocess.run(
-            [*_bwrap(JOB_UIDS[-1] if _as_root() else None), *probe],
-            capture_output=True,
-            timeout=60,
-            preexec_fn=lambda: os.umask(0o022),
-        )
+        with _filter() as fd:
+            done = subprocess.run(
+                [*_bwrap(JOB_UIDS[-1] if _as_root() else None, seccomp_fd=fd), *probe],
+                capture_output=True,
+                timeout=60,
+                pass_fds=() if fd is None else (fd,),
+                preexec_fn=lambda: os.umask(0o022),
+            )
     except (OSError, subprocess.TimeoutExpired) as err:
         return f"bubblewrap could not start a job ({type(err).__name__})"
     if done.returncode != 0:
         last = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
         return f"bubblewrap could not start a job: {last[-1][:200] if last else f'exit status {done.returncode}'}"
+    seen = Path(done.stdout.decode(errors="replace").strip().splitlines()[-1]).resolve().parent
+    if seen != LIBRARY:  # a second copy (installed in site-packages) would show the job its exercise specs
+        return f"the job imports course_lib from {seen}, not from {LIBRARY}: install one copy (pip install -e .)"
     return ""
+
+
+@contextmanager
+def _filter() -> Iterator[int | None]:
+    """An open, inheritable file descriptor of the seccomp program (None where there is none), closed after."""
+    path = _filter_file()
+    if path is None:
+        yield None
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def sandboxed() -> bool:
@@ -172,9 +234,10 @@ def isolation() -> str:
     if sandboxed():
         who = "an unprivileged uid of its own (setpriv)" if _as_root() else "your uid in a user namespace"
         limit = "a cgroup" if _cgroup_roots() else "RLIMIT_NPROC and per-process limits"
+        calls = "no keyrings or new namespaces (seccomp)" if seccomp.program() else "no seccomp filter here"
         return (
             f"bubblewrap: new pid, ipc, uts, net, mount namespaces; read-only Python and course_lib without the "
-            f"exercise specs, 64 MiB private scratch; runs as {who}; memory and processes held by {limit}"
+            f"exercise specs, 64 MiB private scratch; runs as {who}; {calls}; memory and processes held by {limit}"
         )
     return (
         f"NOT SANDBOXED ({sandbox_problem()}): process limits only; the network, the file system and other "
@@ -207,6 +270,7 @@ class JobCgroup:
 
     def __init__(self, name: str) -> None:
         self.dirs: list[Path] = []
+        self.procs: list[int] = []
         try:
             for root in _cgroup_roots():
                 folder = Path(root) / name
@@ -220,10 +284,11 @@ class JobCgroup:
                 ):
                     if (folder / file).exists():
                         (folder / file).write_text(str(value))
+            self.procs = [os.open(d / "cgroup.procs", os.O_WRONLY) for d in self.dirs]
         except OSError:
             self.remove()
             self.dirs = []
-        self.procs = [os.open(d / "cgroup.procs", os.O_WRONLY) for d in self.dirs]
+            self.procs = []
 
     def join(self) -> None:
         """In the child, before exec: move this process (and so all it starts) into the cgroup."""
@@ -285,8 +350,6 @@ def _tasks_of(uid: int) -> int:
 
 def _limits(timeout: float, tasks: int | None, cgroup: JobCgroup | None) -> None:
     """In the child, before exec: resource limits (inherited by everything it starts), and its cgroup."""
-    import resource
-
     if cgroup is not None:
         cgroup.join()
     os.umask(0o022)  # the folders bwrap makes for its mount points must be traversable by the job's uid
@@ -352,10 +415,13 @@ def split_records(data: bytes) -> list[bytes] | None:
     return records
 
 
-def run_job(job: bytes, timeout: float, *, unsandboxed: bool = False) -> JobOutcome:
+def run_job(
+    job: bytes, timeout: float, *, unsandboxed: bool = False, replacements: list[tuple[str, str]] = ()
+) -> JobOutcome:
     """Run one exercise job (wire-encoded) in the sandbox; never raises for anything the job does.
 
-    Without bubblewrap it refuses (RuntimeError) unless `unsandboxed`."""
+    `replacements`: (copy, original) library files that the job sees instead of the originals. Without
+    bubblewrap it refuses (RuntimeError) unless `unsandboxed`."""
     if not sandboxed() and not unsandboxed:
         raise RuntimeError(f"no sandbox: {sandbox_problem()}; pass --unsandboxed to grade without one")
     result_read, result_write = os.pipe()
@@ -367,11 +433,14 @@ def run_job(job: bytes, timeout: float, *, unsandboxed: bool = False) -> JobOutc
         if _as_root():
             with _uid_lock:
                 uid = next(_uids)
-        command = [*_bwrap(uid), *command]
+        command = [*_bwrap(uid, replacements), *command]
         cgroup = JobCgroup(f"course-grader-{os.getpid()}-{uid or 0}-{time.monotonic_ns()}") if _cgroup_roots() else None
         if cgroup is None or not cgroup.dirs:
             tasks = MAX_JOB_TASKS if uid is not None else _tasks_of(os.getuid()) + MAX_JOB_TASKS
     outcome, result, log, overflow = JobOutcome(), bytearray(), bytearray(), threading.Event()
+    filter_fd = os.open(_filter_file(), os.O_RDONLY) if sandboxed() and _filter_file() else None
+    if filter_fd is not None:
+        command[command.index("--unshare-pid") : command.index("--unshare-pid")] = ["--seccomp", str(filter_fd)]
     try:
         with _lock:  # registered before the reaper can see it
             proc = subprocess.Popen(
@@ -381,7 +450,7 @@ def run_job(job: bytes, timeout: float, *, unsandboxed: bool = False) -> JobOutc
                 stderr=subprocess.STDOUT,
                 cwd=home if not sandboxed() else "/",
                 env=_environment(home),
-                pass_fds=(result_write,),
+                pass_fds=(result_write,) if filter_fd is None else (result_write, filter_fd),
                 start_new_session=True,
                 preexec_fn=lambda: _limits(timeout, tasks, cgroup),
             )
@@ -393,6 +462,9 @@ def run_job(job: bytes, timeout: float, *, unsandboxed: bool = False) -> JobOutc
             cgroup.remove()
         outcome.problem = f"could not start the job: {err}"
         return outcome
+    finally:
+        if filter_fd is not None:
+            os.close(filter_fd)
     os.close(result_write)
     results_pipe, log_pipe = os.fdopen(result_read, "rb"), proc.stdout
     readers = [

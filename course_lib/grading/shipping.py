@@ -15,6 +15,7 @@ import inspect
 import sys
 import textwrap
 import types
+from pathlib import Path
 from typing import Any
 
 SPECS = "course_lib.grading.lessons."
@@ -53,7 +54,7 @@ def _import_line(name: str, value: Any) -> str | None:
     return f"from {module} import {qualname}" + (f" as {name}" if name != qualname else "")
 
 
-def source_of(functions: list[types.FunctionType], *, withheld: str = "") -> str:
+def source_of(functions: list[types.FunctionType], *, withheld: str = "", withheld_object: Any = None) -> str:
     """Python source that defines every function in `functions` (under its own name) and all it reads from its
     module, never a function named `withheld`. ShippingError if something it reads cannot be sent."""
     imports: dict[str, str] = {}
@@ -78,6 +79,8 @@ def source_of(functions: list[types.FunctionType], *, withheld: str = "") -> str
             if read == withheld or read not in vars(module) or read in bodies or read in imports:
                 continue
             value = vars(module)[read]
+            if withheld_object is not None and value is withheld_object:
+                raise ShippingError(f"{fn.__module__}.{name} reads the graded reference as {read!r}: it is never sent")
             line = _import_line(read, value)
             if line is not None:
                 imports[read] = line
@@ -94,7 +97,7 @@ def source_of(functions: list[types.FunctionType], *, withheld: str = "") -> str
         visiting.discard(id(fn))
 
     for fn in functions:
-        if fn.__name__ == withheld:
+        if fn.__name__ == withheld or (withheld_object is not None and fn is withheld_object):
             raise ShippingError(f"{fn.__name__} is the graded function: it is never sent")
         visit(fn, fn.__name__)
     parts = ["from __future__ import annotations", *imports.values(), *constants.values(), *bodies.values()]
@@ -110,3 +113,35 @@ def _class_names(cls: type) -> set[str]:
             names |= _names(value.__code__)
     names |= {base.__name__ for base in cls.__bases__}
     return names
+
+
+def _stub_out(source: str, function: str, message: str) -> str | None:
+    """The module's source with every function named `function` (at any depth) raising `message`; None if the
+    module defines none."""
+    tree = ast.parse(source)
+    found = False
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == function:
+            node.body = [ast.parse(f"raise RuntimeError({message!r})").body[0]]
+            found = True
+    return ast.unparse(ast.fix_missing_locations(tree)) + "\n" if found else None
+
+
+def stripped_library(library: Path, function: str, folder: Path, message: str) -> list[tuple[str, str]]:
+    """Copies, under `folder`, of the library's modules that define a function named `function`, with that
+    function raising `message`: (copy, original) pairs for the sandbox to mount over the originals, so the
+    library's own version of the graded function is not in the job at all, whatever the cell does."""
+    pairs = []
+    for path in sorted(library.rglob("*.py")):
+        if "lessons" in path.relative_to(library).parts[:2] or f"def {function}(" not in (
+            text := path.read_text(encoding="utf-8")
+        ):
+            continue
+        stubbed = _stub_out(text, function, message)
+        if stubbed is None:
+            continue
+        copy = folder / function / path.relative_to(library)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(stubbed, encoding="utf-8")
+        pairs.append((str(copy), str(path)))
+    return pairs

@@ -66,13 +66,13 @@ def _tensor(obj: dict) -> torch.Tensor:
     shape = obj["shape"]
     if dtype is None:
         raise WireError(f"unknown dtype {str(obj['$tensor'])[:20]!r}")
-    if not (isinstance(shape, list) and len(shape) <= 16 and all(type(s) is int and 0 <= s for s in shape)):
+    if not (isinstance(shape, list) and len(shape) <= 16 and all(type(s) is int and 0 <= s < 2**31 for s in shape)):
         raise WireError("a tensor's shape must be a short list of sizes")
     if not isinstance(obj["data"], str):
         raise WireError("a tensor's data must be base64 text")
     raw = base64.b64decode(obj["data"], validate=True)
     numel = math.prod(shape)
-    if len(raw) != numel * torch.empty((), dtype=dtype).element_size():
+    if numel > 2**31 or len(raw) != numel * torch.empty((), dtype=dtype).element_size():
         raise WireError("a tensor's byte count disagrees with its shape")
     if numel == 0:
         return torch.empty(shape, dtype=dtype)
@@ -125,5 +125,5 @@ def loads(data: bytes, *, max_bytes: int, deadline: float | None = None) -> Any:
         return _decode(parsed, 0)
     except WireError:
         raise
-    except (ValueError, RecursionError, MemoryError, TypeError) as err:
+    except (ValueError, RecursionError, MemoryError, TypeError, RuntimeError, OverflowError) as err:
         raise WireError(f"not the grader's format ({type(err).__name__})") from None
