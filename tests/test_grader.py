@@ -252,6 +252,7 @@ FORMULA_NAME = "=HYPERLINK(1)"
 ESCAPE_NAME = "evil\x1b[2Jname"
 ESCAPEE = "course-grader-escapee-4f1c"
 SHM_KEY = 0x5EED1
+KEY_NAME = "course-grader-test-key"
 SECRET_FILE = Path("/tmp/course-grader-test-secret")
 
 
@@ -294,6 +295,14 @@ def sandbox_attacks(port: int) -> dict[str, str]:
         "except OSError:\n    pass\nif started == 100:\n    raise RuntimeError('started 100 processes')\n"
         + SOFTMAX_HEADER
         + GOOD_SOFTMAX,
+        "uses_a_keyring": "import ctypes\n"
+        + SOFTMAX_HEADER
+        + f"    if ctypes.CDLL(None).syscall(248, b'user', {KEY_NAME!r}.encode(), b'x', 1, -4) >= 0:\n"
+        "        raise RuntimeError('made a key that outlives the job')\n" + GOOD_SOFTMAX,
+        "makes_a_user_namespace": "import ctypes\n"
+        + SOFTMAX_HEADER
+        + "    if ctypes.CDLL(None).unshare(0x10000000) == 0:\n"
+        "        raise RuntimeError('made a user namespace')\n" + GOOD_SOFTMAX,
         "double_forks": "import os, sys, time\n"
         + SOFTMAX_HEADER
         + "    if os.fork() == 0:\n        os.setsid()\n        if os.fork() == 0:\n"
@@ -433,6 +442,8 @@ needs_sandbox = pytest.mark.skipif(not sandbox.sandboxed(), reason=f"no sandbox:
         "reads_other_files",
         "holds_seven_gib",
         "forks_a_hundred",
+        "uses_a_keyring",
+        "makes_a_user_namespace",
     ],
 )
 def test_the_sandbox_stops_each_attack_and_leaves_nothing_behind(graded, student):
@@ -444,6 +455,7 @@ def test_the_sandbox_stops_each_attack_and_leaves_nothing_behind(graded, student
     assert not escapees()
     assert f"0x{SHM_KEY:08x}" not in shared_memory_keys()
     assert "instructor's secret" not in json.dumps(graded[0])
+    assert KEY_NAME not in Path("/proc/keys").read_text() if Path("/proc/keys").exists() else True
 
 
 def shared_memory_keys() -> str:
@@ -529,10 +541,10 @@ def test_the_grader_says_which_isolation_is_in_force(tmp_path, capsys):
 
 def test_a_result_with_many_keys_is_refused_at_once(tmp_path):
     """The old pickled result let 64k colliding keys keep the grader busy for 25 s; JSON objects are capped."""
-    keys = ",".join(f'"k{i}":0' for i in range(70_000))
     source = (
         "import os, sys, struct\n"
-        f'data = b\'{{"kind":"result","status":"ran","cases":[],"x":{{{keys}}}}}\'\n'
+        "keys = ','.join(f'\"k{i}\":0' for i in range(70_000))\n"
+        'data = (\'{"kind":"result","status":"ran","cases":[],"x":{\' + keys + \'}}\').encode()\n'
         "os.write(int(sys.argv[1]), struct.pack('>I', len(data)) + data)\nos._exit(0)\n"
     )
     write(tmp_path / "subs" / "mallory", "00_foundations.ipynb", replaced(SOLUTION, "stable_softmax", source))
@@ -597,3 +609,35 @@ def test_the_job_gets_no_source_that_defines_the_graded_function():
             defined = {n.name for n in ast.walk(ast.parse(text)) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
             assert exercise.function not in defined, exercise_id
             assert "course_lib.grading.lessons" not in text, exercise_id
+
+
+def test_the_librarys_own_version_is_not_in_the_job(tmp_path):
+    """Lesson 06: course_lib.text.decoding holds a beam_search and a distinct_n; loaded fresh by a route the
+    screen does not see (in a thread, by a computed name), it is the sandbox's copy, in which both raise."""
+    solution = read_notebook(ROOT / "solutions" / "06_decoding.ipynb")
+    fresh = (
+        "import runpy, pkgutil\nfrom concurrent.futures import ThreadPoolExecutor\n"
+        "module = pkgutil.resolve_name('course' + '_lib.text.decoding').__name__\n"
+        "library = ThreadPoolExecutor(1).submit(runpy.run_module, module).result()\n"
+    )
+    source = fresh + "def distinct_n(tokens, n):\n    return library['distinct_n'](tokens, n)\n"
+    write(tmp_path / "subs" / "eve", "06_decoding.ipynb", replaced(solution, "distinct_n", source))
+    assert main([str(tmp_path / "subs"), "--timeout", "30", "--seed", "1", "--json", str(tmp_path / "g.json")]) == 0
+    result = json.loads((tmp_path / "g.json").read_text())["eve"]["06_decoding"]["distinct_n"]
+    assert result["points"] == 0 and result["status"] == "needs review", result
+
+
+def test_a_tensor_record_with_an_impossible_shape_is_refused():
+    from course_lib.grading import wire
+
+    record = b'{"$tensor":"float32","shape":[0,4611686018427387904,4611686018427387904],"data":""}'
+    with pytest.raises(wire.WireError):
+        wire.loads(record, max_bytes=1000)
+
+
+def test_a_huge_cell_is_not_parsed_by_the_grader(tmp_path):
+    huge = SOFTMAX_HEADER + "    return x\n" + "y = [" + "1," * 400_000 + "]\n"
+    write(tmp_path / "subs" / "big", "00_foundations.ipynb", replaced(SOLUTION, "stable_softmax", huge))
+    assert main([str(tmp_path / "subs"), "--timeout", "20", "--seed", "1", "--json", str(tmp_path / "g.json")]) == 0
+    result = json.loads((tmp_path / "g.json").read_text())["big"]["00_foundations"]["stable_softmax"]
+    assert result["status"] == "error" and "longer than" in result["messages"][0], result
