@@ -50,6 +50,10 @@ def main() -> None:
         seconds = time.perf_counter() - started
         grades = json.loads(out.read_text())
     full = sum(all(s["status"] == "passed" for s in nb["00_foundations"].values()) for nb in grades.values())
+    for student, nbs in grades.items():
+        for exercise, s in nbs["00_foundations"].items():
+            if s["status"] != "passed":
+                print(f"{student} {exercise}: {s['status']} {s['messages'][:1]}", file=sys.stderr)
     bare = start_seconds(START)
     boxed = start_seconds([*sandbox._bwrap(sandbox.JOB_UIDS[0] if sandbox._as_root() else None), *START])
     emit(
