@@ -144,21 +144,10 @@ def _bwrap(uid: int | None, replacements: list[tuple[str, str]] = (), seccomp_fd
         command += ["--unshare-user", "--disable-userns"]
     else:
         command += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
-    command += ["--die-with-parent", "--new-session", "--hostname", "grader", *_mounts(), *_covers(replacements)]
-    command += [
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--perms",
-        "1777",
-        "--size",
-        str(SCRATCH_BYTES),
-        "--tmpfs",
-        "/tmp",
-        "--chdir",
-        "/tmp",
-    ]
+    command += ["--die-with-parent", "--new-session", "--hostname", "grader", "--proc", "/proc", "--dev", "/dev"]
+    # The scratch tmpfs first: a course or a Python that lives under /tmp is then mounted on top of it.
+    command += ["--perms", "1777", "--size", str(SCRATCH_BYTES), "--tmpfs", "/tmp"]
+    command += [*_mounts(), *_covers(replacements), "--chdir", "/tmp"]
     command.append("--")
     if uid is not None:
         command += [
