@@ -1,6 +1,13 @@
 """Every lesson: grade a folder of submitted notebooks, each exercise in its own sandboxed subprocess.
 
     python -m course_lib.grade SUBMISSIONS_DIR [--timeout S] [--json FILE] [--csv FILE] [--seed N] [--jobs N]
+                                               [--unsandboxed]
+
+The pieces, in the order a run meets them: `discovery` finds the submissions and their exercise cells; here the
+grader builds each exercise's cases and reference answers (trusted, in this process), `shipping` and `wire`
+make the job, `sandbox` runs it under bubblewrap (`runner` is the job's side), `judge` screens the cell and
+classifies what came back (the same judgement `check(...)` gives in the notebook), `report` writes the table
+and the CSV. Without bubblewrap the grader refuses unless `--unsandboxed` (or COURSE_GRADER_UNSANDBOXED=1).
 
 SUBMISSIONS_DIR holds one folder per student (alice/00_foundations.ipynb) or notebooks named after
 students (alice.ipynb, alice_00_foundations.ipynb). Only exercise cells are run; check cells and
