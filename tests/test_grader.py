@@ -641,3 +641,35 @@ def test_a_huge_cell_is_not_parsed_by_the_grader(tmp_path):
     assert main([str(tmp_path / "subs"), "--timeout", "20", "--seed", "1", "--json", str(tmp_path / "g.json")]) == 0
     result = json.loads((tmp_path / "g.json").read_text())["big"]["00_foundations"]["stable_softmax"]
     assert result["status"] == "error" and "longer than" in result["messages"][0], result
+
+
+@needs_sandbox
+def test_inside_the_sandbox_keyrings_and_new_namespaces_are_refused():
+    """The attack cells above use ctypes, so they are flagged for review whatever happens; this runs the same
+    calls in a bare job and reads their answers: EPERM from the seccomp filter, and threads still work."""
+    import subprocess
+
+    probe = (
+        "import ctypes, os, threading\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "key = libc.syscall(248, b'user', b'course-grader-probe', b'x', 1, -4)\n"
+        "err_key = ctypes.get_errno()\n"
+        "userns = libc.unshare(0x10000000)\n"
+        "err_ns = ctypes.get_errno()\n"
+        "t = threading.Thread(target=lambda: None)\nt.start()\nt.join()\n"
+        "print(key, err_key, userns, err_ns, os.getuid())\n"
+    )
+    with sandbox._filter() as fd:
+        uid = sandbox.JOB_UIDS[-2] if sandbox._as_root() else None
+        done = subprocess.run(
+            [*sandbox._bwrap(uid, seccomp_fd=fd), sys.executable, "-I", "-c", probe],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            pass_fds=() if fd is None else (fd,),
+            preexec_fn=lambda: os.umask(0o022),
+        )
+    assert done.returncode == 0, done.stderr
+    key, err_key, userns, err_ns, uid_inside = map(int, done.stdout.split())
+    assert (key, err_key, userns, err_ns) == (-1, 1, -1, 1)
+    assert uid_inside != 0
