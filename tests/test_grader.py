@@ -455,7 +455,6 @@ def test_the_sandbox_stops_each_attack_and_leaves_nothing_behind(graded, student
     assert not escapees()
     assert f"0x{SHM_KEY:08x}" not in shared_memory_keys()
     assert "instructor's secret" not in json.dumps(graded[0])
-    assert KEY_NAME not in Path("/proc/keys").read_text() if Path("/proc/keys").exists() else True
 
 
 def shared_memory_keys() -> str:
