@@ -34,7 +34,7 @@ from pathlib import Path
 from course_lib.grading import registry, sandbox, shipping, wire
 from course_lib.grading.discovery import MAX_CELL, Submission, exercise_sources, find_submissions
 from course_lib.grading.execute import NOT_IMPLEMENTED, run_cases
-from course_lib.grading.judge import MAX_MESSAGE, TRAP_MARK, judge, screen
+from course_lib.grading.judge import MAX_MESSAGE, judge, screen, trap_message
 from course_lib.grading.notebook import NotebookError, read_notebook
 from course_lib.grading.report import printable, report_table, write_csv
 from course_lib.grading.spec import Case, Exercise
@@ -98,8 +98,7 @@ atexit.register(shutil.rmtree, _STRIPPED, ignore_errors=True)
 @cache
 def library_without(function: str) -> list[tuple[str, str]]:
     """The library's modules that define `function`, as copies in which it raises: the job sees these."""
-    message = f"{TRAP_MARK}: {function} is out of reach while grading; write it yourself"
-    return shipping.stripped_library(sandbox.LIBRARY, function, _STRIPPED, message)
+    return shipping.stripped_library(sandbox.LIBRARY, function, _STRIPPED, trap_message(function))
 
 
 def run_in_sandbox(

@@ -14,6 +14,11 @@ MAX_MESSAGE = 300  # characters of one message from a job: reports carry what th
 TRAP_MARK = "reference-trap"  # in the message of a disarmed library function (runner.disarm)
 
 
+def trap_message(function: str) -> str:
+    """What a library function with the graded function's name raises inside a job."""
+    return f"{TRAP_MARK}: {function} is out of reach while grading; write it yourself"
+
+
 @dataclass
 class Judgement:
     """How the cases came out: a status, the cases passed, and one message per failing case."""

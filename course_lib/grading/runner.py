@@ -41,7 +41,7 @@ import torch  # noqa: E402
 from course_lib.device import seeded  # noqa: E402
 from course_lib.grading import wire  # noqa: E402
 from course_lib.grading.execute import NOT_IMPLEMENTED, short_error  # noqa: E402
-from course_lib.grading.judge import TRAP_MARK  # noqa: E402
+from course_lib.grading.judge import trap_message  # noqa: E402
 from course_lib.grading.sandbox import FRAME  # noqa: E402
 from course_lib.grading.spec import Case, plain  # noqa: E402
 
@@ -73,7 +73,7 @@ class Channel:
 
 
 def _trap_code(label: str) -> types.CodeType:
-    message = f"{TRAP_MARK}: {label} is out of reach while grading; write it yourself"
+    message = trap_message(label)
     module = compile(f"def trap(*args, **kwargs):\n    raise RuntimeError({message!r})\n", "<grader>", "exec")
     return next(c for c in module.co_consts if isinstance(c, types.CodeType))
 
