@@ -1,4 +1,5 @@
-"""Lessons 01-07 and on: `load_or_train`, so a later lesson reuses an earlier lesson's model without re-training it.
+"""Lessons 01-03, 05-13, 15-16: `load_or_train`, so a later lesson reuses an earlier lesson's model without
+re-training it.
 
 Each artifact is two files in the cache: NAME-HASH.pt (the state dict) and NAME-HASH.json (its
 sha256, the config and whatever metrics training reported). HASH is taken from the config, so

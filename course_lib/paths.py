@@ -1,4 +1,5 @@
-"""Every lesson: where the course keeps its cache, and how it writes files so a crash never leaves half a file."""
+"""Lessons 01-13, 15-16: where the course keeps its cache, and how it writes files so a crash never leaves half a
+file."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Every lesson: the pictures lessons draw, a grid of images, loss curves, a labelled heat map, attention maps."""
+"""Lessons 00-03, 05-06, 08-10, 12-13: the pictures lessons draw, a grid of images, loss curves, a labelled heat
+map, attention maps."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Lessons 00-07 and every later one that trains: the course's one training loop, its optimizer and schedule.
+"""Lessons 00, 03, 05: the course's one training loop, its optimizer and schedule; the task code of the later
+lessons trains with them too.
 
 `train` runs a fixed number of optimizer steps over any stream of batches, with a learning-rate schedule,
 gradient clipping, periodic evaluation, a hook for samples and a progress bar. `fit` is the same loop counted

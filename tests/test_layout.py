@@ -16,6 +16,7 @@ LAYERS = {
     "__init__": 0,
     "device": 0,
     "paths": 0,
+    "lessons": 0,
     "artifacts": 1,
     "train": 1,
     "plots": 1,

@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from course_lib.lessons import LESSONS
 from course_lib.web import build, readiness, vendor
 from tests.conftest import ROOT
 
@@ -33,8 +34,9 @@ def test_a_changed_missing_or_extra_vendored_file_is_refused(tmp_path):
 def test_the_assembled_source_has_the_syllabus_home_page_and_language_switches(tmp_path):
     counts = build.assemble(tmp_path / "src")
     lessons = build.lesson_stems()
+    modules = {m for entry in LESSONS for m in entry.code}
     assert counts == {"notebooks": len(lessons), "solutions": len(lessons), "exercises": len(lessons),
-                      "zh": len(lessons) + 1}  # fmt: skip
+                      "zh": len(lessons) + 1, "code": len(modules)}  # fmt: skip
     home = (tmp_path / "src" / "index.md").read_text()
     assert "## Syllabus" in home and "## Set up" not in home
     assert "](notebooks/15_rlhf.ipynb)" in home and "](zh/index.md)" in home
@@ -42,6 +44,7 @@ def test_the_assembled_source_has_the_syllabus_home_page_and_language_switches(t
     assert "../zh/15_rlhf.html" in lesson["cells"][0]["source"]
     original = json.loads((ROOT / "notebooks" / "15_rlhf.ipynb").read_text())
     assert lesson["cells"][1:] == original["cells"]  # committed outputs untouched
+    assert "[`course_lib/alignment/ppo.py`](../code/course_lib.alignment.ppo.md)" in lesson["cells"][0]["source"]
     zh = (tmp_path / "src" / "zh" / "15_rlhf.md").read_text()
     assert "](../notebooks/15_rlhf.ipynb)" in zh and "../../../" not in zh
     assert "## 课程大纲" in (tmp_path / "src" / "zh" / "index.md").read_text()
@@ -58,3 +61,17 @@ def test_chromium_is_found_only_where_it_is(tmp_path, monkeypatch):
     monkeypatch.setenv("CHROMIUM", str(fake))
     assert readiness.chromium_path() == str(fake)
     assert readiness.checks()[0][:2] == ("OK", "browser")
+
+
+def test_each_lesson_page_links_the_code_its_manifest_lists(tmp_path):
+    build.assemble(tmp_path / "src")
+    page = json.loads((tmp_path / "src" / "notebooks" / "01_seq2seq_attention.ipynb").read_text())
+    header = page["cells"][0]["source"]
+    imports, _, behind = header.partition("; behind them: ")
+    assert "../code/course_lib.text.translation.md" in imports and "../code/course_lib.models.seq2seq.md" in behind
+    code = (tmp_path / "src" / "code" / "course_lib.models.seq2seq.md").read_text()
+    assert code.startswith("# `course_lib/models/seq2seq.py`\n")
+    assert "[01 · Seq2Seq and attention](../notebooks/01_seq2seq_attention.ipynb)" in code
+    assert "[03 · The Transformer](../notebooks/03_transformer.ipynb)" in code and "02_attention" not in code
+    assert (ROOT / "course_lib" / "models" / "seq2seq.py").read_text() in code
+    assert "code/course_lib.models.seq2seq" in (tmp_path / "src" / "index.md").read_text()

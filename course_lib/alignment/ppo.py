@@ -1,4 +1,5 @@
-"""Lesson 15: PPO as InstructGPT uses it to fine-tune a language model against a reward model.
+"""Lessons 15-16: PPO as InstructGPT uses it to fine-tune a language model against a reward model (lesson 16
+compares DPO with it).
 
 Each iteration samples continuations of a batch of prompts (the rollout), scores them with the reward
 model, and shapes a per-token reward: minus beta times the log-ratio of the sampled token under the

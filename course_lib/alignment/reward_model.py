@@ -1,4 +1,5 @@
-"""Lesson 15: a reward model, lesson 05's GPT with a scalar head, trained on preferences with the Bradley-Terry loss.
+"""Lessons 15-16: a reward model, lesson 05's GPT with a scalar head, trained on preferences with the Bradley-Terry
+loss (lesson 16 scores its DPO policies with it).
 
 InstructGPT (Ouyang et al., 2022) reads the score off the last token's final hidden state. This model reads only
 the continuation and sums a score read off the last character of each word: by then the causal backbone has read

@@ -1,4 +1,5 @@
-"""Lessons 01-03: English -> French number words from num2words, with a fixed held-out set of numbers.
+"""Lesson 01: English -> French number words from num2words, with a fixed held-out set of numbers (the task of
+lessons 01-03, built by `text.translation`).
 
 "three hundred and seventy-one" -> "trois cent soixante et onze": word reordering, agreement and
 irregular forms (soixante-dix, quatre-vingts) give attention something to align.

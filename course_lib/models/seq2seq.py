@@ -1,4 +1,5 @@
-"""Lessons 01-03: the recurrent encoder-decoder, with and without additive (Bahdanau) attention.
+"""Lessons 01, 03: the recurrent encoder-decoder, with and without additive (Bahdanau) attention; lesson 03
+compares the Transformer with it.
 
 Without attention the decoder sees the source only through one fixed-size vector, the encoder's
 final state; with attention it re-reads every encoder state at every step, weighted by

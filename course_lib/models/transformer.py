@@ -1,4 +1,4 @@
-"""Lessons 03 and 02: the encoder-decoder Transformer that translates lesson 01's number words.
+"""Lessons 02-03: the encoder-decoder Transformer that translates lesson 01's number words.
 
 Token embeddings scaled by sqrt(d_model), sinusoidal positions, a stack of post-LN encoder layers, a
 stack of decoder layers with cross-attention, and a linear head to target logits.

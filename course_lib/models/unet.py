@@ -1,4 +1,4 @@
-"""Lesson 10: the noise predictors of a diffusion model: a small U-Net for 8x8 digits and an MLP for 2-D points.
+"""Lessons 10, 13: the noise predictors of a diffusion model: a small U-Net for 8x8 digits and an MLP for 2-D points.
 
 Both map (x_t, t, labels) to a prediction of the noise in x_t. The time step enters through lesson 03's
 sinusoidal table and an MLP; the label through an embedding with one extra row, `classes`, meaning "no label"

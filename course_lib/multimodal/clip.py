@@ -1,4 +1,4 @@
-"""Lesson 12: training CLIP on the captioned shapes and measuring it: zero-shot classification from prompts,
+"""Lessons 12-13: training CLIP on the captioned shapes and measuring it: zero-shot classification from prompts,
 retrieval (recall@k), and the binding test (the true caption against the same words with attributes swapped).
 
 Hard negatives (Yuksekgonul et al. 2023, NegCLIP): each image also meets its own caption with two words swapped,

@@ -1,4 +1,4 @@
-"""Lesson 13's judge: attribute readers, a small CNN trained on renders of every object (the held-out ones too)
+"""Lesson 13: the judge, attribute readers, a small CNN trained on renders of every object (the held-out ones too)
 that reads a scene's six attributes back from any image, real or generated."""
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
-"""Lessons 01-07: blocks, one module per idea: attention (lessons 01-02), positions (03), Transformer layers
-(03, 05, 07),
-greedy decoding (01-03), the key-value cache (06). Blocks import only torch, einops and each other."""
+"""Lessons 01-03, 05-06, 11: blocks, one module per idea: attention (lessons 01-02), positions (03), the Transformer's
+layers (03), greedy decoding (01), the key-value cache (06). Blocks import only torch, einops and each other."""
 
 from course_lib.nn.attention import (
     AdditiveAttention,

@@ -1,4 +1,4 @@
-"""Lessons 01-03, 05-07: attention from scratch, scaled dot-product, masks, multi-head, Bahdanau's additive.
+"""Lessons 01-03, 05, 11: attention from scratch, scaled dot-product, masks, multi-head, Bahdanau's additive.
 
 Mask convention, as in `F.scaled_dot_product_attention`: a boolean mask is True where a query
 MAY attend to a key. Masks broadcast against the scores, shaped (..., t_q, t_k).

@@ -1,4 +1,4 @@
-"""Lessons 01-03: greedy decoding, the one loop every encoder-decoder in the course uses at test time."""
+"""Lesson 01: greedy decoding, the one loop every encoder-decoder of lessons 01-03 uses at test time."""
 
 from __future__ import annotations
 

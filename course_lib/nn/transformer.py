@@ -1,4 +1,5 @@
-"""Lessons 03, 05, 07: the Transformer's encoder and decoder layers and its feed-forward block.
+"""Lesson 03: the Transformer's encoder and decoder layers and its feed-forward block (lesson 07's BERT and
+lesson 11's ViT stack the encoder layer).
 
 Layers are post-LN as in the 2017 paper (x = LayerNorm(x + sublayer(x))); `norm_first=True` gives
 the pre-LN variant GPT uses (x = x + sublayer(LayerNorm(x))).

@@ -1,4 +1,4 @@
-"""Lesson 06: decoding, turning a language model's next-token logits into text, and measuring the result.
+"""Lessons 05-06: decoding, turning a language model's next-token logits into text, and measuring the result.
 
 Every sampler is one function of the logits of the last position, (b, vocab) -> (b,) token ids:
 greedy takes the argmax; temperature divides the logits; top-k keeps the k largest; top-p (nucleus)

@@ -1,4 +1,5 @@
-"""Lessons 05, 06, 14-16 and bench/gpt.py: language modelling on Shakespeare: data, batches, loss, training.
+"""Lessons 05-06, 15-16: language modelling on Shakespeare: data, batches, loss, training. Lesson 06 decodes from
+its GPT, lessons 15-16 align it, and bench/gpt.py times its recipe.
 
 `RECIPE` is the lesson's character-level GPT, chosen to train fast on 2 CPU cores: a shallow model
 (3 layers of 128) that keeps the matmuls busy with 24 x 64 tokens a step, a high peak learning rate

@@ -1,4 +1,5 @@
-"""Lessons 04-06: the character-level tokenizer, one id per character of a fixed alphabet."""
+"""Lesson 04: the character-level tokenizer, one id per character of a fixed alphabet (lesson 05's GPT reads
+characters)."""
 
 from __future__ import annotations
 

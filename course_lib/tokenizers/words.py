@@ -1,4 +1,4 @@
-"""Lessons 01-03: `WordVocab`, words and punctuation as tokens, for the number-word translation."""
+"""Lesson 01: `WordVocab`, words and punctuation as tokens, for the number-word translation of lessons 01-03."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lessons 08-10 and 13: one yardstick for every image generator, a judge network trained once on the real digits.
+"""Lessons 08-10: one yardstick for every image generator, a judge network trained once on the real digits.
 
 From the judge come four numbers that compare a VAE, a GAN and a diffusion model on the same footing:
 - judge accuracy: class-conditional samples that the judge reads as the class they were asked for;

@@ -3,7 +3,9 @@ pages) from the repository, then build it with Sphinx and myst-nb into static HT
 
 The home page is the README's introduction and syllabus (links to notebooks become links to pages); each lesson
 page starts with a language switch to its Chinese page (docs/zh/lessons/), which gives the lesson's opening and
-closing in Chinese and links back. The build needs no network: the JavaScript it serves is committed (vendor/).
+closing in Chinese and links back, and with links to the lesson's code: one page per module that
+course_lib/lessons.py lists for it, showing the module's source. The build needs no network: the JavaScript it
+serves is committed (vendor/).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
+from course_lib import lessons
 from course_lib.web import vendor
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,14 +71,42 @@ def _toctree(caption: str, entries: list[str], hidden: bool = False) -> str:
     return "```{toctree}\n" + options + "\n" + "\n".join(entries) + "\n```\n"
 
 
-def _with_language_switch(notebook: dict, zh_page: str) -> dict:
-    """The lesson notebook with a first markdown cell linking to its Chinese page."""
-    cell = {
-        "cell_type": "markdown",
-        "metadata": {},
-        "source": f'<div class="lang-switch">English · <a href="{zh_page}">中文导读</a></div>\n',
-    }
+def _code_link(module: str) -> str:
+    return f"[`{lessons.source_path(module)}`](../code/{module}.md)"
+
+
+def code_line(lesson: lessons.Lesson) -> str:
+    """The lesson page's links to its code, as the manifest lists it: the notebook's imports, then what is behind."""
+    line = "**Code for this lesson:** " + " · ".join(_code_link(m) for m in lesson.modules)
+    if lesson.behind:
+        line += "; behind them: " + " · ".join(_code_link(m) for m in lesson.behind)
+    return line + "\n"
+
+
+def _with_header(notebook: dict, lesson: lessons.Lesson | None, zh_page: str | None) -> dict:
+    """The lesson notebook with a first markdown cell: a link to its Chinese page, links to its code."""
+    parts = []
+    if zh_page:
+        parts.append(f'<div class="lang-switch">English · <a href="{zh_page}">中文导读</a></div>\n')
+    if lesson:
+        parts.append(code_line(lesson))
+    if not parts:
+        return notebook
+    cell = {"cell_type": "markdown", "metadata": {}, "source": "\n".join(parts)}
     return {**notebook, "cells": [cell, *notebook["cells"]]}
+
+
+def code_page(module: str) -> str:
+    """A module's page: its path, the lessons that list it (linked), and its source."""
+    source = (lessons.ROOT / lessons.source_path(module)).read_text(encoding="utf-8")
+    users = lessons.lessons_using(module)
+    links = ", ".join(f"[{e.number:02d} · {e.title}](../{e.notebook})" for e in users)
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", source)), default=0))
+    return (
+        f"# `{lessons.source_path(module)}`\n\n"
+        f"`{module}`, the code of lesson{'s' if len(users) > 1 else ''} {links}.\n\n"
+        f"{fence}python\n{source}{'' if source.endswith(chr(10)) else chr(10)}{fence}\n"
+    )
 
 
 def _titled_solutions(notebook: dict) -> dict:
@@ -97,33 +128,43 @@ def assemble(source: Path) -> dict[str, int]:
     (source / "_static" / "course.css").write_text(CSS)
     (source / "_static" / "favicon.svg").write_text(FAVICON)
     (source / "_static" / "mathjax2-hub-shim.js").write_text(MATHJAX2_HUB_SHIM)
-    lessons = lesson_stems()
+    stems = lesson_stems()
+    by_notebook = {entry.notebook: entry for entry in lessons.LESSONS}
     counts = {}
     for folder in NOTEBOOK_FOLDERS:
         (source / folder).mkdir()
         for path in sorted((ROOT / folder).glob("[0-9][0-9]_*.ipynb")):
             notebook = json.loads(path.read_text())
-            if folder == "notebooks" and (ZH_LESSONS / f"{path.stem}.md").exists():
-                notebook = _with_language_switch(notebook, f"../zh/{path.stem}.html")
+            if folder == "notebooks":
+                zh = (ZH_LESSONS / f"{path.stem}.md").exists()
+                lesson = by_notebook.get(f"notebooks/{path.name}")
+                notebook = _with_header(notebook, lesson, f"../zh/{path.stem}.html" if zh else None)
             if folder == "solutions":
                 notebook = _titled_solutions(notebook)
             (source / folder / path.name).write_text(json.dumps(notebook, ensure_ascii=False))
         counts[folder] = len(list((source / folder).glob("*.ipynb")))
 
+    (source / "code").mkdir()
+    modules = sorted({module for entry in lessons.LESSONS for module in entry.code})
+    for module in modules:
+        (source / "code" / f"{module}.md").write_text(code_page(module))
+    counts["code"] = len(modules)
+
     readme = readme_sections((ROOT / "README.md").read_text(), ("Syllabus",))
     (source / "index.md").write_text(
         _relink(readme)
         + "\n"
-        + _toctree("Lessons", [f"notebooks/{s}" for s in lessons], hidden=True)
-        + _toctree("Exercises (student versions)", [f"exercises/{s}" for s in lessons], hidden=True)
-        + _toctree("Solutions", [f"solutions/{s}" for s in lessons], hidden=True)
+        + _toctree("Lessons", [f"notebooks/{s}" for s in stems], hidden=True)
+        + _toctree("Exercises (student versions)", [f"exercises/{s}" for s in stems], hidden=True)
+        + _toctree("Solutions", [f"solutions/{s}" for s in stems], hidden=True)
+        + _toctree("Library code", [f"code/{m}" for m in modules], hidden=True)
         + _toctree("中文", ["zh/index", "glossary.zh-CN"], hidden=True)
     )
     shutil.copy(ROOT / "docs" / "glossary.zh-CN.md", source / "glossary.zh-CN.md")
 
     (source / "zh").mkdir()
     zh_pages = []
-    for stem in lessons:
+    for stem in stems:
         page = ZH_LESSONS / f"{stem}.md"
         if page.exists():
             text = page.read_text().replace("](../../../", "](../")  # repository-relative -> site-relative
