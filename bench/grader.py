@@ -1,14 +1,12 @@
-"""The grader: a class of 30 students handing in lesson 00's solutions, graded with --jobs 2, and the sandbox's
-start-up cost per job (bubblewrap and a Python that imports torch, against the same Python started bare).
+"""The grader: a class of 30 students handing in lesson 00's solutions, graded with --jobs 2 (each notebook's four
+cells in one job), and the sandbox's start-up cost per job (bubblewrap and a Python that imports torch, against the
+same Python started bare).
 
 python bench/grader.py
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
 import subprocess
 import sys
 import tempfile
@@ -19,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit
 
 from course_lib.grading import sandbox
-from course_lib.grading.grade import main as grade
+from course_lib.grading.grade import grade_folder
+from course_lib.grading.verdict import Status
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENTS = 30
@@ -43,17 +42,14 @@ def main() -> None:
         for i in range(STUDENTS):
             (subs / f"student{i:02d}").mkdir(parents=True)
             (subs / f"student{i:02d}" / "00_foundations.ipynb").write_text(solution)
-        out = Path(folder) / "grades.json"
         started = time.perf_counter()
-        with contextlib.redirect_stdout(io.StringIO()):
-            code = grade([str(subs), "--jobs", "2", "--seed", "0", "--timeout", "60", "--json", str(out)])
+        grades, _, alone = grade_folder(subs, seed=0, timeout=60, jobs=2, unsandboxed=not sandbox.sandboxed())
         seconds = time.perf_counter() - started
-        grades = json.loads(out.read_text())
-    full = sum(all(s["status"] == "passed" for s in nb["00_foundations"].values()) for nb in grades.values())
+    full = sum(all(s.status == Status.PASSED for s in nb["00_foundations"].values()) for nb in grades.values())
     for student, nbs in grades.items():
         for exercise, s in nbs["00_foundations"].items():
-            if s["status"] != "passed":
-                print(f"{student} {exercise}: {s['status']} {s['messages'][:1]}", file=sys.stderr)
+            if s.status != Status.PASSED:
+                print(f"{student} {exercise}: {s.status} {s.messages[:1]}", file=sys.stderr)
     bare = start_seconds(START)
     boxed = start_seconds([*sandbox._bwrap(sandbox.JOB_UIDS[0] if sandbox._as_root() else None), *START])
     emit(
@@ -61,10 +57,10 @@ def main() -> None:
         isolation=sandbox.isolation(),
         students=STUDENTS,
         jobs=2,
-        exit_code=code,
         students_with_full_marks=full,
+        exercises_run_alone_after_a_bundle=alone,
         grading_seconds=round(seconds, 1),
-        seconds_per_exercise_job=round(seconds * 2 / (STUDENTS * 4), 2),
+        seconds_per_notebook_job=round(seconds * 2 / STUDENTS, 2),
         start_bare_python_torch_s=round(bare, 2),
         start_in_bubblewrap_s=round(boxed, 2),
         sandbox_overhead_per_job_s=round(boxed - bare, 3),

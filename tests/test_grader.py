@@ -23,6 +23,7 @@ SOLUTION = read_notebook(ROOT / "solutions" / "00_foundations.ipynb")
 FULL = 8.0
 
 SOFTMAX_HEADER = "def stable_softmax(x, dim=-1):\n"
+ALONE_LINE = "ALONE = batched_matmul  # names another exercise: graded alone, where the cell holds the grader's pipe\n"
 GOOD_SOFTMAX = "    e = (x - x.amax(dim, keepdim=True)).exp()\n    return e / e.sum(dim, keepdim=True)\n"
 CHEATS = {
     # student: (exercise whose cell is replaced, new cell source)
@@ -66,7 +67,8 @@ CHEATS = {
     "forged_result": (
         "stable_softmax",
         "import sys, os, pickle, struct\n"
-        "class Evil:\n    def __reduce__(self):\n        return (os.system, ('touch /tmp/pwned_by_student',))\n"
+        + ALONE_LINE
+        + "class Evil:\n    def __reduce__(self):\n        return (os.system, ('touch /tmp/pwned_by_student',))\n"
         "data = pickle.dumps({'kind': 'result', 'status': 'ran', 'cases': [Evil()]})\n"
         "os.write(int(sys.argv[1]), struct.pack('>I', len(data)) + data)\n"
         "os._exit(0)\n",
@@ -145,13 +147,14 @@ CHEATS = {
     ),
     "floods_the_result_pipe": (
         "stable_softmax",
-        "import os, sys\nchunk = b'x' * 2**20\nfor _ in range(80):\n    os.write(int(sys.argv[1]), chunk)\n"
+        ALONE_LINE
+        + "import os, sys\nchunk = b'x' * 2**20\nfor _ in range(80):\n    os.write(int(sys.argv[1]), chunk)\n"
         + SOFTMAX_HEADER
         + GOOD_SOFTMAX,
     ),
     "garbles_the_result_pipe": (
         "stable_softmax",
-        "import os, sys\nos.write(int(sys.argv[1]), bytes([127, 255, 255, 255]))\nos._exit(0)\n",
+        ALONE_LINE + "import os, sys\nos.write(int(sys.argv[1]), bytes([127, 255, 255, 255]))\nos._exit(0)\n",
     ),
     "writes_a_huge_file": (
         "stable_softmax",
@@ -541,7 +544,7 @@ def test_the_grader_says_which_isolation_is_in_force(tmp_path, capsys):
 def test_a_result_with_many_keys_is_refused_at_once(tmp_path):
     """The old pickled result let 64k colliding keys keep the grader busy for 25 s; JSON objects are capped."""
     source = (
-        "import os, sys, struct\n"
+        ALONE_LINE + "import os, sys, struct\n"
         "keys = ','.join(f'\"k{i}\":0' for i in range(70_000))\n"
         'data = (\'{"kind":"result","status":"ran","cases":[],"x":{\' + keys + \'}}\').encode()\n'
         "os.write(int(sys.argv[1]), struct.pack('>I', len(data)) + data)\nos._exit(0)\n"
@@ -552,6 +555,141 @@ def test_a_result_with_many_keys_is_refused_at_once(tmp_path):
     result = json.loads((tmp_path / "g.json").read_text())["mallory"]["00_foundations"]["stable_softmax"]
     assert result["status"] == "error" and "not plain data" in result["messages"][0], result
     assert time.monotonic() - started < 60
+
+
+MATMUL_HEADER = "def batched_matmul(a, b):\n"
+WRONG_MATMUL = MATMUL_HEADER + "    return a  # wrong\n"
+FORGES_A_RESULT = (  # a record for the next exercise, written to every descriptor the cell can find
+    "import os, struct, json\n"
+    "record = {'kind': 'result', 'exercise': 'batched_' + 'matmul', 'status': 'ran', 'message': '',\n"
+    "          'cases': [{'value': 0.0, 'error': None}]}\n"
+    "data = json.dumps(record).encode()\n"
+    "for fd in range(3, 40):\n"
+    "    try:\n"
+    "        os.write(fd, struct.pack('>I', len(data)) + data)\n"
+    "    except OSError:\n"
+    "        pass\n"
+)
+RIGHT_MATMUL = "'def batched_' + 'matmul(a, b):\\n    return torch.einsum(\"bik,bkj->bij\", a, b)\\n'"
+HIJACKS = {  # the first cell rewrites how the next exercise runs (attacker review): the next cell is wrong
+    "patches_the_runner": "import __main__ as runner\n"
+    "real = runner.Prepared.run\n"
+    "def hijacked(self):\n"
+    "    if self.exercise.startswith('batched'):\n"
+    "        self.job = dict(self.job, source=" + RIGHT_MATMUL + ")\n"
+    "    return real(self)\n"
+    "runner.Prepared.run = hijacked\n",
+    "rewrites_the_next_job": "import sys, concurrent.futures\n"  # gc on a library thread: not flagged
+    "collector = getattr(sys, 'modules')['gc']\n"
+    "found = concurrent.futures.ThreadPoolExecutor(1).submit(collector.get_objects).result()\n"
+    "for p in found:\n"
+    "    if type(p).__name__ == 'Prepared' and p.exercise.startswith('batched'):\n"
+    "        p.job = dict(p.job, source=" + RIGHT_MATMUL + ")\n",
+}
+
+
+def grade_bundles(subs, timeout=20):
+    from course_lib.grading.grade import grade_folder
+
+    results, _, alone = grade_folder(subs, seed=1, timeout=timeout, jobs=2)
+    statuses = {st: {e: str(s.status) for e, s in nbs["00_foundations"].items()} for st, nbs in results.items()}
+    return statuses, alone
+
+
+@needs_sandbox
+def test_a_notebooks_cells_share_one_job_and_a_cell_that_hangs_costs_only_its_own_points(tmp_path):
+    """Lesson 00's four cells run in one job, each in a process of its own; a cell that never returns is killed
+    after its timeout and the cells after it still run in the same job."""
+    subs = tmp_path / "subs"
+    write(subs / "alice", "00_foundations.ipynb", SOLUTION)
+    hangs = MATMUL_HEADER + "    while True:\n        pass\n"
+    write(subs / "hangs", "00_foundations.ipynb", replaced(SOLUTION, "batched_matmul", hangs))
+    big = SOFTMAX_HEADER + "    open('big.bin', 'wb').write(b'x' * 60 * 2**20)\n" + GOOD_SOFTMAX  # fills the scratch
+    write(subs / "fills_the_scratch", "00_foundations.ipynb", replaced(SOLUTION, "stable_softmax", big))
+    started = time.monotonic()
+    statuses, alone = grade_bundles(subs, timeout=8)
+    assert statuses["alice"] == dict.fromkeys(statuses["alice"], "passed")
+    assert statuses["fills_the_scratch"] == dict.fromkeys(statuses["alice"], "passed")  # emptied between cells
+    assert statuses["hangs"] == {
+        "stable_softmax": "passed",
+        "batched_matmul": "timeout",
+        "image_to_patches": "passed",
+        "accumulated_step": "passed",
+    }
+    assert alone == 0
+    assert time.monotonic() - started < 60
+
+
+@needs_sandbox
+def test_a_flag_in_a_bundle_is_that_cells_alone(tmp_path):
+    looks = "import sys, operator\n" + MATMUL_HEADER + "    operator.attrgetter('_get' + 'frame')(sys)(0)\n"
+    looks += "    return torch.einsum('bik,bkj->bij', a, b)\n"
+    write(tmp_path / "subs" / "peeks", "00_foundations.ipynb", replaced(SOLUTION, "batched_matmul", looks))
+    statuses, alone = grade_bundles(tmp_path / "subs")
+    assert statuses["peeks"]["batched_matmul"] == "needs review"
+    assert [statuses["peeks"][e] for e in ("stable_softmax", "image_to_patches", "accumulated_step")] == ["passed"] * 3
+    assert alone == 0
+
+
+@needs_sandbox
+def test_a_result_forged_for_another_exercise_counts_for_the_forger_only(tmp_path):
+    """In a bundle a cell has only its own pipe, and the job's parent labels what comes down it: a record that
+    names the next exercise is taken as the forger's own (wrong) answer."""
+    forger = FORGES_A_RESULT + SOFTMAX_HEADER + GOOD_SOFTMAX
+    nb = replaced(replaced(SOLUTION, "stable_softmax", forger), "batched_matmul", WRONG_MATMUL)
+    write(tmp_path / "subs" / "forger", "00_foundations.ipynb", nb)
+    statuses, alone = grade_bundles(tmp_path / "subs")
+    assert statuses["forger"] == {
+        "stable_softmax": "error",  # its first result is the forged one, with the wrong number of cases
+        "batched_matmul": "failed",
+        "image_to_patches": "passed",
+        "accumulated_step": "passed",
+    }
+    assert alone == 0
+
+
+@needs_sandbox
+def test_a_cell_that_garbles_its_own_pipe_in_a_bundle_loses_only_its_own_points(tmp_path):
+    garbles = "import os\nfor fd in range(3, 40):\n    try:\n        os.write(fd, bytes([127, 255, 255, 255]))\n"
+    garbles += "    except OSError:\n        pass\n" + SOFTMAX_HEADER + GOOD_SOFTMAX
+    write(tmp_path / "subs" / "garbler", "00_foundations.ipynb", replaced(SOLUTION, "stable_softmax", garbles))
+    statuses, alone = grade_bundles(tmp_path / "subs")
+    assert statuses["garbler"] == {
+        "stable_softmax": "error",
+        "batched_matmul": "passed",
+        "image_to_patches": "passed",
+        "accumulated_step": "passed",
+    }
+    assert alone == 0
+
+
+@needs_sandbox
+@pytest.mark.parametrize("attack", sorted(HIJACKS))
+def test_one_cell_cannot_change_how_another_is_graded(tmp_path, attack):
+    """Each cell of a bundle runs in a process forked after the cells before it ended: what a cell patches or
+    rewrites in its own process never reaches the next cell's."""
+    nb = replaced(SOLUTION, "stable_softmax", HIJACKS[attack] + SOFTMAX_HEADER + GOOD_SOFTMAX)
+    write(tmp_path / "subs" / "hijacker", "00_foundations.ipynb", replaced(nb, "batched_matmul", WRONG_MATMUL))
+    statuses, _ = grade_bundles(tmp_path / "subs")
+    assert statuses["hijacker"]["batched_matmul"] == "failed"
+    assert statuses["hijacker"]["image_to_patches"] == "passed"
+
+
+@needs_sandbox
+def test_a_cell_that_calls_another_exercises_function_is_never_bundled():
+    from course_lib.grading import registry
+    from course_lib.grading.grade import bundled
+
+    exercises = registry.for_notebook("00_foundations")
+    sources = {e.id: f"def {e.function}(*args):\n    pass\n" for e in exercises}
+    assert bundled(exercises, sources)
+    sources["image_to_patches"] += "y = batched_matmul\n"  # would need the reference, which a bundle never ships
+    assert not bundled(exercises, sources)
+    assert not bundled(exercises[:1], sources)
+    # the exercise it names may not be in the bundle at all (its own cell missing or screened out)
+    assert not bundled([e for e in exercises if e.id != "batched_matmul"], sources)
+    sources["image_to_patches"] = "def image_to_patches(*args):\n    return 'batched_matmul'\n"  # text is no call
+    assert bundled(exercises, sources)
 
 
 def test_files_that_are_not_notebooks_never_stop_the_run(tmp_path):
@@ -645,7 +783,8 @@ def test_a_huge_cell_is_not_parsed_by_the_grader(tmp_path):
 @needs_sandbox
 def test_inside_the_sandbox_keyrings_and_new_namespaces_are_refused():
     """The attack cells above use ctypes, so they are flagged for review whatever happens; this runs the same
-    calls in a bare job and reads their answers: EPERM from the seccomp filter, and threads still work."""
+    calls in a bare job and reads their answers: EPERM from the seccomp filter, and threads still work. The job
+    is in a user namespace of its own (whoever runs the grader, root included) that maps only its own uid."""
     import subprocess
 
     probe = (
@@ -657,6 +796,7 @@ def test_inside_the_sandbox_keyrings_and_new_namespaces_are_refused():
         "err_ns = ctypes.get_errno()\n"
         "t = threading.Thread(target=lambda: None)\nt.start()\nt.join()\n"
         "print(key, err_key, userns, err_ns, os.getuid())\n"
+        "print(open('/proc/self/uid_map').read().strip())\n"
     )
     with sandbox._filter() as fd:
         uid = sandbox.JOB_UIDS[-2] if sandbox._as_root() else None
@@ -669,6 +809,8 @@ def test_inside_the_sandbox_keyrings_and_new_namespaces_are_refused():
             preexec_fn=lambda: os.umask(0o022),
         )
     assert done.returncode == 0, done.stderr
-    key, err_key, userns, err_ns, uid_inside = map(int, done.stdout.split())
+    answers, uid_map = done.stdout.strip().splitlines()
+    key, err_key, userns, err_ns, uid_inside = map(int, answers.split())
     assert (key, err_key, userns, err_ns) == (-1, 1, -1, 1)
     assert uid_inside != 0
+    assert uid_map.split() == [str(uid_inside), str(os.getuid() if uid is None else uid), "1"]  # not the host's

@@ -7,7 +7,7 @@ import pytest
 
 from course_lib.grading import registry
 from course_lib.grading.feedback import check_messages
-from course_lib.grading.grade import main
+from course_lib.grading.grade import grade_folder
 from course_lib.grading.notebook import exercise_meta, read_notebook
 from tests.conftest import ROOT
 
@@ -674,14 +674,13 @@ def test_grader_gives_full_marks_to_solutions_and_takes_points_for_each_mistake(
                 cell["source"] = wrong_source(meta["id"], next(iter(WRONG[meta["id"]])))
         (subs / "wrong").mkdir(parents=True, exist_ok=True)
         (subs / "wrong" / f"{stem}.ipynb").write_text(json.dumps(wrong))
-    out = tmp_path / "grades.json"
-    assert main([str(subs), "--timeout", "30", "--seed", "7", "--jobs", "2", "--json", str(out)]) == 0
-    grades = json.loads(out.read_text())
+    grades, _, alone = grade_folder(subs, seed=7, timeout=30, jobs=2)
     for stem in NOTEBOOKS:
         full = sum(e.points for e in registry.for_notebook(stem))
-        assert sum(e["points"] for e in grades["solution"][stem].values()) == full
+        assert sum(s.points for s in grades["solution"][stem].values()) == full, grades["solution"][stem]
         for exercise_id, result in grades["wrong"][stem].items():
-            assert result["points"] < registry.get(exercise_id).points, (exercise_id, result)
+            assert result.points < registry.get(exercise_id).points, (exercise_id, result)
+    assert alone == 0  # no bundle left an exercise unsettled: no harness trips over another exercise's trap
 
 
 def test_references_computed_in_parallel_threads_stay_correct():

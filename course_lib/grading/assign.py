@@ -54,7 +54,7 @@ def make_exercise(nb: dict[str, Any], stem: str, where: str) -> dict[str, Any]:
             if has_marker(source):
                 raise NotebookError(
                     f"{here}: solution markers outside an exercise cell "
-                    '(add {"exercise": {"id": ..., "points": ...}} to its metadata)'
+                    '(add {"exercise": {"id": ...}} to its metadata)'
                 )
             continue
         exercise_id = meta["id"]
@@ -67,10 +67,10 @@ def make_exercise(nb: dict[str, Any], stem: str, where: str) -> dict[str, Any]:
             raise NotebookError(f"{here}: {err.args[0]}") from None
         if spec.notebook != stem:
             raise NotebookError(f"{here}: exercise {exercise_id!r} belongs to notebook {spec.notebook!r}, not {stem!r}")
-        if float(meta.get("points", -1)) != spec.points:
+        if set(meta) != {"id"}:
             raise NotebookError(
-                f"{here}: exercise {exercise_id!r} has points {meta.get('points')!r} in metadata "
-                f"but {spec.points:g} in its spec"
+                f"{here}: exercise metadata holds only the id, got {sorted(meta)} "
+                f"(points and everything else are declared once, in {spec.module})"
             )
         stripped, regions = strip_solution(source, exercise_id, here)
         if regions == 0:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from course_lib.grading import registry
 from course_lib.grading.execute import NOT_IMPLEMENTED, run_cases
 from course_lib.grading.judge import judge, screen
-from course_lib.grading.verdict import Status
+from course_lib.grading.verdict import CaseResult, Status
 
 CHECK_SEED = 0
 
@@ -70,7 +70,7 @@ def check_messages(exercise_id: str, fn: Callable, *, timeout: float = 30.0, see
     for want in expected:
         if want.error:
             raise RuntimeError(f"the reference failed on case {want.case.name!r}: {want.error}")
-    verdict = judge(exercise, expected, [{"value": o.value, "error": o.error} for o in outcomes])
+    verdict = judge(exercise, expected, [CaseResult(o.value, o.error) for o in outcomes])
     if verdict.status == Status.NOT_IMPLEMENTED:
         return [f"… {exercise_id}: {NOT_IMPLEMENTED} yet (replace the `raise NotImplementedError` line)"]
     lines += [f"✗ {exercise_id} {m}" for m in verdict.messages]

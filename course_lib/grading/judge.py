@@ -4,11 +4,10 @@ source, then compare what its function returned with the reference's answers and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from course_lib.grading.execute import NOT_IMPLEMENTED, Outcome, dynamic_access, forbidden_uses
 from course_lib.grading.spec import Exercise, compare
-from course_lib.grading.verdict import Status
+from course_lib.grading.verdict import CaseResult, Status
 
 MAX_MESSAGE = 300  # characters of one message from a job: reports carry what the student wrote, briefly
 TRAP_MARK = "reference-trap"  # in the message of a disarmed library function (runner.disarm)
@@ -41,21 +40,19 @@ def screen(exercise: Exercise, source: str) -> tuple[Status, str] | None:
     return None
 
 
-def judge(exercise: Exercise, expected: list[Outcome], got: list[Any]) -> Judgement:
-    """Compare each case's result ({"value", "error"}: plain data from wherever the function ran) with the
-    reference's outcome, in the trusted process."""
+def judge(exercise: Exercise, expected: list[Outcome], got: list[CaseResult] | tuple[CaseResult, ...]) -> Judgement:
+    """Compare each case's result (plain data from wherever the function ran) with the reference's outcome, in the
+    trusted process."""
     if len(got) != len(expected):
         return Judgement(Status.ERROR, 0, len(expected), ["the result was tampered with (wrong number of cases)"])
     passed, messages, not_implemented = 0, [], 0
     for want, result in zip(expected, got):
-        if not isinstance(result, dict):
+        if not isinstance(result, CaseResult):
             messages.append(f"[{want.case.name}] result was tampered with")
             continue
-        error = result.get("error")
+        error = result.error
         not_implemented += error == NOT_IMPLEMENTED
-        problem = (
-            str(error) if error else compare(want.value, result.get("value"), atol=exercise.atol, rtol=exercise.rtol)
-        )
+        problem = str(error) if error else compare(want.value, result.value, atol=exercise.atol, rtol=exercise.rtol)
         if problem:
             messages.append(f"[{want.case.name}] inputs {want.case.shapes()}: {problem[:MAX_MESSAGE]}")
         else:

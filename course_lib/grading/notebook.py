@@ -73,7 +73,7 @@ def cell_source(cell: dict[str, Any]) -> str:
 
 
 def exercise_meta(cell: dict[str, Any]) -> dict[str, Any] | None:
-    """The cell's {"id": ..., "points": ...} exercise metadata, or None."""
+    """The cell's {"id": ...} exercise metadata, or None."""
     meta = cell.get("metadata")
     meta = meta.get("exercise") if isinstance(meta, dict) else None
     return meta if isinstance(meta, dict) and isinstance(meta.get("id"), str) else None

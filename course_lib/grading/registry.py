@@ -39,13 +39,14 @@ def _literal(node: ast.expr, names: dict[str, object], where: str) -> object:
         return ast.literal_eval(node)
     except ValueError:
         raise ValueError(
-            f"{where}: Exercise(...) must start with literal id, notebook, function and points "
+            f"{where}: Exercise(reference, notebook, points, ...) needs a literal notebook and points "
             f"(or a module-level string constant), got {ast.unparse(node)!r}"
         ) from None
 
 
 def _entries(path: Path) -> list[Entry]:
-    """The `Exercise(id, notebook, function, points, ...)` calls in one spec file, read from its source."""
+    """The `Exercise(reference, notebook, points, ...)` calls in one spec file, read from its source: the
+    reference is named, by a plain name, as the function the student writes, which is also the exercise's id."""
     tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
     names = {
         target.id: node.value.value
@@ -58,12 +59,14 @@ def _entries(path: Path) -> list[Entry]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Exercise":
             where = f"{path.name}:{node.lineno}"
-            if len(node.args) < 4:
+            if len(node.args) < 3 or not isinstance(node.args[0], ast.Name):
                 raise ValueError(
-                    f"{where}: Exercise(...) needs id, notebook, function and points as its first four arguments"
+                    f"{where}: Exercise(...) needs the reference (by its name), the notebook and the points "
+                    "as its first three arguments"
                 )
-            id_, notebook, function, points = (_literal(arg, names, where) for arg in node.args[:4])
-            out.append(Entry(str(id_), str(notebook), str(function), float(points), f"{PACKAGE}.{path.stem}"))
+            function = node.args[0].id
+            notebook, points = (_literal(arg, names, where) for arg in node.args[1:3])
+            out.append(Entry(function, str(notebook), function, float(points), f"{PACKAGE}.{path.stem}"))
     return out
 
 

@@ -1,5 +1,5 @@
-"""Every lesson: the grader's child process, run ONE exercise cell of ONE submission on the grader's cases, send
-back plain results.
+"""Every lesson: the grader's child process, run the exercise cells of ONE submission on the grader's cases (one
+cell, or all of a notebook's when the grader bundles them), send back plain results.
 
     python -I course_lib/grading/runner.py RESULT_FD < job.json
 
@@ -33,7 +33,11 @@ except ImportError:  # a checkout that is not installed: its root, last, so noth
 import builtins  # noqa: E402
 import linecache  # noqa: E402
 import re  # noqa: E402
+import select  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
 import sysconfig  # noqa: E402
+import time  # noqa: E402
 import types  # noqa: E402
 
 import torch  # noqa: E402
@@ -42,10 +46,12 @@ from course_lib.device import seeded  # noqa: E402
 from course_lib.grading import wire  # noqa: E402
 from course_lib.grading.execute import NOT_IMPLEMENTED, short_error  # noqa: E402
 from course_lib.grading.judge import trap_message  # noqa: E402
-from course_lib.grading.sandbox import FRAME  # noqa: E402
+from course_lib.grading.sandbox import FRAME, MAX_RESULT_BYTES, split_records  # noqa: E402
 from course_lib.grading.spec import Case, plain  # noqa: E402
 
 CELL = "<exercise cell>"
+MAX_CELL_BYTES = MAX_RESULT_BYTES // 2  # what one cell of a bundle may send
+_EXIT = os._exit  # bound at start: a cell that replaces os._exit cannot keep its process alive
 MAX_JOB_BYTES = 16 * 2**20
 _MAGIC = re.compile(r"^(\s*)([%!].*)$", re.MULTILINE)
 _LIBRARY = os.path.dirname(_HERE)  # .../course_lib
@@ -59,15 +65,15 @@ def without_magics(source: str) -> str:
 
 
 class Channel:
-    """The result pipe: length-prefixed JSON records, written with functions bound at start, so a cell that
-    patches `os` or this module cannot stop a flag from leaving."""
+    """A result pipe: length-prefixed JSON records, written with functions bound at start (and `watch` keeps the
+    bound `send`), so a cell that patches `os`, this class or this module cannot stop a flag from leaving."""
 
     def __init__(self, fd: int) -> None:
-        self._fd, self._write, self._dumps = fd, os.write, wire.dumps
+        self._fd, self._write, self._dumps, self._pack = fd, os.write, wire.dumps, FRAME.pack
 
     def send(self, record: dict) -> None:
         payload = self._dumps(record)
-        data = FRAME.pack(len(payload)) + payload
+        data = self._pack(len(payload)) + payload
         while data:
             data = data[self._write(self._fd, data) :]
 
@@ -98,19 +104,28 @@ def disarm(function: str) -> list[str]:
     return disarmed
 
 
-def watch(channel: Channel) -> None:
-    """Report the cell's run-time introspection: an audit hook (it cannot be removed) sends one flag per kind."""
+def watch(channel: Channel, exercise: str) -> None:
+    """Report the cell's run-time introspection: an audit hook (it cannot be removed) sends one flag per kind,
+    naming the exercise. Everything it uses is bound here, out of the cell's reach by name."""
     sent: set[str] = set()
     busy = [False]
-    getframe = sys._getframe
+    getframe, send, abspath, relpath, fsdecode = (
+        sys._getframe,
+        channel.send,
+        os.path.abspath,
+        os.path.relpath,
+        os.fsdecode,
+    )
+    stdlib, library, frame_attributes, cell, sep = _STDLIB, _LIBRARY, frozenset(_FRAME_ATTRIBUTES), CELL, os.sep
+    top = os.path.dirname(_LIBRARY)
 
     def from_the_cell(frame: types.FrameType | None) -> bool:
         """Whether the nearest frame outside the standard library is the exercise cell's."""
         while frame is not None:
             filename = frame.f_code.co_filename
-            if filename == CELL:
+            if filename == cell:
                 return True
-            standard = filename.startswith(_STDLIB) and "-packages" not in filename
+            standard = filename.startswith(stdlib) and "-packages" not in filename
             if not (standard or filename.startswith("<frozen")):
                 return False
             frame = frame.f_back
@@ -126,81 +141,253 @@ def watch(channel: Channel) -> None:
                 what = "looked at the call stack (frames)"
             elif event.startswith("gc.get_"):
                 what = f"searched the garbage collector ({event})"
-            elif event == "object.__getattr__" and len(args) > 1 and args[1] in _FRAME_ATTRIBUTES:
+            elif event == "object.__getattr__" and len(args) > 1 and args[1] in frame_attributes:
                 what = f"read a frame or code object ({args[1]})"
             elif event == "import" and str(args[0]).split(".")[0] == "course_lib":
                 what = f"imported {args[0]} at run time"
             elif event == "open" and isinstance(args[0], (str, bytes)):
-                path = os.path.abspath(os.fsdecode(args[0]))
-                if path.startswith(_LIBRARY + os.sep):
-                    what = f"opened the course's source ({os.path.relpath(path, os.path.dirname(_LIBRARY))})"
+                path = abspath(fsdecode(args[0]))
+                if path.startswith(library + sep):
+                    what = f"opened the course's source ({relpath(path, top)})"
             elif event.startswith("ctypes."):
                 what = "used ctypes (raw memory)"
             kind = what.split(" (")[0] if what else None  # one flag per kind of access, with its first example
             if kind and kind not in sent and from_the_cell(getframe(1)):
                 sent.add(kind)
-                channel.send({"kind": "flag", "what": what})
+                send({"kind": "flag", "exercise": exercise, "what": what})
         finally:
             busy[0] = False
 
     sys.addaudithook(hook)
 
 
-def run_job(job: dict, channel: Channel | None = None) -> dict:
-    """Run the cell, then its function on each case through the harness. -> {status, message, cases}."""
-    function = job["function"]
-    cases = [Case(f"case {i}", tuple(c["args"]), c["kwargs"]) for i, c in enumerate(job["cases"])]
-    # The other exercises' references live in a scope of their own; the cell gets the functions alone (not the
-    # modules their source imports), and after the cell runs, the graded name there is the student's function.
-    helpers: dict = {"__name__": "__helpers__", "__builtins__": builtins}
-    exec(job["setup"], helpers)
-    exec(compile(job["helpers"], "<helpers>", "exec"), helpers)
-    namespace: dict = {"__name__": "__exercise__", "__builtins__": builtins}
-    exec(job["setup"], namespace)
-    for name in job["helper_names"]:
-        namespace[name] = helpers[name]
-    harness_scope: dict = {"__name__": "__harness__", "__builtins__": builtins}
-    exec(compile(job["harness"], "<harness>", "exec"), harness_scope)
-    call = harness_scope[job["harness_name"]]
-    for module in job.get("preload", []):  # what the harness imports lazily, loaded before disarming
-        __import__(module)
-    disarm(function)
-    source = without_magics(job["source"])
-    linecache.cache[CELL] = (len(source), None, source.splitlines(keepends=True), CELL)
-    if channel is not None:
-        watch(channel)
-    try:
-        exec(compile(source, CELL, "exec"), namespace)
-    except NotImplementedError:
-        return {"status": NOT_IMPLEMENTED, "message": "the cell still raises NotImplementedError", "cases": []}
-    except BaseException as err:  # noqa: BLE001 - SystemExit included
-        return {"status": "error", "message": f"running the cell raised {short_error(err)}", "cases": []}
-    fn = namespace.get(function)
-    if not callable(fn):
-        return {"status": "error", "message": f"the cell does not define a function named {function}", "cases": []}
-    helpers[function] = fn
-    results = []
-    try:
-        for case in cases:
-            case = case.fresh()
+class Prepared:
+    """One exercise of a job, ready to run: its cases, the cell's namespace, the harness's call."""
+
+    def __init__(self, job: dict) -> None:
+        self.job, self.exercise, self.function = job, job["exercise"], job["function"]
+        self.cases = [Case(f"case {i}", tuple(c["args"]), c["kwargs"]) for i, c in enumerate(job["cases"])]
+        # The other exercises' references live in a scope of their own; the cell gets the functions alone (not the
+        # modules their source imports), and after the cell runs, the graded name there is the student's function.
+        self.helpers: dict = {"__name__": "__helpers__", "__builtins__": builtins}
+        exec(job["setup"], self.helpers)
+        exec(compile(job["helpers"], "<helpers>", "exec"), self.helpers)
+        self.namespace: dict = {"__name__": "__exercise__", "__builtins__": builtins}
+        exec(job["setup"], self.namespace)
+        for name in job["helper_names"]:
+            self.namespace[name] = self.helpers[name]
+        harness_scope: dict = {"__name__": "__harness__", "__builtins__": builtins}
+        exec(compile(job["harness"], "<harness>", "exec"), harness_scope)
+        self.call = harness_scope[job["harness_name"]]
+        for module in job.get("preload", []):  # what the harness imports lazily, loaded before disarming
+            __import__(module)
+
+    def run(self) -> dict:
+        """Run the cell, then its function on each case through the harness. -> {status, message, cases}."""
+        source = without_magics(self.job["source"])
+        linecache.cache[CELL] = (len(source), None, source.splitlines(keepends=True), CELL)
+        try:
+            exec(compile(source, CELL, "exec"), self.namespace)
+        except NotImplementedError:
+            return {"status": NOT_IMPLEMENTED, "message": "the cell still raises NotImplementedError", "cases": []}
+        except BaseException as err:  # noqa: BLE001 - SystemExit included
+            return {"status": "error", "message": f"running the cell raised {short_error(err)}", "cases": []}
+        fn = self.namespace.get(self.function)
+        if not callable(fn):
+            message = f"the cell does not define a function named {self.function}"
+            return {"status": "error", "message": message, "cases": []}
+        self.helpers[self.function] = fn
+        results = []
+        try:
+            for case in self.cases:
+                case = case.fresh()
+                try:
+                    with seeded(0):  # a function that samples gets the same numbers as the reference did
+                        results.append({"value": plain(self.call(fn, case)), "error": None})
+                except NotImplementedError:
+                    results.append({"value": None, "error": NOT_IMPLEMENTED})
+                except Exception as err:  # noqa: BLE001 - a student's code may raise anything
+                    results.append({"value": None, "error": short_error(err)})
+        except BaseException as err:  # noqa: BLE001
+            return {"status": "error", "message": f"stopped the run: {short_error(err)}", "cases": []}
+        return {"status": "ran", "message": "", "cases": results}
+
+
+def run_alone(job: dict, channel: Channel) -> None:
+    """One exercise in this process: prepare, disarm, then `run_cell`."""
+    prepared = Prepared(job)
+    disarm(prepared.function)
+    run_cell(prepared, channel)
+
+
+def run_cell(prepared: Prepared, channel: Channel) -> None:
+    """Watch, run the cell and its cases, send the result."""
+    sys.modules["__main__"] = types.ModuleType("__main__")  # `import __main__` does not reach this module
+    watch(channel, prepared.exercise)
+    channel.send({"kind": "result", "exercise": prepared.exercise, **prepared.run()})
+
+
+# --- a bundle: one process per cell, the cells' records relabelled by this (trusted) parent ----------------------
+
+_PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 4, 36
+MAX_CELL_RECORDS = 1000  # records one cell may send (flags and its result)
+
+
+def _prctl(option: int, value: int) -> None:
+    import ctypes
+
+    ctypes.CDLL(None).prctl(option, value, 0, 0, 0)
+
+
+def _ancestors() -> set[int]:
+    """This process, its parents up to the PID namespace's first process."""
+    found, pid = {1}, os.getpid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                pid = int(next(line for line in f if line.startswith("PPid:")).split()[1])
+        except (OSError, StopIteration, ValueError):
+            break
+    return found
+
+
+def _end_the_rest(keep: set[int]) -> None:
+    """Kill every process of the job's PID namespace but `keep` (what a cell left running), reap them, and empty
+    the scratch folder: the next cell starts with nothing of the last one's."""
+    for _ in range(1000):
+        others = [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) not in keep]
+        for pid in others:
             try:
-                with seeded(0):  # a function that samples gets the same numbers as the reference did
-                    results.append({"value": plain(call(fn, case)), "error": None})
-            except NotImplementedError:
-                results.append({"value": None, "error": NOT_IMPLEMENTED})
-            except Exception as err:  # noqa: BLE001 - a student's code may raise anything
-                results.append({"value": None, "error": short_error(err)})
-    except BaseException as err:  # noqa: BLE001
-        return {"status": "error", "message": f"stopped the run: {short_error(err)}", "cases": []}
-    return {"status": "ran", "message": "", "cases": results}
+                os.kill(pid, signal.SIGKILL)
+            except PermissionError:
+                keep.add(pid)  # not the job's (bubblewrap's own)
+            except OSError:
+                pass
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+        if not others:
+            break
+        time.sleep(0.005)
+    for entry in os.listdir("/tmp"):
+        path = os.path.join("/tmp", entry)
+        try:
+            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
+        except OSError:
+            pass
+
+
+def _child(prepared: Prepared, write_fd: int, closing: list[int]) -> None:
+    """In the forked child: drop every other descriptor to the grader, run one cell, send its records down this
+    cell's own pipe, exit. Never returns."""
+    try:
+        for fd in closing:
+            os.close(fd)
+        _prctl(_PR_SET_DUMPABLE, 1)
+        run_cell(prepared, Channel(write_fd))
+    except BaseException:  # noqa: BLE001 - whatever happens, the parent reports how this process ended
+        pass
+    finally:
+        _EXIT(0)
+
+
+def _read_available(fd: int, data: bytearray) -> bool:
+    """Append what the pipe holds now (at most MAX_CELL_BYTES in all). -> False once it is closed and empty."""
+    try:
+        while len(data) <= MAX_CELL_BYTES:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return False
+            data += chunk
+    except BlockingIOError:
+        pass
+    return True
+
+
+def _collect(read_fd: int, pid: int, timeout: float, data: bytearray) -> int | None:
+    """Read one cell's pipe into `data` until its process ends or `timeout` passes (or it sends too much). -> its
+    exit status, or None when it was killed for time."""
+    deadline, is_open = time.monotonic() + timeout, True
+    os.set_blocking(read_fd, False)
+    while True:
+        done, code = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(code)
+        left = deadline - time.monotonic()
+        if left <= 0 or len(data) > MAX_CELL_BYTES:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return None if left <= 0 else -signal.SIGKILL
+        if is_open and select.select([read_fd], [], [], min(left, 0.05))[0]:
+            is_open = _read_available(read_fd, data)
+        elif not is_open:
+            time.sleep(min(left, 0.02))
+
+
+def run_bundle(jobs: list[dict], channel: Channel, timeout: float) -> None:
+    """Every cell of one student's notebook, one after another, each in a process of its own forked from this
+    one (Python and torch are loaded once, here). This parent runs no student code, cannot be traced by its
+    children (not dumpable), and is the only writer of the grader's pipe: it reads each cell's records from that
+    cell's own pipe and relabels them with the cell's exercise, so no cell can speak for another. Between cells
+    it kills whatever the last one left running and empties the scratch folder. Each cell has `timeout` seconds;
+    after it, one "timeout" or "ended" record says how its process finished."""
+    prepared = [Prepared(job) for job in jobs]
+    for function in sorted({p.function for p in prepared}):
+        disarm(function)
+    _prctl(_PR_SET_DUMPABLE, 0)
+    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    keep = _ancestors()
+    for p in prepared:
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            _child(p, write_fd, [read_fd, channel._fd])
+        os.close(write_fd)
+        data = bytearray()
+        status = _collect(read_fd, pid, timeout, data)
+        _end_the_rest(keep)  # the cell's pipe now has no writer left
+        _read_available(read_fd, data)
+        os.close(read_fd)
+        records = split_records(bytes(data)) if len(data) <= MAX_CELL_BYTES else None
+        if records is None or len(records) > MAX_CELL_RECORDS:
+            why = "it sent too much, or records that were malformed or too many"
+            channel.send({"kind": "ended", "exercise": p.exercise, "why": why})
+            continue
+        answered = False
+        for raw in records:
+            try:
+                record = wire.loads(raw, max_bytes=MAX_CELL_BYTES)
+            except wire.WireError:
+                record = None
+            if isinstance(record, dict) and record.get("kind") == "result":
+                if answered:
+                    continue  # the first result a cell sends is its answer
+                answered = True
+            if not isinstance(record, dict) or record.get("kind") not in ("flag", "result"):
+                channel.send(
+                    {"kind": "ended", "exercise": p.exercise, "why": "it sent a record that is not plain data"}
+                )
+                break
+            channel.send({**record, "exercise": p.exercise})
+        else:
+            if status is None:
+                channel.send({"kind": "timeout", "exercise": p.exercise})
+            else:
+                channel.send({"kind": "ended", "exercise": p.exercise, "why": f"exit status {status}"})
 
 
 def main() -> None:
     channel = Channel(int(sys.argv[1]))
     job = wire.loads(sys.stdin.buffer.read(MAX_JOB_BYTES + 1), max_bytes=MAX_JOB_BYTES)
     torch.set_num_threads(1)
-    result = run_job(job, channel)
-    channel.send({"kind": "result", **result})
+    if job.get("bundle"):
+        run_bundle(job["jobs"], channel, float(job["timeout"]))
+    else:
+        run_alone(job["jobs"][0], channel)
     sys.stdout.flush()
     os._exit(0)  # skip interpreter teardown: a student's atexit handler or __del__ cannot change anything
 

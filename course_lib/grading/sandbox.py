@@ -53,6 +53,7 @@ RUNNER = Path(__file__).with_name("runner.py")
 LIBRARY = Path(course_lib.__file__).resolve().parent
 SPECS = LIBRARY / "grading" / "lessons"
 MAX_RESULT_BYTES = 32 * 2**20  # what a job may send back
+MAX_RECORDS = 10_000  # records a job may send back (flags and results)
 MAX_LOG_BYTES = 64 * 2**10  # the tail of its output that is kept
 MAX_FILE_BYTES = 64 * 2**20  # the largest file it may write
 MAX_ADDRESS_SPACE = 6 * 2**30  # per process: torch maps about 1 GiB on import; an exercise needs far less
@@ -136,12 +137,18 @@ def _filter_file() -> str | None:
 
 def _bwrap(uid: int | None, replacements: list[tuple[str, str]] = (), seccomp_fd: int | None = None) -> list[str]:
     """The bwrap command line that wraps a job (uid: the job's own uid when the grader runs as root;
-    replacements: library files mounted over the originals; seccomp_fd: an open file of the filter)."""
+    replacements: library files mounted over the originals; seccomp_fd: an open file of the filter).
+
+    Started by a user, one bwrap does everything, a user namespace included. Started by root, two: the outer
+    one, privileged, builds the job's file system (it can reach a Python under /root, which the job's uid
+    could not) and its PID, IPC, UTS, network and cgroup namespaces, keeping only the right to change uid;
+    `setpriv` drops to the job's uid with no capabilities; then an inner bwrap, run by that uid, adds the user
+    namespace (no further ones: --disable-userns) and the seccomp filter, over the same file system."""
     command = ["bwrap", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net", "--unshare-cgroup-try"]
-    if seccomp_fd is not None:
-        command += ["--seccomp", str(seccomp_fd)]
     if uid is None:
         command += ["--unshare-user", "--disable-userns"]
+        if seccomp_fd is not None:
+            command += ["--seccomp", str(seccomp_fd)]
     else:
         command += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     command += ["--die-with-parent", "--new-session", "--hostname", "grader", "--proc", "/proc", "--dev", "/dev"]
@@ -159,6 +166,11 @@ def _bwrap(uid: int | None, replacements: list[tuple[str, str]] = (), seccomp_fd
             "--bounding-set=-all",
             "--no-new-privs",
         ]
+        command += ["bwrap", "--unshare-user", "--disable-userns", "--die-with-parent"]
+        if seccomp_fd is not None:
+            command += ["--seccomp", str(seccomp_fd)]
+        command += ["--ro-bind", "/", "/", "--bind", "/tmp", "/tmp", "--dev-bind", "/dev", "/dev"]
+        command += ["--bind", "/proc", "/proc", "--chdir", "/tmp", "--"]
     return command
 
 
@@ -221,11 +233,11 @@ def sandboxed() -> bool:
 def isolation() -> str:
     """One line saying which isolation the grader's children run under on this machine."""
     if sandboxed():
-        who = "an unprivileged uid of its own (setpriv)" if _as_root() else "your uid in a user namespace"
+        who = "an unprivileged uid of its own (setpriv)" if _as_root() else "your uid"
         limit = "a cgroup" if _cgroup_roots() else "RLIMIT_NPROC and per-process limits"
         calls = "no keyrings or new namespaces (seccomp)" if seccomp.program() else "no seccomp filter here"
         return (
-            f"bubblewrap: new pid, ipc, uts, net, mount namespaces; read-only Python and course_lib without the "
+            f"bubblewrap: new user, pid, ipc, uts, net, mount namespaces; read-only Python and course_lib without the "
             f"exercise specs, 64 MiB private scratch; runs as {who}; {calls}; memory and processes held by {limit}"
         )
     return (
@@ -375,8 +387,17 @@ def _environment(home: str) -> dict[str, str]:
     }
 
 
-def _drain(pipe: BinaryIO, keep: bytearray, cap: int, tail_only: bool, overflow: threading.Event) -> None:
-    """Read a pipe to its end; keep at most `cap` bytes (the first ones, or with `tail_only` the last ones)."""
+def _drain(
+    pipe: BinaryIO,
+    keep: bytearray,
+    cap: int,
+    tail_only: bool,
+    overflow: threading.Event,
+    frames: list[int] | None = None,
+) -> None:
+    """Read a pipe to its end; keep at most `cap` bytes (the first ones, or with `tail_only` the last ones).
+    With `frames` ([count, offset]), count the whole length-prefixed records as they arrive, and stop (as an
+    overflow) past MAX_RECORDS."""
     with pipe:
         while chunk := pipe.read1(65536):
             keep += chunk
@@ -386,6 +407,14 @@ def _drain(pipe: BinaryIO, keep: bytearray, cap: int, tail_only: bool, overflow:
                 else:
                     overflow.set()
                     del keep[cap:]
+                    return
+            while frames is not None and frames[1] + FRAME.size <= len(keep):
+                end = frames[1] + FRAME.size + FRAME.unpack_from(keep, frames[1])[0]
+                if end > len(keep):
+                    break
+                frames[0], frames[1] = frames[0] + 1, end
+                if frames[0] > MAX_RECORDS:
+                    overflow.set()
                     return
 
 
@@ -405,31 +434,37 @@ def split_records(data: bytes) -> list[bytes] | None:
 
 
 def run_job(
-    job: bytes, timeout: float, *, unsandboxed: bool = False, replacements: list[tuple[str, str]] = ()
+    job: bytes,
+    timeout: float,
+    *,
+    unsandboxed: bool = False,
+    replacements: list[tuple[str, str]] = (),
+    stages: int = 1,
 ) -> JobOutcome:
-    """Run one exercise job (wire-encoded) in the sandbox; never raises for anything the job does.
+    """Run one job (wire-encoded) in the sandbox; never raises for anything the job does.
 
-    `replacements`: (copy, original) library files that the job sees instead of the originals. Without
-    bubblewrap it refuses (RuntimeError) unless `unsandboxed`."""
+    The job has `timeout` seconds from its start, and with `stages` > 1 (a bundle of exercises) another `timeout`
+    from each record it sends, never more than `(stages + 1) * timeout` in all. `replacements`: (copy, original) library
+    files that the job sees instead of the originals. Without bubblewrap it refuses (RuntimeError) unless
+    `unsandboxed`."""
     if not sandboxed() and not unsandboxed:
         raise RuntimeError(f"no sandbox: {sandbox_problem()}; pass --unsandboxed to grade without one")
     result_read, result_write = os.pipe()
     home = "/tmp" if sandboxed() else tempfile.mkdtemp(prefix="grade-job-")
     command = [sys.executable, "-I", str(RUNNER), str(result_write)]
-    cgroup, tasks = None, None
+    cgroup, tasks, filter_fd = None, None, None
     if sandboxed():
         uid = None
         if _as_root():
             with _uid_lock:
                 uid = next(_uids)
-        command = [*_bwrap(uid, replacements), *command]
+        filter_fd = os.open(_filter_file(), os.O_RDONLY) if _filter_file() else None
+        command = [*_bwrap(uid, replacements, filter_fd), *command]
         cgroup = JobCgroup(f"course-grader-{os.getpid()}-{uid or 0}-{time.monotonic_ns()}") if _cgroup_roots() else None
         if cgroup is None or not cgroup.dirs:
             tasks = MAX_JOB_TASKS if uid is not None else _tasks_of(os.getuid()) + MAX_JOB_TASKS
     outcome, result, log, overflow = JobOutcome(), bytearray(), bytearray(), threading.Event()
-    filter_fd = os.open(_filter_file(), os.O_RDONLY) if sandboxed() and _filter_file() else None
-    if filter_fd is not None:
-        command[command.index("--unshare-pid") : command.index("--unshare-pid")] = ["--seccomp", str(filter_fd)]
+    frames = [0, 0]  # whole records so far, and where the next one starts
     try:
         with _lock:  # registered before the reaper can see it
             proc = subprocess.Popen(
@@ -441,7 +476,7 @@ def run_job(
                 env=_environment(home),
                 pass_fds=(result_write,) if filter_fd is None else (result_write, filter_fd),
                 start_new_session=True,
-                preexec_fn=lambda: _limits(timeout, tasks, cgroup),
+                preexec_fn=lambda: _limits(timeout * (stages + 1 if stages > 1 else 1), tasks, cgroup),
             )
             _running.add(proc.pid)
     except OSError as err:
@@ -457,7 +492,9 @@ def run_job(
     os.close(result_write)
     results_pipe, log_pipe = os.fdopen(result_read, "rb"), proc.stdout
     readers = [
-        threading.Thread(target=_drain, args=(results_pipe, result, MAX_RESULT_BYTES, False, overflow), daemon=True),
+        threading.Thread(
+            target=_drain, args=(results_pipe, result, MAX_RESULT_BYTES, False, overflow, frames), daemon=True
+        ),
         threading.Thread(target=_drain, args=(log_pipe, log, MAX_LOG_BYTES, True, threading.Event()), daemon=True),
     ]
     for reader in readers:
@@ -468,9 +505,13 @@ def run_job(
             proc.stdin.close()
         except (BrokenPipeError, OSError):
             pass
-        deadline = time.monotonic() + timeout
-        while proc.poll() is None and time.monotonic() < deadline and not overflow.is_set():
+        started = time.monotonic()
+        deadline, counted = started + timeout, 0
+        limit = started + (stages + 1) * timeout if stages > 1 else deadline  # a bundle: one timeout to start
+        while proc.poll() is None and time.monotonic() < min(deadline, limit) and not overflow.is_set():
             time.sleep(0.02)
+            if stages > 1 and frames[0] > counted:  # a record arrived: another timeout from now
+                counted, deadline = frames[0], time.monotonic() + timeout
         outcome.timed_out = proc.poll() is None and not overflow.is_set()
     finally:
         if cgroup is not None:
@@ -489,7 +530,7 @@ def run_job(
     outcome.returncode = proc.returncode
     outcome.log = log.decode("utf-8", "replace")
     if overflow.is_set():
-        outcome.problem = f"sent back more than {MAX_RESULT_BYTES // 2**20} MiB; stopped"
+        outcome.problem = f"sent back more than {MAX_RESULT_BYTES // 2**20} MiB or {MAX_RECORDS} records; stopped"
     else:
         records = split_records(bytes(result))
         if records is None:

@@ -15,6 +15,7 @@ import inspect
 import sys
 import textwrap
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,20 +128,25 @@ def _stub_out(source: str, function: str, message: str) -> str | None:
     return ast.unparse(ast.fix_missing_locations(tree)) + "\n" if found else None
 
 
-def stripped_library(library: Path, function: str, folder: Path, message: str) -> list[tuple[str, str]]:
-    """Copies, under `folder`, of the library's modules that define a function named `function`, with that
-    function raising `message`: (copy, original) pairs for the sandbox to mount over the originals, so the
-    library's own version of the graded function is not in the job at all, whatever the cell does."""
+def stripped_library(
+    library: Path, functions: tuple[str, ...], folder: Path, message: Callable[[str], str]
+) -> list[tuple[str, str]]:
+    """Copies, under `folder`, of the library's modules that define a function named as one of `functions`, with
+    each such function raising `message(name)`: (copy, original) pairs for the sandbox to mount over the
+    originals, so the library's own version of a graded function is not in the job at all, whatever the cell
+    does."""
     pairs = []
     for path in sorted(library.rglob("*.py")):
-        if "lessons" in path.relative_to(library).parts[:2] or f"def {function}(" not in (
-            text := path.read_text(encoding="utf-8")
-        ):
+        if "lessons" in path.relative_to(library).parts[:2]:
             continue
-        stubbed = _stub_out(text, function, message)
-        if stubbed is None:
+        text = path.read_text(encoding="utf-8")
+        stubbed = text
+        for function in functions:
+            if f"def {function}(" in stubbed and (out := _stub_out(stubbed, function, message(function))) is not None:
+                stubbed = out
+        if stubbed == text:
             continue
-        copy = folder / function / path.relative_to(library)
+        copy = folder / "+".join(functions) / path.relative_to(library)
         copy.parent.mkdir(parents=True, exist_ok=True)
         copy.write_text(stubbed, encoding="utf-8")
         pairs.append((str(copy), str(path)))

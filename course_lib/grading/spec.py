@@ -1,7 +1,7 @@
 """Every lesson: what an exercise is, and how a result is compared with the reference.
 
-An `Exercise` names the function a student writes, its points, the reference implementation, and
-a generator of seeded test cases. The same cases serve `check(...)` in the notebook (a fixed seed)
+An `Exercise` is the reference implementation (its name is the function a student writes), its notebook, its
+points, and a generator of seeded test cases. The same cases serve `check(...)` in the notebook (a fixed seed)
 and the CLI grader (a fresh seed per run, so answers cannot be memorised).
 """
 
@@ -52,17 +52,27 @@ def call_with_args(fn: Callable, case: Case) -> Any:
 
 @dataclass(frozen=True)
 class Exercise:
-    id: str
-    notebook: str  # stem of the solutions notebook, e.g. "00_tensors"
-    function: str  # the name the student's cell must define
-    points: float
+    """One graded exercise, declared once: the reference's name is the exercise's id and the function the student
+    writes; the notebook's exercise cell names only that id (its metadata), points live here alone."""
+
     reference: Callable
+    notebook: str  # stem of the solutions notebook, e.g. "00_foundations"
+    points: float
     make_cases: Callable[[torch.Generator], list[Case]]
     call: Callable[[Callable, Case], Any] = call_with_args  # runs a function on a case, returns plain data
     setup: str = "import torch"  # the imports an exercise cell may rely on
     forbidden: tuple[str, ...] = ()  # names the cell may not use (the thing it asks you to write)
     atol: float = 1e-5
     rtol: float = 1e-4
+
+    @property
+    def id(self) -> str:
+        return self.reference.__name__
+
+    @property
+    def function(self) -> str:
+        """The name the student's cell must define."""
+        return self.reference.__name__
 
     def cases(self, seed: int) -> list[Case]:
         """The seeded test cases."""

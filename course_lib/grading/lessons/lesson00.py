@@ -140,38 +140,17 @@ def _run_train_step(fn, case: Case):
 
 
 EXERCISES = [
+    Exercise(stable_softmax, NOTEBOOK, 2.0, _softmax_cases, setup=SETUP, forbidden=("softmax", "log_softmax")),
     Exercise(
-        "stable_softmax",
-        NOTEBOOK,
-        "stable_softmax",
-        2.0,
-        stable_softmax,
-        _softmax_cases,
-        setup=SETUP,
-        forbidden=("softmax", "log_softmax"),
-    ),
-    Exercise(
-        "batched_matmul",
-        NOTEBOOK,
-        "batched_matmul",
-        2.0,
         batched_matmul,
+        NOTEBOOK,
+        2.0,
         _matmul_cases,
         setup=SETUP,
         forbidden=("matmul", "bmm", "mm", "@"),
         atol=1e-5,
         rtol=1e-5,
     ),
-    Exercise("image_to_patches", NOTEBOOK, "image_to_patches", 2.0, image_to_patches, _patch_cases, setup=SETUP),
-    Exercise(
-        "accumulated_step",
-        NOTEBOOK,
-        "accumulated_step",
-        2.0,
-        accumulated_step,
-        _train_cases,
-        call=_run_train_step,
-        setup=SETUP,
-        forbidden=("fit",),
-    ),
+    Exercise(image_to_patches, NOTEBOOK, 2.0, _patch_cases, setup=SETUP),
+    Exercise(accumulated_step, NOTEBOOK, 2.0, _train_cases, call=_run_train_step, setup=SETUP, forbidden=("fit",)),
 ]

@@ -156,26 +156,15 @@ def _run_greedy_decode(fn, case: Case):
 
 
 EXERCISES = [
-    Exercise("additive_scores", NOTEBOOK, "additive_scores", 2.0, additive_scores, _score_cases, setup=SETUP),
-    Exercise("attention_context", NOTEBOOK, "attention_context", 2.0, attention_context, _context_cases, setup=SETUP),
+    Exercise(additive_scores, NOTEBOOK, 2.0, _score_cases, setup=SETUP),
+    Exercise(attention_context, NOTEBOOK, 2.0, _context_cases, setup=SETUP),
     Exercise(
-        "sequence_loss",
-        NOTEBOOK,
-        "sequence_loss",
-        2.0,
         sequence_loss,
+        NOTEBOOK,
+        2.0,
         _loss_cases,
         setup=SETUP,
         forbidden=("cross_entropy", "nll_loss", "CrossEntropyLoss", "NLLLoss"),
     ),
-    Exercise(
-        "greedy_decode",
-        NOTEBOOK,
-        "greedy_decode",
-        2.0,
-        greedy_decode,
-        _decode_cases,
-        call=_run_greedy_decode,
-        setup=SETUP,
-    ),
+    Exercise(greedy_decode, NOTEBOOK, 2.0, _decode_cases, call=_run_greedy_decode, setup=SETUP),
 ]

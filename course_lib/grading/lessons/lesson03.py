@@ -148,23 +148,12 @@ def _run_forward(fn, case: Case):
 
 
 EXERCISES = [
-    Exercise("rotary_embedding", NOTEBOOK, "rotary_embedding", 2.0, rotary_embedding, _rotary_cases, setup=SETUP),
+    Exercise(rotary_embedding, NOTEBOOK, 2.0, _rotary_cases, setup=SETUP),
+    Exercise(label_smoothed_loss, NOTEBOOK, 2.0, _smoothing_cases, setup=SETUP, forbidden=("label_smoothing",)),
     Exercise(
-        "label_smoothed_loss",
-        NOTEBOOK,
-        "label_smoothed_loss",
-        2.0,
-        label_smoothed_loss,
-        _smoothing_cases,
-        setup=SETUP,
-        forbidden=("label_smoothing",),
-    ),
-    Exercise(
-        "transformer_forward",
-        NOTEBOOK,
-        "transformer_forward",
-        4.0,
         transformer_forward,
+        NOTEBOOK,
+        4.0,
         _forward_cases,
         call=_run_forward,
         setup=SETUP,

@@ -106,8 +106,8 @@ def _encode_cases(g: torch.Generator) -> list[Case]:
 
 
 EXERCISES = [
-    Exercise("most_frequent_pair", NOTEBOOK, "most_frequent_pair", 1.0, most_frequent_pair, _pair_cases, setup=SETUP),
-    Exercise("merge", NOTEBOOK, "merge", 1.0, merge, _merge_cases, setup=SETUP),
-    Exercise("train_merges", NOTEBOOK, "train_merges", 2.0, train_merges, _train_cases, setup=SETUP),
-    Exercise("bpe_encode", NOTEBOOK, "bpe_encode", 2.0, bpe_encode, _encode_cases, setup=SETUP),
+    Exercise(most_frequent_pair, NOTEBOOK, 1.0, _pair_cases, setup=SETUP),
+    Exercise(merge, NOTEBOOK, 1.0, _merge_cases, setup=SETUP),
+    Exercise(train_merges, NOTEBOOK, 2.0, _train_cases, setup=SETUP),
+    Exercise(bpe_encode, NOTEBOOK, 2.0, _encode_cases, setup=SETUP),
 ]

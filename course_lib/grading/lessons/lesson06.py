@@ -164,20 +164,16 @@ def _run_distinct(fn, case: Case):
 
 
 EXERCISES = [
+    Exercise(repetition_penalty, NOTEBOOK, 1.0, _penalty_cases, setup=SETUP),
+    Exercise(min_p_filter, NOTEBOOK, 2.0, _min_p_cases, setup=SETUP),
+    Exercise(beam_search, NOTEBOOK, 3.0, _beam_cases, call=_run_beam, setup=SETUP),
     Exercise(
-        "repetition_penalty", NOTEBOOK, "repetition_penalty", 1.0, repetition_penalty, _penalty_cases, setup=SETUP
-    ),
-    Exercise("min_p_filter", NOTEBOOK, "min_p_filter", 2.0, min_p_filter, _min_p_cases, setup=SETUP),
-    Exercise("beam_search", NOTEBOOK, "beam_search", 3.0, beam_search, _beam_cases, call=_run_beam, setup=SETUP),
-    Exercise(
-        "cached_attention",
-        NOTEBOOK,
-        "cached_attention",
-        2.0,
         cached_attention,
+        NOTEBOOK,
+        2.0,
         _cache_cases,
         setup=SETUP,
         forbidden=("scaled_dot_product_attention", "MultiheadAttention"),
     ),
-    Exercise("distinct_n", NOTEBOOK, "distinct_n", 1.0, distinct_n, _distinct_cases, call=_run_distinct, setup=SETUP),
+    Exercise(distinct_n, NOTEBOOK, 1.0, _distinct_cases, call=_run_distinct, setup=SETUP),
 ]

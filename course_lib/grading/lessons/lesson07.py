@@ -175,26 +175,14 @@ def _run_encoder(fn, case: Case):
 
 
 EXERCISES = [
-    Exercise("mask_tokens", NOTEBOOK, "mask_tokens", 2.0, mask_tokens, _mask_cases, call=_run_mask, setup=SETUP),
-    Exercise("mlm_loss", NOTEBOOK, "mlm_loss", 1.0, mlm_loss, _loss_cases, setup=SETUP, forbidden=("ignore_index",)),
-    Exercise("pooled_logits", NOTEBOOK, "pooled_logits", 1.0, pooled_logits, _pool_cases, setup=SETUP),
+    Exercise(mask_tokens, NOTEBOOK, 2.0, _mask_cases, call=_run_mask, setup=SETUP),
+    Exercise(mlm_loss, NOTEBOOK, 1.0, _loss_cases, setup=SETUP, forbidden=("ignore_index",)),
+    Exercise(pooled_logits, NOTEBOOK, 1.0, _pool_cases, setup=SETUP),
+    Exercise(nearest, NOTEBOOK, 1.0, _nearest_cases, call=_run_nearest, setup=SETUP, forbidden=("cosine_similarity",)),
     Exercise(
-        "nearest",
-        NOTEBOOK,
-        "nearest",
-        1.0,
-        nearest,
-        _nearest_cases,
-        call=_run_nearest,
-        setup=SETUP,
-        forbidden=("cosine_similarity",),
-    ),
-    Exercise(
-        "bert_encoder",
-        NOTEBOOK,
-        "bert_encoder",
-        3.0,
         bert_encoder,
+        NOTEBOOK,
+        3.0,
         _encoder_cases,
         call=_run_encoder,
         setup=SETUP,

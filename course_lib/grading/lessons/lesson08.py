@@ -139,28 +139,22 @@ def _run_forward(fn, case: Case):
 
 
 EXERCISES = [
-    Exercise("reparameterize", NOTEBOOK, "reparameterize", 1.0, reparameterize, _reparam_cases, setup=SETUP),
+    Exercise(reparameterize, NOTEBOOK, 1.0, _reparam_cases, setup=SETUP),
+    Exercise(gaussian_kl, NOTEBOOK, 1.0, _kl_cases, setup=SETUP, forbidden=("kl_divergence",)),
     Exercise(
-        "gaussian_kl", NOTEBOOK, "gaussian_kl", 1.0, gaussian_kl, _kl_cases, setup=SETUP, forbidden=("kl_divergence",)
-    ),
-    Exercise(
-        "binomial_log_likelihood",
-        NOTEBOOK,
-        "binomial_log_likelihood",
-        2.0,
         binomial_log_likelihood,
+        NOTEBOOK,
+        2.0,
         _binomial_cases,
         setup=SETUP,
         forbidden=("Binomial", "distributions"),
         atol=1e-3,
     ),
-    Exercise("iwae_bound", NOTEBOOK, "iwae_bound", 2.0, iwae_bound, _iwae_cases, setup=SETUP, atol=1e-4),
+    Exercise(iwae_bound, NOTEBOOK, 2.0, _iwae_cases, setup=SETUP, atol=1e-4),
     Exercise(
-        "vae_forward",
-        NOTEBOOK,
-        "vae_forward",
-        3.0,
         vae_forward,
+        NOTEBOOK,
+        3.0,
         _forward_cases,
         call=_run_forward,
         setup=SETUP,

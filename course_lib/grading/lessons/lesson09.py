@@ -116,33 +116,13 @@ def _run_step(fn, case: Case):
 
 
 EXERCISES = [
+    Exercise(discriminator_loss, NOTEBOOK, 1.0, _d_cases, setup=SETUP, forbidden=("binary_cross_entropy", "BCE")),
+    Exercise(generator_loss, NOTEBOOK, 1.0, _g_cases, setup=SETUP, forbidden=("binary_cross_entropy", "BCE")),
+    Exercise(ada_update, NOTEBOOK, 1.0, _ada_cases, setup=SETUP),
     Exercise(
-        "discriminator_loss",
-        NOTEBOOK,
-        "discriminator_loss",
-        1.0,
-        discriminator_loss,
-        _d_cases,
-        setup=SETUP,
-        forbidden=("binary_cross_entropy", "BCE"),
-    ),
-    Exercise(
-        "generator_loss",
-        NOTEBOOK,
-        "generator_loss",
-        1.0,
-        generator_loss,
-        _g_cases,
-        setup=SETUP,
-        forbidden=("binary_cross_entropy", "BCE"),
-    ),
-    Exercise("ada_update", NOTEBOOK, "ada_update", 1.0, ada_update, _ada_cases, setup=SETUP),
-    Exercise(
-        "gan_training_step",
-        NOTEBOOK,
-        "gan_training_step",
-        3.0,
         gan_training_step,
+        NOTEBOOK,
+        3.0,
         _step_cases,
         call=_run_step,
         setup=SETUP,

@@ -125,19 +125,9 @@ def _run_sample(fn, case: Case):
 
 
 EXERCISES = [
-    Exercise("q_sample", NOTEBOOK, "q_sample", 1.0, q_sample, _q_cases, setup=SETUP, atol=1e-5),
-    Exercise("ddpm_step", NOTEBOOK, "ddpm_step", 2.0, ddpm_step, _ddpm_cases, setup=SETUP, atol=1e-4),
-    Exercise("ddim_step", NOTEBOOK, "ddim_step", 2.0, ddim_step, _ddim_cases, setup=SETUP, atol=1e-4),
-    Exercise("guided_noise", NOTEBOOK, "guided_noise", 1.0, guided_noise, _guided_cases, setup=SETUP),
-    Exercise(
-        "ddim_sample",
-        NOTEBOOK,
-        "ddim_sample",
-        3.0,
-        ddim_sample,
-        _sample_cases,
-        call=_run_sample,
-        setup=SETUP,
-        atol=1e-3,
-    ),
+    Exercise(q_sample, NOTEBOOK, 1.0, _q_cases, setup=SETUP, atol=1e-5),
+    Exercise(ddpm_step, NOTEBOOK, 2.0, _ddpm_cases, setup=SETUP, atol=1e-4),
+    Exercise(ddim_step, NOTEBOOK, 2.0, _ddim_cases, setup=SETUP, atol=1e-4),
+    Exercise(guided_noise, NOTEBOOK, 1.0, _guided_cases, setup=SETUP),
+    Exercise(ddim_sample, NOTEBOOK, 3.0, _sample_cases, call=_run_sample, setup=SETUP, atol=1e-3),
 ]

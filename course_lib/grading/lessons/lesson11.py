@@ -103,14 +103,12 @@ def _run_forward(fn, case: Case):
 
 
 EXERCISES = [
-    Exercise("vit_embed", NOTEBOOK, "vit_embed", 2.0, vit_embed, _embed_cases, setup=SETUP, atol=1e-4),
-    Exercise("attention_rollout", NOTEBOOK, "attention_rollout", 1.0, attention_rollout, _rollout_cases, setup=SETUP),
+    Exercise(vit_embed, NOTEBOOK, 2.0, _embed_cases, setup=SETUP, atol=1e-4),
+    Exercise(attention_rollout, NOTEBOOK, 1.0, _rollout_cases, setup=SETUP),
     Exercise(
-        "vit_forward",
-        NOTEBOOK,
-        "vit_forward",
-        4.0,
         vit_forward,
+        NOTEBOOK,
+        4.0,
         _forward_cases,
         call=_run_forward,
         setup=SETUP,

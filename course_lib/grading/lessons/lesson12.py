@@ -130,28 +130,9 @@ def _run_step(fn, case: Case):
 
 
 EXERCISES = [
-    Exercise("clip_loss", NOTEBOOK, "clip_loss", 2.0, clip_loss, _loss_cases, setup=SETUP),
-    Exercise(
-        "zero_shot_logits",
-        NOTEBOOK,
-        "zero_shot_logits",
-        1.0,
-        zero_shot_logits,
-        _zero_shot_cases,
-        setup=SETUP,
-        atol=1e-4,
-    ),
-    Exercise("recall_at_k", NOTEBOOK, "recall_at_k", 1.0, recall_at_k, _recall_cases, setup=SETUP),
-    Exercise("swap_words", NOTEBOOK, "swap_words", 1.0, swap_words, _swap_cases, setup=SETUP),
-    Exercise(
-        "clip_step",
-        NOTEBOOK,
-        "clip_step",
-        3.0,
-        clip_step,
-        _step_cases,
-        call=_run_step,
-        setup=SETUP,
-        atol=1e-4,
-    ),
+    Exercise(clip_loss, NOTEBOOK, 2.0, _loss_cases, setup=SETUP),
+    Exercise(zero_shot_logits, NOTEBOOK, 1.0, _zero_shot_cases, setup=SETUP, atol=1e-4),
+    Exercise(recall_at_k, NOTEBOOK, 1.0, _recall_cases, setup=SETUP),
+    Exercise(swap_words, NOTEBOOK, 1.0, _swap_cases, setup=SETUP),
+    Exercise(clip_step, NOTEBOOK, 3.0, _step_cases, call=_run_step, setup=SETUP, atol=1e-4),
 ]

@@ -147,26 +147,12 @@ def _run_pipeline(fn, case: Case):
 
 
 EXERCISES = [
+    Exercise(prior_loss, NOTEBOOK, 1.0, _prior_loss_cases, call=_run_prior_loss, setup=SETUP),
+    Exercise(guided_ddim_step, NOTEBOOK, 2.0, _step_cases, call=_run_step, setup=SETUP, atol=1e-4),
     Exercise(
-        "prior_loss", NOTEBOOK, "prior_loss", 1.0, prior_loss, _prior_loss_cases, call=_run_prior_loss, setup=SETUP
-    ),
-    Exercise(
-        "guided_ddim_step",
-        NOTEBOOK,
-        "guided_ddim_step",
-        2.0,
-        guided_ddim_step,
-        _step_cases,
-        call=_run_step,
-        setup=SETUP,
-        atol=1e-4,
-    ),
-    Exercise(
-        "text_to_image",
-        NOTEBOOK,
-        "text_to_image",
-        3.0,
         text_to_image,
+        NOTEBOOK,
+        3.0,
         _pipeline_cases,
         call=_run_pipeline,
         setup=SETUP,

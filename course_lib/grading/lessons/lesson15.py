@@ -168,14 +168,10 @@ def _run_update(fn, case: Case):
 
 
 EXERCISES = [
-    Exercise("bradley_terry_loss", NOTEBOOK, "bradley_terry_loss", 1.0, bradley_terry_loss, _bt_cases, setup=SETUP),
-    Exercise("exact_kl", NOTEBOOK, "exact_kl", 1.0, exact_kl, _kl_cases, setup=SETUP),
-    Exercise("kl_shaped_rewards", NOTEBOOK, "kl_shaped_rewards", 1.0, kl_shaped_rewards, _shaped_cases, setup=SETUP),
-    Exercise("gae", NOTEBOOK, "gae", 2.0, gae, _gae_cases, setup=SETUP),
-    Exercise(
-        "clipped_policy_loss", NOTEBOOK, "clipped_policy_loss", 2.0, clipped_policy_loss, _clip_cases, setup=SETUP
-    ),
-    Exercise(
-        "ppo_update", NOTEBOOK, "ppo_update", 3.0, ppo_update, _update_cases, call=_run_update, setup=SETUP, atol=1e-4
-    ),
+    Exercise(bradley_terry_loss, NOTEBOOK, 1.0, _bt_cases, setup=SETUP),
+    Exercise(exact_kl, NOTEBOOK, 1.0, _kl_cases, setup=SETUP),
+    Exercise(kl_shaped_rewards, NOTEBOOK, 1.0, _shaped_cases, setup=SETUP),
+    Exercise(gae, NOTEBOOK, 2.0, _gae_cases, setup=SETUP),
+    Exercise(clipped_policy_loss, NOTEBOOK, 2.0, _clip_cases, setup=SETUP),
+    Exercise(ppo_update, NOTEBOOK, 3.0, _update_cases, call=_run_update, setup=SETUP, atol=1e-4),
 ]

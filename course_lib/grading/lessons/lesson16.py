@@ -134,26 +134,8 @@ def _run_step(fn, case: Case):
 
 
 EXERCISES = [
-    Exercise("dpo_loss", NOTEBOOK, "dpo_loss", 2.0, dpo_loss, _loss_cases, setup=SETUP),
-    Exercise(
-        "sequence_logprob",
-        NOTEBOOK,
-        "sequence_logprob",
-        1.0,
-        sequence_logprob,
-        _logprob_cases,
-        call=_run_logprob,
-        setup=SETUP,
-        atol=1e-4,
-    ),
-    Exercise(
-        "implicit_reward_accuracy",
-        NOTEBOOK,
-        "implicit_reward_accuracy",
-        1.0,
-        implicit_reward_accuracy,
-        _accuracy_cases,
-        setup=SETUP,
-    ),
-    Exercise("dpo_step", NOTEBOOK, "dpo_step", 3.0, dpo_step, _step_cases, call=_run_step, setup=SETUP, atol=1e-4),
+    Exercise(dpo_loss, NOTEBOOK, 2.0, _loss_cases, setup=SETUP),
+    Exercise(sequence_logprob, NOTEBOOK, 1.0, _logprob_cases, call=_run_logprob, setup=SETUP, atol=1e-4),
+    Exercise(implicit_reward_accuracy, NOTEBOOK, 1.0, _accuracy_cases, setup=SETUP),
+    Exercise(dpo_step, NOTEBOOK, 3.0, _step_cases, call=_run_step, setup=SETUP, atol=1e-4),
 ]
