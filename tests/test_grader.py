@@ -663,6 +663,99 @@ def test_a_cell_that_garbles_its_own_pipe_in_a_bundle_loses_only_its_own_points(
     assert alone == 0
 
 
+IN_A_BUNDLE = (  # alone, a cell holds the grader's pipe; in a bundle, only a pipe of its own
+    "import os, sys, stat\n"
+    "def in_a_bundle():\n"
+    "    try:\n"
+    "        os.fstat(int(sys.argv[1]))\n"
+    "        return False\n"
+    "    except OSError:\n"
+    "        return True\n"
+)
+
+
+@needs_sandbox
+def test_what_a_bundled_cell_sends_is_checked_before_it_counts(tmp_path):
+    """A result that does not parse as one (attacker review: it made the grader set the whole bundle aside and run
+    every cell again) is that cell's error; the other cells stay settled by the bundle."""
+    bogus = (
+        IN_A_BUNDLE
+        + (
+            "import struct\n"
+            "if in_a_bundle():\n"
+            "    own = [f for f in range(3, 64) if os.path.exists(f'/proc/self/fd/{f}') and "
+            "stat.S_ISFIFO(os.fstat(f).st_mode)][0]\n"
+            '    bad = b\'{"kind":"result","status":"bogus","message":"","cases":[]}\'\n'
+            "    os.write(own, struct.pack('>I', len(bad)) + bad)\n"
+        )
+        + SOFTMAX_HEADER
+        + GOOD_SOFTMAX
+    )
+    write(tmp_path / "subs" / "bogus", "00_foundations.ipynb", replaced(SOLUTION, "stable_softmax", bogus))
+    statuses, alone = grade_bundles(tmp_path / "subs")
+    assert statuses["bogus"]["stable_softmax"] == "error"
+    assert [statuses["bogus"][e] for e in ("batched_matmul", "image_to_patches", "accumulated_step")] == ["passed"] * 3
+    assert alone == 0
+
+
+@needs_sandbox
+def test_the_next_cell_finds_nothing_of_the_last(tmp_path):
+    """Shared memory, a folder without permissions and a process left running by one cell are gone before the
+    next cell starts."""
+    leaves = (
+        (
+            "import ctypes, os, subprocess\n"
+            "ctypes.CDLL(None).shmget(4242, 1 << 20, 0o1600)\n"
+            "os.makedirs('/tmp/locked/inner')\nos.chmod('/tmp/locked', 0)\n"
+            "subprocess.Popen(['sleep', '600'], start_new_session=True)\n"
+        )
+        + SOFTMAX_HEADER
+        + GOOD_SOFTMAX
+    )
+    checks = (
+        "import os\n"
+        "assert open('/proc/sysvipc/shm').read().count('\\n') == 1, 'shared memory left'\n"
+        "assert os.listdir('/tmp') == [], os.listdir('/tmp')\n"
+        "assert not any(open(f'/proc/{p}/cmdline').read().startswith('sleep') for p in os.listdir('/proc')"
+        " if p.isdigit()), 'a process left'\n"
+    ) + "def batched_matmul(a, b):\n    return torch.einsum('bik,bkj->bij', a, b)\n"
+    nb = replaced(replaced(SOLUTION, "stable_softmax", leaves), "batched_matmul", checks)
+    write(tmp_path / "subs" / "leaves", "00_foundations.ipynb", nb)
+    statuses, alone = grade_bundles(tmp_path / "subs")
+    assert statuses["leaves"]["batched_matmul"] == "passed"
+    assert alone == 0
+
+
+@needs_sandbox
+def test_a_cell_that_stops_the_jobs_parent_costs_time_not_points(tmp_path):
+    """A cell can stop the job's parent (the same uid): the bundle ends a timeout after its last record and the
+    cells it did not settle run alone, so the wrong cell after it still fails."""
+    stops = IN_A_BUNDLE + "import signal\nif in_a_bundle():\n    os.kill(os.getppid(), signal.SIGSTOP)\n"
+    stops += "def batched_matmul(a, b):\n    return torch.einsum('bik,bkj->bij', a, b)\n"
+    wrong_patches = "def image_to_patches(images, patch):\n    return images\n"
+    nb = replaced(replaced(SOLUTION, "batched_matmul", stops), "image_to_patches", wrong_patches)
+    write(tmp_path / "subs" / "stopper", "00_foundations.ipynb", nb)
+    started = time.monotonic()
+    statuses, alone = grade_bundles(tmp_path / "subs", timeout=8)
+    assert statuses["stopper"] == {
+        "stable_softmax": "passed",
+        "batched_matmul": "passed",
+        "image_to_patches": "failed",
+        "accumulated_step": "passed",
+    }
+    assert alone == 3
+    assert time.monotonic() - started < 5 * 8 + 20  # (n + 1) timeouts, and start-ups
+
+
+def test_a_result_of_millions_of_tiny_objects_is_refused_before_parsing():
+    from course_lib.grading import wire
+
+    started = time.monotonic()
+    with pytest.raises(wire.WireError, match="objects and lists"):
+        wire.loads(b"[" + b"{}," * 10_000_000 + b"{}]", max_bytes=64 * 2**20)
+    assert time.monotonic() - started < 5
+
+
 @needs_sandbox
 @pytest.mark.parametrize("attack", sorted(HIJACKS))
 def test_one_cell_cannot_change_how_another_is_graded(tmp_path, attack):

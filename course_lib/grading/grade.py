@@ -176,10 +176,14 @@ def run_in_sandbox(
     ends: dict[str, str] = {}
     timed_out = f"timed out after {timeout:g} s (an infinite loop, or far too slow); the process was killed"
 
+    def settled() -> dict[str, Ran]:
+        came_back = {i: Ran(results[i], "", flags[i]) for i in ids if i in results}
+        return came_back | {i: Ran(None, ends[i], flags[i]) for i in ids if i not in results and i in ends}
+
     def everyone(reason: str) -> dict[str, Ran]:
-        """A broken stream: a single cell's error; a bundle's cells are run alone (only the job's own parent
-        writes a bundle's stream, so a cell cannot make this happen to another)."""
-        return {i: Ran(None, reason, flags[i]) for i in ids} if alone else {}
+        """A broken stream: a single cell's error. A bundle's stream is written by the job's parent alone, which
+        checks and labels each cell's records: what it settled before the break stands, the rest run alone."""
+        return {i: Ran(None, reason, flags[i]) for i in ids} if alone else settled()
 
     for record in outcome.records:
         try:
@@ -188,6 +192,8 @@ def run_in_sandbox(
             return everyone(f"the result is not plain data and was rejected ({str(err)[:100]})")
         exercise = value.get("exercise") if isinstance(value, dict) else None
         kind = value.get("kind") if isinstance(value, dict) else None
+        if kind == "ready" and not results and not ends:
+            continue
         if not isinstance(exercise, str) or exercise not in flags:
             return everyone("the result was tampered with")
         if kind == "flag":
@@ -211,11 +217,9 @@ def run_in_sandbox(
             tail = outcome.log.strip().splitlines()
             last = f": {printable(tail[-1])[:200]}" if tail else ""
             return everyone(f"the process ended (exit status {outcome.returncode}) before reporting a result{last}")
-    if outcome.problem:  # a bundle whose stream broke: what it said cannot be trusted, each cell runs alone
-        return {}
-    came_back = {i: Ran(results[i], "", flags[i]) for i in ids if i in results}
-    came_back |= {i: Ran(None, ends[i], flags[i]) for i in ids if i not in results and i in ends}
-    return came_back
+    # A bundle's stream is written by the job's parent alone, which labels each cell's records: what it settled
+    # stands even if the stream broke later (too much, the parent killed); the cells it did not reach run alone.
+    return settled()
 
 
 class Grader:

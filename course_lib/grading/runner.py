@@ -48,6 +48,7 @@ from course_lib.grading.execute import NOT_IMPLEMENTED, short_error  # noqa: E40
 from course_lib.grading.judge import trap_message  # noqa: E402
 from course_lib.grading.sandbox import FRAME, MAX_RESULT_BYTES, split_records  # noqa: E402
 from course_lib.grading.spec import Case, plain  # noqa: E402
+from course_lib.grading.verdict import JobResult  # noqa: E402
 
 CELL = "<exercise cell>"
 MAX_CELL_BYTES = MAX_RESULT_BYTES // 2  # what one cell of a bundle may send
@@ -273,10 +274,20 @@ def _end_the_rest(keep: set[int]) -> None:
         if not others:
             break
         time.sleep(0.005)
+
+    def writable(function, path, _) -> None:  # a folder left without permissions: open it, try again
+        os.chmod(os.path.dirname(path), 0o700)
+        os.chmod(path, 0o700) if os.path.isdir(path) and not os.path.islink(path) else None
+        function(path)
+
     for entry in os.listdir("/tmp"):
         path = os.path.join("/tmp", entry)
         try:
-            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.chmod(path, 0o700)
+                shutil.rmtree(path, onerror=writable)
+            else:
+                os.unlink(path)
         except OSError:
             pass
 
@@ -357,33 +368,72 @@ def run_bundle(jobs: list[dict], channel: Channel, timeout: float) -> None:
             why = "it sent too much, or records that were malformed or too many"
             channel.send({"kind": "ended", "exercise": p.exercise, "why": why})
             continue
-        answered = False
-        for raw in records:
-            try:
-                record = wire.loads(raw, max_bytes=MAX_CELL_BYTES)
-            except wire.WireError:
-                record = None
-            if isinstance(record, dict) and record.get("kind") == "result":
-                if answered:
-                    continue  # the first result a cell sends is its answer
-                answered = True
-            if not isinstance(record, dict) or record.get("kind") not in ("flag", "result"):
-                channel.send(
-                    {"kind": "ended", "exercise": p.exercise, "why": "it sent a record that is not plain data"}
-                )
-                break
-            channel.send({**record, "exercise": p.exercise})
+        forwarded, why = _checked(records, p.exercise, time.monotonic() + timeout)
+        for record in forwarded:
+            channel.send(record)
+        if why:
+            channel.send({"kind": "ended", "exercise": p.exercise, "why": why})
+        elif status is None:
+            channel.send({"kind": "timeout", "exercise": p.exercise})
         else:
-            if status is None:
-                channel.send({"kind": "timeout", "exercise": p.exercise})
+            channel.send({"kind": "ended", "exercise": p.exercise, "why": f"exit status {status}"})
+        _empty_ipc()
+
+
+def _checked(records: list[bytes], exercise: str, deadline: float) -> tuple[list[dict], str]:
+    """A cell's records as the grader will take them: parsed, its flags and its first result, each checked field by
+    field and labelled with the cell's exercise, within a share of the result cap. -> (records, why they stop)."""
+    out, size, answered = [], 0, False
+    for raw in records:
+        try:
+            record = wire.loads(raw, max_bytes=MAX_CELL_BYTES, deadline=deadline)
+        except wire.WireError as err:
+            return out, f"it sent a record that is not plain data ({str(err)[:80]})"
+        kind = record.get("kind") if isinstance(record, dict) else None
+        if kind == "flag":
+            checked = {"kind": "flag", "exercise": exercise, "what": str(record.get("what"))[:200]}
+        elif kind == "result" and not answered:  # the first result a cell sends is its answer
+            fields = {k: record.get(k) for k in ("status", "message", "cases")}
+            try:
+                JobResult.parse({"kind": "result", "exercise": exercise, **fields})
+            except ValueError as err:
+                return out, f"its result does not fit ({err})"
+            checked, answered = {"kind": "result", "exercise": exercise, **fields}, True
+        elif kind == "result":
+            continue
+        else:
+            return out, "it sent a record the grader does not know"
+        size += len(wire.dumps(checked))
+        if size > MAX_CELL_BYTES:
+            return out, f"it sent more than {MAX_CELL_BYTES // 2**20} MiB"
+        out.append(checked)
+    return out, ""
+
+
+def _empty_ipc() -> None:
+    """Remove the System V shared memory, queues and semaphores a cell made (the job has an IPC namespace of its
+    own, so all of them are the job's)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for kind, remove in (("shm", libc.shmctl), ("msg", libc.msgctl), ("sem", libc.semctl)):
+        try:
+            with open(f"/proc/sysvipc/{kind}") as f:
+                ids = [int(line.split()[1]) for line in f.readlines()[1:] if len(line.split()) > 1]
+        except (OSError, ValueError):
+            continue
+        for ident in ids:
+            if kind == "sem":
+                remove(ident, 0, 0, None)  # IPC_RMID is 0
             else:
-                channel.send({"kind": "ended", "exercise": p.exercise, "why": f"exit status {status}"})
+                remove(ident, 0, None)
 
 
 def main() -> None:
     channel = Channel(int(sys.argv[1]))
     job = wire.loads(sys.stdin.buffer.read(MAX_JOB_BYTES + 1), max_bytes=MAX_JOB_BYTES)
     torch.set_num_threads(1)
+    channel.send({"kind": "ready"})  # the cells' time starts now, not at Python's start
     if job.get("bundle"):
         run_bundle(job["jobs"], channel, float(job["timeout"]))
     else:

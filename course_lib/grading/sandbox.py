@@ -152,6 +152,7 @@ def _bwrap(uid: int | None, replacements: list[tuple[str, str]] = (), seccomp_fd
     else:
         command += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     command += ["--die-with-parent", "--new-session", "--hostname", "grader", "--proc", "/proc", "--dev", "/dev"]
+    command += ["--remount-ro", "/dev"]  # bwrap's /dev is a tmpfs the job could fill (/dev/shm included)
     # The scratch tmpfs first: a course or a Python that lives under /tmp is then mounted on top of it.
     command += ["--perms", "1777", "--size", str(SCRATCH_BYTES), "--tmpfs", "/tmp"]
     command += [*_mounts(), *_covers(replacements), "--chdir", "/tmp"]
@@ -443,8 +444,9 @@ def run_job(
 ) -> JobOutcome:
     """Run one job (wire-encoded) in the sandbox; never raises for anything the job does.
 
-    The job has `timeout` seconds from its start, and with `stages` > 1 (a bundle of exercises) another `timeout`
-    from each record it sends, never more than `(stages + 1) * timeout` in all. `replacements`: (copy, original) library
+    The job has `timeout` seconds from its start and another `timeout` from each record it sends (the first is
+    "ready", once Python and torch are loaded), never more than `(stages + 1) * timeout` in all; `stages` is the
+    number of cells it runs. `replacements`: (copy, original) library
     files that the job sees instead of the originals. Without bubblewrap it refuses (RuntimeError) unless
     `unsandboxed`."""
     if not sandboxed() and not unsandboxed:
@@ -476,7 +478,7 @@ def run_job(
                 env=_environment(home),
                 pass_fds=(result_write,) if filter_fd is None else (result_write, filter_fd),
                 start_new_session=True,
-                preexec_fn=lambda: _limits(timeout * (stages + 1 if stages > 1 else 1), tasks, cgroup),
+                preexec_fn=lambda: _limits(timeout * (stages + 1), tasks, cgroup),
             )
             _running.add(proc.pid)
     except OSError as err:
@@ -506,11 +508,10 @@ def run_job(
         except (BrokenPipeError, OSError):
             pass
         started = time.monotonic()
-        deadline, counted = started + timeout, 0
-        limit = started + (stages + 1) * timeout if stages > 1 else deadline  # a bundle: one timeout to start
+        deadline, counted, limit = started + timeout, 0, started + (stages + 1) * timeout  # one more to start up
         while proc.poll() is None and time.monotonic() < min(deadline, limit) and not overflow.is_set():
             time.sleep(0.02)
-            if stages > 1 and frames[0] > counted:  # a record arrived: another timeout from now
+            if frames[0] > counted:  # a record arrived ("ready", or a cell's end): another timeout from now
                 counted, deadline = frames[0], time.monotonic() + timeout
         outcome.timed_out = proc.poll() is None and not overflow.is_set()
     finally:

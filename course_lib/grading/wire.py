@@ -22,6 +22,7 @@ DTYPES = {
 }
 MAX_KEYS = 4096  # per JSON object
 MAX_DEPTH = 64  # lists, tuples and dicts within each other
+MAX_CONTAINERS = 100_000  # "{" and "[" in one record, counted before parsing (a result holds a few per case)
 
 
 class WireError(ValueError):
@@ -105,6 +106,8 @@ def loads(data: bytes, *, max_bytes: int, deadline: float | None = None) -> Any:
     """Parse what `dumps` wrote; WireError for anything else (too large, malformed, past `deadline`)."""
     if len(data) > max_bytes:
         raise WireError(f"more than {max_bytes} bytes")
+    if data.count(b"{") + data.count(b"[") > MAX_CONTAINERS:  # millions of tiny objects: seconds and gigabytes
+        raise WireError(f"more than {MAX_CONTAINERS} objects and lists")
 
     def pairs(items: list[tuple[str, Any]]) -> dict:
         if len(items) > MAX_KEYS:
