@@ -62,7 +62,7 @@ LESSONS: tuple[Lesson, ...] = (
             "course_lib.train",
         ),
         spec=_spec(0),
-        tests=("tests/test_core.py", "tests/test_data.py", "tests/test_check.py"),
+        tests=("tests/test_infrastructure.py", "tests/test_data.py", "tests/test_check.py"),
         bench=("bench/digits_mlp.py",),
     ),
     Lesson(
@@ -78,7 +78,7 @@ LESSONS: tuple[Lesson, ...] = (
         ),
         behind=("course_lib.data.translation", "course_lib.models.seq2seq", "course_lib.nn.greedy"),
         spec=_spec(1),
-        tests=("tests/test_nmt.py", "tests/test_nn.py", "tests/test_tokenizers.py", "tests/test_data.py"),
+        tests=("tests/test_translation.py", "tests/test_nn.py", "tests/test_tokenizers.py", "tests/test_data.py"),
     ),
     Lesson(
         2,
@@ -93,7 +93,7 @@ LESSONS: tuple[Lesson, ...] = (
         ),
         behind=("course_lib.models.transformer",),
         spec=_spec(2),
-        tests=("tests/test_nn.py", "tests/test_nmt.py"),
+        tests=("tests/test_nn.py", "tests/test_translation.py"),
     ),
     Lesson(
         3,
@@ -111,7 +111,7 @@ LESSONS: tuple[Lesson, ...] = (
         ),
         behind=("course_lib.models.transformer", "course_lib.models.seq2seq"),
         spec=_spec(3),
-        tests=("tests/test_nn.py", "tests/test_nmt.py"),
+        tests=("tests/test_nn.py", "tests/test_translation.py"),
     ),
     Lesson(
         4,
@@ -160,7 +160,7 @@ LESSONS: tuple[Lesson, ...] = (
         ),
         behind=("course_lib.nn.kv_cache",),
         spec=_spec(6),
-        tests=("tests/test_decoding.py", "tests/test_bert.py"),
+        tests=("tests/test_decoding.py", "tests/test_control.py", "tests/test_data.py"),
     ),
     Lesson(
         7,
@@ -175,7 +175,7 @@ LESSONS: tuple[Lesson, ...] = (
         ),
         behind=("course_lib.tokenizers.bpe",),
         spec=_spec(7),
-        tests=("tests/test_bert.py",),
+        tests=("tests/test_bert.py", "tests/test_data.py"),
     ),
     Lesson(
         8,
@@ -190,7 +190,7 @@ LESSONS: tuple[Lesson, ...] = (
             "course_lib.vision.vae",
         ),
         spec=_spec(8),
-        tests=("tests/test_vision.py",),
+        tests=("tests/test_vae.py", "tests/test_judge.py", "tests/test_data.py"),
         bench=("bench/vae.py",),
     ),
     Lesson(
@@ -206,7 +206,7 @@ LESSONS: tuple[Lesson, ...] = (
             "course_lib.vision.judge",
         ),
         spec=_spec(9),
-        tests=("tests/test_vision.py",),
+        tests=("tests/test_gan.py", "tests/test_judge.py", "tests/test_data.py"),
         bench=("bench/gan.py",),
     ),
     Lesson(
@@ -224,7 +224,7 @@ LESSONS: tuple[Lesson, ...] = (
             "course_lib.vision.vae",
         ),
         spec=_spec(10),
-        tests=("tests/test_vision.py",),
+        tests=("tests/test_diffusion.py", "tests/test_judge.py", "tests/test_data.py"),
         bench=("bench/diffusion.py",),
     ),
     Lesson(
@@ -240,7 +240,7 @@ LESSONS: tuple[Lesson, ...] = (
         ),
         behind=("course_lib.nn.attention",),
         spec=_spec(11),
-        tests=("tests/test_vision.py",),
+        tests=("tests/test_vit.py", "tests/test_data.py"),
     ),
     Lesson(
         12,

@@ -1,3 +1,6 @@
+"""Every lesson's exercises/: generated from solutions/ with stubs in place of the solutions, malformed markers
+refused, the committed folder in sync (course_lib.grading.assign)."""
+
 import copy
 import json
 

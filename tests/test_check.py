@@ -1,12 +1,57 @@
+"""Lesson 00's check(): its references against PyTorch, and the feedback it prints for a wrong, forbidden, slow
+or unwritten function (course_lib.grading.feedback on course_lib/grading/lessons/lesson00.py)."""
+
+import pytest
 import torch
+import torch.nn.functional as F
 
 from course_lib.grading.feedback import check_messages
 from course_lib.grading.lessons import lesson00
 
 
-def test_reference_passes():
+def full_batch_step(model, optimizer, x, y, micro_batches):
+    """accumulated_step's meaning, without accumulating: one step on the whole batch's mean loss."""
+    optimizer.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def unfolded_patches(images, patch):
+    """(b, c, h, w) -> (b, patches in reading order, patch * patch * c) with Tensor.unfold, not einops."""
+    b, c = images.shape[:2]
+    tiles = images.unfold(2, patch, patch).unfold(3, patch, patch)  # (b, c, rows, cols, patch, patch)
+    return tiles.permute(0, 2, 3, 4, 5, 1).reshape(b, -1, patch * patch * c)
+
+
+INDEPENDENT = {  # each lesson 00 exercise, computed another way
+    "stable_softmax": lambda x, dim=-1: torch.softmax(x, dim),
+    "batched_matmul": torch.bmm,
+    "image_to_patches": unfolded_patches,
+    "accumulated_step": full_batch_step,
+}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_references_agree_with_independent_computations(seed):
+    """check() judges a learner's function by the reference's answers: here the references meet PyTorch's."""
+    assert sorted(INDEPENDENT) == sorted(e.id for e in lesson00.EXERCISES)
     for exercise in lesson00.EXERCISES:
-        assert check_messages(exercise.id, exercise.reference)[0].startswith("✓"), exercise.id
+        for case in exercise.cases(seed):
+            ours = exercise.call(exercise.reference, case.fresh())
+            theirs = exercise.call(INDEPENDENT[exercise.id], case)
+            where = f"{exercise.id}, {case.name}"
+            torch.testing.assert_close(ours, theirs, rtol=exercise.rtol, atol=exercise.atol, msg=f"{where}: differs")
+
+
+def test_check_passes_the_references_without_flagging_their_source():
+    """The screens read each reference's own source (`def stable_softmax` names the forbidden softmax) and let it
+    through; the answers it is compared with are its own, so this checks the screens and harnesses, not the maths."""
+    for exercise in lesson00.EXERCISES:
+        assert check_messages(exercise.id, exercise.reference) == [
+            f"✓ {exercise.id}: all {len(exercise.cases(0))} cases pass"
+        ]
 
 
 def test_naive_softmax_names_the_cases_and_the_nan():

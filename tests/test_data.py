@@ -1,9 +1,14 @@
+"""Lessons 00-11's datasets: the digits (00, 08-11), the number translations (01-03) and Shakespeare's works
+(04, 06-07), each fixed, split and checked (course_lib.data; the plays' structure is in test_control.py and
+test_bert.py, the captioned shapes in test_multimodal.py)."""
+
 import hashlib
 
 import pytest
 import torch
 
 from course_lib.data import load_digits, load_shakespeare, shakespeare, shakespeare_text, translation_pairs
+from course_lib.data.digits import to_signed, to_unit
 from course_lib.data.shakespeare import split_work
 from course_lib.data.translation import is_held_out
 
@@ -22,6 +27,13 @@ def test_digits_shapes_split_and_checksum():
 
 
 DIGITS_TEST_SHA = "8f9e65cb2e07e637"
+
+
+def test_signed_and_unit_images_round_trip():
+    images = load_digits().test_images[:5]
+    assert to_signed(images).shape == (5, 1, 8, 8) and to_signed(images).min() >= -1
+    torch.testing.assert_close(to_unit(to_signed(images)), images)
+    assert to_unit(torch.full((1, 1, 2, 2), 3.0)).max() == 1  # clipped
 
 
 def test_translation_pairs_are_fixed_and_held_out():

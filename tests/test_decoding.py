@@ -1,4 +1,5 @@
-"""Decoding (lesson 06): the KV cache changes nothing but speed; filters and beam search match plain references."""
+"""Lessons 05-06's decoding: the KV cache changes nothing but speed; filters, beam search and likelihoods match
+plain references (course_lib.text.decoding, course_lib.nn.kv_cache)."""
 
 import math
 

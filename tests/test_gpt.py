@@ -1,4 +1,6 @@
-"""GPT (lesson 05): causality, weight tying, attention equal to the lesson 02 block, init, overfitting, batches."""
+"""Lesson 05's GPT: causality, weight tying, attention equal to lesson 02's block, init, overfitting, sampling,
+batches, training on real text, the parameter-count exercise and bench/gpt.py (course_lib.models.gpt,
+course_lib.text.language_model)."""
 
 from dataclasses import replace
 

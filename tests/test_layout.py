@@ -131,14 +131,3 @@ def test_imports_only_run_downward():
 def test_the_check_catches_a_wrong_way_import(source, target, caught):
     problems = wrong_way_edges({ROOT / source: target + "\n"})
     assert any(caught in p for p in problems), problems
-
-
-def test_every_module_docstring_starts_with_the_lessons_that_use_it():
-    missing = []
-    for path in sorted(LIB.rglob("*.py")):
-        if path.parent.name == "lessons" or path.name == "__main__.py":
-            continue
-        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
-        if not (doc.startswith("Lesson") or doc.startswith("Every lesson") or doc.startswith("course_lib")):
-            missing.append(f"{path.relative_to(ROOT)}: {doc[:60]!r}")
-    assert not missing, "module docstrings must start with the lessons that use them:\n" + "\n".join(missing)

@@ -213,6 +213,46 @@ def test_module_docstrings_name_the_lessons_that_use_them():
     )
 
 
+def exempt_docstring_problems(docstrings: dict[str, str]) -> list[str]:
+    """What is wrong with the docstrings that the lesson rule exempts: an exercise spec names its own lesson
+    ("Lesson 05 exercises: ..."), a tool names every lesson or its own package ("course_lib.web: ...")."""
+    problems = []
+    for module, doc in sorted(docstrings.items()):
+        spec = re.fullmatch(r"course_lib\.grading\.lessons\.lesson(\d\d)", module)
+        if spec:
+            start = f"Lesson {spec[1]} exercises: "
+            if int(spec[1]) not in NUMBERS or not doc.startswith(start):
+                problems.append(f"{module}: its docstring should start with {start!r}: {doc[:50]!r}")
+        elif module in EXEMPT_TOO or module.endswith(".__main__") or module.startswith(EXEMPT):
+            if module == "course_lib.grading.lessons":  # the specs' package, which says it holds one per lesson
+                continue
+            own = module.removesuffix(".__main__")
+            names = (own, own.rpartition(".")[0])
+            named = any(re.match(rf"(python -m )?{re.escape(n)}\b", doc) for n in names)
+            if not doc.startswith("Every lesson") and not named:
+                problems.append(f"{module}: its docstring names neither every lesson nor its package: {doc[:50]!r}")
+    return problems
+
+
+def test_exercise_specs_and_tools_docstrings_say_whom_they_serve():
+    problems = exempt_docstring_problems(library_docstrings())
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    "module,doc",
+    [
+        ("course_lib.grading.lessons.lesson05", "Lesson 06 exercises: sampling."),
+        ("course_lib.grading.lessons.lesson14", "Lesson 14 exercises: none."),
+        ("course_lib.grading.feedback", "Lesson 00: check."),
+        ("course_lib.web.build", "course_lib.grading: the site."),
+        ("course_lib.doctor", ""),
+    ],
+)
+def test_the_exempt_docstring_check_catches_a_wrong_start(module: str, doc: str):
+    assert exempt_docstring_problems({module: doc})
+
+
 @pytest.mark.parametrize(
     "module,doc,caught",
     [

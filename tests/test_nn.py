@@ -1,4 +1,5 @@
-"""course_lib.nn against PyTorch's own modules (copied weights), plus masks and a tiny overfit."""
+"""Lessons 01-03's blocks: course_lib.nn against PyTorch's own modules (copied weights), plus masks and the two
+seq2seq models overfitting a batch (course_lib.nn, course_lib.models.transformer, course_lib.models.seq2seq)."""
 
 import pytest
 import torch

@@ -1,4 +1,7 @@
-"""Versions are pinned in one place (pyproject.toml) plus the lock (constraints.txt); environment.yml uses both."""
+"""Packaging: versions are pinned in one place (pyproject.toml) plus the lock (constraints.txt); environment.yml uses
+both; the READMEs ask for the Python pyproject.toml requires; CI runs the README's test command."""
+
+import re
 
 from tests.conftest import PYPROJECT, ROOT
 
@@ -38,7 +41,32 @@ def test_constraints_lock_agrees_with_pyproject():
         )
 
 
-def test_ci_runs_the_readme_test_command():
-    readme = (ROOT / "README.md").read_text()
-    assert "make test" in readme
-    assert "make test" in (ROOT / ".ci" / "run").read_text()
+def test_the_readmes_ask_for_the_python_that_pyproject_requires():
+    oldest = PYPROJECT["project"]["requires-python"].removeprefix(">=")
+    english, chinese = (ROOT / "README.md").read_text(), (ROOT / "README.zh-CN.md").read_text()
+    assert f"You need Python {oldest} or newer" in english and f"你需要 Python {oldest} 或更新" in chinese
+    for name, text in (("README.md", english), ("README.zh-CN.md", chinese)):
+        others = set(re.findall(r"Python (3\.\d+)", text)) - {oldest}
+        assert not others, f"{name} names Python {sorted(others)}; pyproject.toml requires {oldest}+"
+
+
+def make_recipe(target: str) -> list[str]:
+    """The command lines of a Makefile target, tabs stripped."""
+    lines = (ROOT / "Makefile").read_text().split(f"\n{target}:", 1)[1].split("\n")[1:]
+    recipe = []
+    for line in lines:
+        if not line.startswith("\t"):
+            break
+        recipe.append(line.strip())
+    return recipe
+
+
+def test_ci_runs_the_readme_test_command_and_it_runs_every_test_and_notebook():
+    setup = (ROOT / "README.md").read_text().split("## Set up", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    assert "make test" in [line.split("#")[0].strip() for line in setup.splitlines()]  # a command, not a mention
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    ci = [line for line in ci if line and not line.startswith("#")]
+    assert "set -euo pipefail" in ci and ci[-1] == "make test"  # CI's last command, whose failure fails CI
+    pytest_lines = [line for line in make_recipe("test") if " -m pytest " in line]
+    assert len(pytest_lines) == 1 and re.search(r"--nbval-lax .* tests notebooks solutions ", pytest_lines[0])
+    assert "test-browser" in make_recipe("test")[-1]  # then the browser suite

@@ -1,3 +1,6 @@
+"""Lessons 01 and 04's tokenizers: the word vocabulary of the translations, byte-pair encoding and characters
+(course_lib.tokenizers)."""
+
 import pytest
 
 from course_lib.data import translation_pairs

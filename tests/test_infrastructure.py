@@ -1,3 +1,6 @@
+"""Every lesson's infrastructure: the device and seeds, the artifact cache and atomic writes, the training loop and
+schedule, the plots and the doctor (course_lib.device, .artifacts, .paths, .train, .plots, .doctor)."""
+
 import json
 
 import matplotlib

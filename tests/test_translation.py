@@ -1,4 +1,5 @@
-"""The translation task of lessons 01-03: data, loss, evaluation, attention recording."""
+"""Lessons 01-03's translation task: number pairs as tensors, the padded loss, evaluation, a quick training run and
+attention recording (course_lib.text.translation)."""
 
 import pytest
 import torch
