@@ -1,6 +1,6 @@
-"""Every lesson: `check` in the notebook, `python -m course_lib.assign` to generate exercises, `python -m
-course_lib.grade` to grade a folder of submissions. `check` is imported on first use, so the tools that only edit
-notebooks never load torch."""
+"""Every lesson: `check` in the notebook; `python -m course_lib.assign` to generate exercises;
+`python -m course_lib.grade` to grade a folder of submissions. `check` is imported on first use, so the tools that
+only edit notebooks never load torch."""
 
 from __future__ import annotations
 
