@@ -907,3 +907,12 @@ def test_inside_the_sandbox_keyrings_and_new_namespaces_are_refused():
     assert (key, err_key, userns, err_ns) == (-1, 1, -1, 1)
     assert uid_inside != 0
     assert uid_map.split() == [str(uid_inside), str(os.getuid() if uid is None else uid), "1"]  # not the host's
+
+
+def test_the_report_says_when_exercises_ran_alone(tmp_path, monkeypatch, capsys):
+    from course_lib.grading import grade
+
+    monkeypatch.setattr(grade, "grade_folder", lambda *a, **k: ({}, [], 3))
+    (tmp_path / "subs").mkdir()
+    assert main([str(tmp_path / "subs"), "--seed", "1", "--unsandboxed"]) == 0
+    assert "warning: 3 exercises ran in jobs of their own" in capsys.readouterr().out

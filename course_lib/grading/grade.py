@@ -406,10 +406,12 @@ def main(argv: list[str] | None = None) -> int:
     if not sandbox.sandboxed() and not args.unsandboxed:
         print("error: refusing to run students' code without a sandbox; install bubblewrap, or pass --unsandboxed")
         return 2
-    results, warnings, _ = grade_folder(
+    results, warnings, alone = grade_folder(
         args.submissions, seed=seed, timeout=args.timeout, jobs=max(1, args.jobs), unsandboxed=args.unsandboxed
     )
     print(f"graded {sum(len(v) for v in results.values())} notebooks of {len(results)} students (seed {seed})")
+    if alone:
+        warnings.append(f"{alone} exercises ran in jobs of their own after their notebook's job ended early")
     for w in warnings:
         print(f"warning: {w}")
     print(report_table(results, line), end="")
