@@ -46,11 +46,10 @@ def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
 
 
 def augment(images: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
-    """Each of three transforms applied to each image with probability p (ADA's recipe, cut to what suits 8x8
-    digits): an integer shift of up to one pixel (background fills the gap), a brightness offset and a contrast
-    scale. Applied to everything the discriminator sees, real and fake alike, so it never learns that augmented
-    images are a sign of either; at p below about 0.8 the generator cannot learn to produce the augmentations.
-    images (b, 1, s, s) in [-1, 1]."""
+    """ADA's augmentation, cut to one transform that suits 8x8 digits: each image is shifted, with probability p,
+    by an integer offset of up to one pixel in each direction (background fills the gap). Applied to everything
+    the discriminator sees, real and fake alike, so it never learns that augmented images are a sign of either;
+    at p below about 0.8 the generator cannot learn to produce the augmentations. images (b, 1, s, s) in [-1, 1]."""
     if p <= 0:
         return images
     b, device = len(images), images.device
