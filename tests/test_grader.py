@@ -582,9 +582,10 @@ HIJACKS = {  # the first cell rewrites how the next exercise runs (attacker revi
     "rewrites_the_next_job": "import sys, concurrent.futures\n"  # gc on a library thread: not flagged
     "collector = getattr(sys, 'modules')['gc']\n"
     "found = concurrent.futures.ThreadPoolExecutor(1).submit(collector.get_objects).result()\n"
-    "for p in found:\n"
-    "    if type(p).__name__ == 'Prepared' and p.exercise.startswith('batched'):\n"
-    "        p.job = dict(p.job, source=" + RIGHT_MATMUL + ")\n",
+    "hits = [p for p in found if type(p).__name__ == 'Prepared' and p.exercise.startswith('batched')]\n"
+    "assert hits, 'the next cell was not found'  # the attack reaches its target, in this cell's process\n"
+    "for p in hits:\n"
+    "    p.job = dict(p.job, source=" + RIGHT_MATMUL + ")\n",
 }
 
 
@@ -705,7 +706,7 @@ def test_the_next_cell_finds_nothing_of_the_last(tmp_path):
     leaves = (
         (
             "import ctypes, os, subprocess\n"
-            "ctypes.CDLL(None).shmget(4242, 1 << 20, 0o1600)\n"
+            "assert ctypes.CDLL(None).shmget(4242, 1 << 20, 0o1600) >= 0, 'no segment made'\n"
             "os.makedirs('/tmp/locked/inner')\nos.chmod('/tmp/locked', 0)\n"
             "subprocess.Popen(['sleep', '600'], start_new_session=True)\n"
         )
@@ -764,6 +765,11 @@ def test_one_cell_cannot_change_how_another_is_graded(tmp_path, attack):
     nb = replaced(SOLUTION, "stable_softmax", HIJACKS[attack] + SOFTMAX_HEADER + GOOD_SOFTMAX)
     write(tmp_path / "subs" / "hijacker", "00_foundations.ipynb", replaced(nb, "batched_matmul", WRONG_MATMUL))
     statuses, _ = grade_bundles(tmp_path / "subs")
+    # the runner's own module is out of reach (a stub `__main__`); the next cell's job is found, but in a copy
+    assert (
+        statuses["hijacker"]["stable_softmax"]
+        == {"patches_the_runner": "error", "rewrites_the_next_job": "passed"}[attack]
+    )
     assert statuses["hijacker"]["batched_matmul"] == "failed"
     assert statuses["hijacker"]["image_to_patches"] == "passed"
 

@@ -46,7 +46,7 @@ from course_lib.device import seeded  # noqa: E402
 from course_lib.grading import wire  # noqa: E402
 from course_lib.grading.execute import NOT_IMPLEMENTED, short_error  # noqa: E402
 from course_lib.grading.judge import trap_message  # noqa: E402
-from course_lib.grading.sandbox import FRAME, MAX_RESULT_BYTES, split_records  # noqa: E402
+from course_lib.grading.sandbox import FRAME, MAX_RESULT_BYTES, become_subreaper, split_records  # noqa: E402
 from course_lib.grading.spec import Case, plain  # noqa: E402
 from course_lib.grading.verdict import JobResult  # noqa: E402
 
@@ -230,7 +230,7 @@ def run_cell(prepared: Prepared, channel: Channel) -> None:
 
 # --- a bundle: one process per cell, the cells' records relabelled by this (trusted) parent ----------------------
 
-_PR_SET_DUMPABLE, _PR_SET_CHILD_SUBREAPER = 4, 36
+_PR_SET_DUMPABLE = 4
 MAX_CELL_RECORDS = 1000  # records one cell may send (flags and its result)
 
 
@@ -350,7 +350,7 @@ def run_bundle(jobs: list[dict], channel: Channel, timeout: float) -> None:
     for function in sorted({p.function for p in prepared}):
         disarm(function)
     _prctl(_PR_SET_DUMPABLE, 0)
-    _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+    become_subreaper(True)  # what a cell's processes leave behind becomes this parent's, to end
     keep = _ancestors()
     for p in prepared:
         read_fd, write_fd = os.pipe()
