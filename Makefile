@@ -27,7 +27,7 @@ lab: data
 	$(PY) -m jupyter lab notebooks/
 
 doctor: install
-	$(PY) -m course_lib.doctor
+	$(PY) -m course_tools.doctor
 
 # ruff: lint and format check (configured in pyproject.toml); `make format` rewrites the code.
 lint: install
@@ -41,7 +41,7 @@ format: install
 # Lint, exercise sync check, unit tests, grader self-tests, every lesson and solution notebook, then the
 # browser suite (JupyterLab and the web edition in Chromium) when Chromium is installed.
 test: data lint
-	$(PY) -m course_lib.assign --check
+	$(PY) -m course_tools.assign --check
 	$(PY) -m pytest --nbval-lax --nbval-cell-timeout=900 --ignore=tests/browser tests notebooks solutions $(PYTEST_ARGS)
 	@$(MAKE) --no-print-directory test-browser
 
@@ -66,7 +66,7 @@ test-portability: data
 # JupyterLab driven in the system Chromium (lessons 00 and 02, exercises 00), then every page of the web
 # edition; screenshots in build/browser/. Skipped, with one line saying so, when Chromium is missing.
 test-browser: data
-	@if $(PY) -m course_lib.web.readiness chromium >/dev/null; then \
+	@if $(PY) -m course_tools.web.readiness chromium >/dev/null; then \
 		$(MAKE) --no-print-directory site && $(PY) -m pytest tests/browser $(PYTEST_ARGS); \
 	else \
 		echo "browser suite skipped: no Chromium (apt install chromium, or CHROMIUM=/path/to/chromium make test)"; \
@@ -74,15 +74,15 @@ test-browser: data
 
 # The web edition: every notebook with its committed outputs, as a static site in build/site/ (offline).
 site: install
-	$(PY) -m course_lib.web build/site
+	$(PY) -m course_tools.web build/site
 
 # Regenerate exercises/ from solutions/ (never edit exercises/ by hand).
 exercises: install
-	$(PY) -m course_lib.assign
+	$(PY) -m course_tools.assign
 
 # The grader on three sample students (correct, partial, broken) of lesson 00: see it work before a workshop.
 grade-demo: install
-	$(PY) -m course_lib.grading.demo build/grade-demo
+	$(PY) -m course_tools.grading.demo build/grade-demo
 
 bench: data
 	$(PY) bench/run_all.py

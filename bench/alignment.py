@@ -25,9 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit, matmul_peak_gflops
 
 from course_lib import seed_everything
-from course_lib.alignment import dpo as D
-from course_lib.alignment import ppo as P
-from course_lib.alignment import reward_model as R
+from course_lib.alignment import dpo, ppo, reward_training
 from course_lib.alignment.policy import evaluate_policy
 from course_lib.alignment.preferences import (
     NEW_TOKENS,
@@ -36,6 +34,7 @@ from course_lib.alignment.preferences import (
     prompt_windows,
     sample_continuations,
 )
+from course_lib.models.value_head import PolicyWithValue
 from course_lib.text.language_model import pretrained_gpt
 
 
@@ -43,21 +42,21 @@ def main() -> None:
     gpt, data, _ = pretrained_gpt(progress=False)
     tokenizer = data.tokenizer
     prefs = preference_data(gpt, data.train, tokenizer)
-    reward_model, _ = R.pretrained_reward_model(gpt, prefs)
+    reward_model, _ = reward_training.pretrained_reward_model(gpt, prefs)
     prompts = held_out_prompts(data.val, tokenizer)
     base = evaluate_policy(gpt, gpt, None, prompts, tokenizer)
     mean, std = base.true_reward.mean().item(), base.true_reward.std().item()
     peak = matmul_peak_gflops()
 
-    config = replace(P.PPOConfig(), eval_every=4)
+    config = replace(ppo.PPOConfig(), eval_every=4)
     batch = prompt_windows(data.train, tokenizer, config.batch, seed=9)
     sample_continuations(gpt, batch, generator=torch.Generator().manual_seed(0))  # warm-up
     start = time.perf_counter()
     sample_continuations(gpt, batch, generator=torch.Generator().manual_seed(0))
     sampling = time.perf_counter() - start
     seed_everything(0)
-    policy = P.PolicyWithValue(gpt)
-    history = P.train_ppo(policy, gpt, reward_model, data.train, prompts, tokenizer, config, progress=False)
+    policy = PolicyWithValue(gpt)
+    history = ppo.train_ppo(policy, gpt, reward_model, data.train, prompts, tokenizer, config, progress=False)
     to_target = None
     for it, reward, kl in zip(history["eval_iteration"], history["eval_true_reward"], history["eval_kl"]):
         if it > 0 and (reward - mean) / std >= 1.5 and kl <= 5.0:
@@ -76,22 +75,22 @@ def main() -> None:
         matmul_peak_gflops=round(peak, 1),
     )
 
-    training = D.DPOTraining(beta=0.1)
+    training = dpo.DPOTraining(beta=0.1)
     seed_everything(0)
-    dpo = copy.deepcopy(gpt)
+    dpo_policy = copy.deepcopy(gpt)
     chosen, rejected = prefs.sequences(prefs.split(test=False)[: training.batch])
     with FlopCounterMode(display=False) as counter:
-        loss = D.dpo_loss(
-            D.sequence_logprob(dpo, chosen),
-            D.sequence_logprob(dpo, rejected),
-            D.sequence_logprob(gpt, chosen).detach(),
-            D.sequence_logprob(gpt, rejected).detach(),
+        loss = dpo.dpo_loss(
+            dpo.sequence_logprob(dpo_policy, chosen),
+            dpo.sequence_logprob(dpo_policy, rejected),
+            dpo.sequence_logprob(gpt, chosen).detach(),
+            dpo.sequence_logprob(gpt, rejected).detach(),
             training.beta,
         )
         loss.backward()
-    dpo.zero_grad()
-    record = D.train_dpo(dpo, gpt, prefs, training, progress=False)
-    result = evaluate_policy(dpo, gpt, None, prompts, tokenizer)
+    dpo_policy.zero_grad()
+    record = dpo.train_dpo(dpo_policy, gpt, prefs, training, progress=False)
+    result = evaluate_policy(dpo_policy, gpt, None, prompts, tokenizer)
     emit(
         "dpo",
         steps=training.steps,

@@ -19,9 +19,7 @@ import time
 from dataclasses import replace
 
 from course_lib import pick_device, set_threads
-from course_lib.alignment import dpo as D
-from course_lib.alignment import ppo as P
-from course_lib.alignment import reward_model as R
+from course_lib.alignment import dpo, ppo, reward_training
 from course_lib.alignment.policy import evaluate_policy
 from course_lib.alignment.preferences import held_out_prompts, preference_data
 from course_lib.text.language_model import pretrained_gpt
@@ -50,32 +48,34 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         start, row = time.perf_counter(), {"seed": seed, **machine}
-        reward_model, record = R.pretrained_reward_model(gpt, prefs, replace(R.RewardTraining(), seed=seed), device)
+        reward_model, record = reward_training.pretrained_reward_model(
+            gpt, prefs, replace(reward_training.RewardTraining(), seed=seed), device
+        )
         row["rm_truth"] = record["test_truth"]
         if "ppo" in args.only:
-            policy, _ = P.ppo_policy(
+            policy, _ = ppo.ppo_policy(
                 gpt,
                 reward_model,
                 data.train,
                 prompts,
                 tokenizer,
-                replace(P.PPOConfig(), seed=seed),
+                replace(ppo.PPOConfig(), seed=seed),
                 device=device,
                 progress=False,
             )
             after = evaluate_policy(policy.gpt, gpt, None, prompts, tokenizer, samples=4)
             row["ppo_gain"] = (after.true_reward.mean().item() - mean) / std
             row["ppo_kl"] = after.kl.mean().item()
-            weak, weak_record = R.pretrained_reward_model(
-                gpt, prefs, R.RewardTraining(prompts=1000, steps=150, average=0.0, seed=seed), device
+            weak, weak_record = reward_training.pretrained_reward_model(
+                gpt, prefs, reward_training.RewardTraining(prompts=1000, steps=150, average=0.0, seed=seed), device
             )
-            _, greedy = P.ppo_policy(
+            _, greedy = ppo.ppo_policy(
                 gpt,
                 weak,
                 data.train,
                 prompts,
                 tokenizer,
-                P.PPOConfig(iterations=100, lr=1e-4, beta=0.0, seed=seed),
+                ppo.PPOConfig(iterations=100, lr=1e-4, beta=0.0, seed=seed),
                 device=device,
                 progress=False,
             )
@@ -88,7 +88,7 @@ def main() -> None:
                 "overopt_score_rise": score_curve[-1] - score_curve[peak],
             }
         if "dpo" in args.only:
-            policy, record = D.dpo_policy(gpt, prefs, replace(D.DPOTraining(), seed=seed), device=device)
+            policy, record = dpo.dpo_policy(gpt, prefs, replace(dpo.DPOTraining(), seed=seed), device=device)
             result = evaluate_policy(policy, gpt, None, prompts, tokenizer, samples=4)
             wins = (result.true_reward > base.true_reward).float() + 0.5 * (
                 result.true_reward == base.true_reward

@@ -26,25 +26,27 @@ from course_lib import seed_everything
 from course_lib.data import load_digits
 from course_lib.models.unet import UNet
 from course_lib.train import TensorBatches, adamw, train, warmup_cosine
-from course_lib.vision import diffusion as D
-from course_lib.vision.judge import Yardstick
+from course_lib.vision import diffusion
+from course_lib.vision.judge_training import Yardstick
 
 
-def run(name: str, config, schedule: D.Schedule, lr: float, decay: bool, budget: float | None, yardstick) -> dict:
+def run(
+    name: str, config, schedule: diffusion.Schedule, lr: float, decay: bool, budget: float | None, yardstick
+) -> dict:
     """Train from scratch: the recipe's steps when budget is None, else until `budget` seconds of training."""
     digits = load_digits()
-    x0, labels = D.to_signed(digits.train_images), digits.train_labels
+    x0, labels = diffusion.to_signed(digits.train_images), digits.train_labels
     asked = torch.arange(600) % 10
-    batch, steps = D.RECIPE.train.batch, (D.RECIPE.train.steps if budget is None else 100_000)
+    batch, steps = diffusion.RECIPE.train.batch, (diffusion.RECIPE.train.steps if budget is None else 100_000)
     seed_everything(0)
     model = UNet(config)
     with FlopCounterMode(display=False) as counter:
-        D.diffusion_loss(model, x0[:batch], labels[:batch], schedule, drop_label=0.15).backward()
+        diffusion.diffusion_loss(model, x0[:batch], labels[:batch], schedule, drop_label=0.15).backward()
     model.zero_grad()
     records = []
 
     def evaluate(m: torch.nn.Module) -> dict:
-        images = D.to_unit(D.sample(m, (600, 1, 8, 8), schedule, labels=asked, ddim_steps=50, seed=1))
+        images = diffusion.to_unit(diffusion.sample(m, (600, 1, 8, 8), schedule, labels=asked, ddim_steps=50, seed=1))
         return {"frechet": yardstick.frechet(images)}
 
     def keep(m: torch.nn.Module, record: dict) -> None:
@@ -59,7 +61,7 @@ def run(name: str, config, schedule: D.Schedule, lr: float, decay: bool, budget:
         train(
             model,
             TensorBatches(x0, labels, batch_size=batch, seed=0, drop_last=True),
-            lambda m, b: D.diffusion_loss(m, *b, schedule, drop_label=D.RECIPE.train.drop_label),
+            lambda m, b: diffusion.diffusion_loss(m, *b, schedule, drop_label=diffusion.RECIPE.train.drop_label),
             adamw(model, lr=lr, weight_decay=0.0),
             steps=steps,
             lr_schedule=lr_at,
@@ -74,10 +76,10 @@ def run(name: str, config, schedule: D.Schedule, lr: float, decay: bool, budget:
     model.eval()
     curve = [(round(r["seconds"], 1), round(r["frechet"], 2)) for r in records]
     start = time.perf_counter()
-    D.sample(model, (600, 1, 8, 8), schedule, labels=asked, ddim_steps=50)
+    diffusion.sample(model, (600, 1, 8, 8), schedule, labels=asked, ddim_steps=50)
     ddim_rate = 600 / (time.perf_counter() - start)
     start = time.perf_counter()
-    D.sample(model, (200, 1, 8, 8), schedule, labels=asked[:200])
+    diffusion.sample(model, (200, 1, 8, 8), schedule, labels=asked[:200])
     ancestral_rate = 200 / (time.perf_counter() - start)
     return {
         "name": name,
@@ -94,11 +96,11 @@ def main() -> None:
     peak = matmul_peak_gflops()
     yardstick = Yardstick()
     target = yardstick.floor()
-    ours = D.RECIPE
+    ours = diffusion.RECIPE
     budget = None
     for name, config, schedule, lr, decay in (
-        ("course diffusion", ours.model, D.cosine_schedule(ours.model.steps), ours.train.lr, True),
-        ("DDPM paper recipe", replace(ours.model, steps=1000), D.linear_schedule(1000), 2e-4, False),
+        ("course diffusion", ours.model, diffusion.cosine_schedule(ours.model.steps), ours.train.lr, True),
+        ("DDPM paper recipe", replace(ours.model, steps=1000), diffusion.linear_schedule(1000), 2e-4, False),
     ):
         result = run(name, config, schedule, lr, decay, budget, yardstick)
         curve = result["curve"]

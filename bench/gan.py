@@ -2,7 +2,7 @@
 
 Both train the lesson's class-conditional generator and discriminator for BUDGET seconds. The anchor uses
 pytorch/examples' `dcgan/main.py` settings (Adam at 2e-4, betas (0.5, 0.999), the raw generator sampled, no
-minibatch standard deviation); ours is `vision.gan.RECIPES["conditional"]` (Adam at 5e-4, betas (0.5, 0.99),
+minibatch standard deviation); ours is `vision.gan_training.RECIPES["conditional"]` (Adam at 5e-4, betas (0.5, 0.99),
 minibatch standard deviation, an exponential moving average of the generator's weights). The Frechet distance
 of 600 samples is measured along the way (evaluation time excluded); the target is the lesson's, at most 3x
 the real-data floor, and a stricter one, 1.5x.
@@ -25,36 +25,38 @@ from common import emit, matmul_peak_gflops
 
 from course_lib import seed_everything
 from course_lib.data import load_digits
-from course_lib.models.gan import GANConfig
-from course_lib.vision import gan as G
-from course_lib.vision.judge import Yardstick
+from course_lib.models.gan import GANConfig, GANPair
+from course_lib.vision import gan_training
+from course_lib.vision.judge_training import Yardstick
 
 BUDGET = 40.0  # seconds of training for each recipe
 TARGET_TIMES_FLOOR = 3.0
 
 
-def step_flops(pair: G.GANPair, batch: int) -> int:
+def step_flops(pair: GANPair, batch: int) -> int:
     """FLOPs of one discriminator step and one generator step, counted by PyTorch."""
     z, labels = torch.randn(batch, pair.config.noise), torch.randint(0, 10, (batch,))
     real = torch.rand(batch, 1, 8, 8) * 2 - 1
     with FlopCounterMode(display=False) as counter:
         fake = pair.generator(z, labels)
-        G.discriminator_loss(pair.discriminator(real, labels), pair.discriminator(fake.detach(), labels)).backward()
-        G.generator_loss(pair.discriminator(fake, labels)).backward()
+        gan_training.discriminator_loss(
+            pair.discriminator(real, labels), pair.discriminator(fake.detach(), labels)
+        ).backward()
+        gan_training.generator_loss(pair.discriminator(fake, labels)).backward()
     pair.zero_grad()
     return counter.get_total_flops()
 
 
-def run(name: str, config: GANConfig, training: G.GANTraining, yardstick: Yardstick, digits) -> dict:
+def run(name: str, config: GANConfig, training: gan_training.GANTraining, yardstick: Yardstick, digits) -> dict:
     seed_everything(0)
-    pair = G.GANPair(config)
+    pair = GANPair(config)
     flops = step_flops(pair, training.batch)
     asked = torch.arange(600) % 10
     curve, spent = [], {"eval": 0.0, "start": time.perf_counter()}
 
     def meter(generator) -> dict:
         start = time.perf_counter()
-        distance = yardstick.frechet(G.sample_gan(generator, 600, asked, seed=1))
+        distance = yardstick.frechet(gan_training.sample_gan(generator, 600, asked, seed=1))
         trained = start - spent["start"] - spent["eval"]
         curve.append((round(trained, 1), round(distance, 2)))
         spent["eval"] += time.perf_counter() - start
@@ -63,7 +65,7 @@ def run(name: str, config: GANConfig, training: G.GANTraining, yardstick: Yardst
         return {"frechet": distance}
 
     try:
-        G.train_gan(
+        gan_training.train_gan(
             pair.generator,
             pair.discriminator,
             digits.train_images,
@@ -84,7 +86,7 @@ def main() -> None:
     digits = load_digits()
     yardstick = Yardstick()
     target = TARGET_TIMES_FLOOR * yardstick.floor()
-    ours = G.RECIPES["conditional"]
+    ours = gan_training.RECIPES["conditional"]
     anchor_training = replace(ours.train, lr=2e-4, betas=(0.5, 0.999), ema=0.0)
     anchor_config = replace(ours.model, minibatch_std=False)
     for name, config, training in (

@@ -16,13 +16,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit
 
-from course_lib.grading import sandbox
-from course_lib.grading.grade import grade_folder
-from course_lib.grading.verdict import Status
+from course_tools.grade import grade_folder
+from course_tools.grading import sandbox
+from course_tools.grading.verdict import Status
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENTS = 30
-START = [sys.executable, "-I", "-c", "import torch, course_lib.grading.runner"]
+START = [sys.executable, "-I", "-c", "import torch, course_tools.grading.runner"]
 
 
 def start_seconds(command: list[str], repeats: int = 5) -> float:

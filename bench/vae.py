@@ -27,7 +27,7 @@ from course_lib import seed_everything
 from course_lib.data import load_digits
 from course_lib.models.vae import VAE, VAEConfig
 from course_lib.train import adamw, warmup_cosine
-from course_lib.vision import vae as V
+from course_lib.vision import vae_training
 
 BUDGET = 20.0  # seconds of training for each model
 CHECKS = 10  # NLL measurements along the way
@@ -51,7 +51,7 @@ class ExamplesVAE(nn.Module):
 
 
 def examples_loss(model: ExamplesVAE, counts: torch.Tensor) -> torch.Tensor:
-    x = counts / V.LEVELS
+    x = counts / vae_training.LEVELS
     mu, logvar = model.encode(x)
     z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
     bce = F.binary_cross_entropy_with_logits(model.decode(z), x, reduction="sum")
@@ -73,7 +73,7 @@ def run(name: str, model: nn.Module, step, train_counts: torch.Tensor, test_coun
         trained += time.perf_counter() - start
         if trained >= next_check or trained >= BUDGET:
             model.eval()
-            curve.append((round(trained, 2), V.iwae_nll(model, test_counts, samples=500).mean().item()))
+            curve.append((round(trained, 2), vae_training.iwae_nll(model, test_counts, samples=500).mean().item()))
             model.train()
             next_check += BUDGET / CHECKS
     return {"name": name, "curve": curve, "images_per_s": images / trained}
@@ -82,13 +82,13 @@ def run(name: str, model: nn.Module, step, train_counts: torch.Tensor, test_coun
 def main() -> None:
     peak = matmul_peak_gflops()
     digits = load_digits()
-    train_counts, test_counts = V.to_counts(digits.train_images), V.to_counts(digits.test_images)
-    independent = V.independent_pixels_nll(train_counts, test_counts)
+    train_counts, test_counts = vae_training.to_counts(digits.train_images), vae_training.to_counts(digits.test_images)
+    independent = vae_training.independent_pixels_nll(train_counts, test_counts)
     target = (1 - TARGET_BELOW_INDEPENDENT) * independent
 
     seed_everything(0)
     ours = VAE(VAEConfig())
-    recipe = V.RECIPES["plain"].train
+    recipe = vae_training.RECIPES["plain"].train
     optimizer = adamw(ours, lr=recipe.lr, weight_decay=0.0)
     steps = [0]
 
@@ -96,7 +96,7 @@ def main() -> None:
         steps[0] += 1
         for group in optimizer.param_groups:
             group["lr"] = warmup_cosine(steps[0], warmup=100, total=recipe.steps, peak=recipe.lr, floor=recipe.lr / 10)
-        loss = V.training_loss(ours, batch, None, steps[0], recipe)
+        loss = vae_training.training_loss(ours, batch, None, steps[0], recipe)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -14,7 +14,8 @@ The rules, held by tests/test_lessons_manifest.py against the notebooks and the 
   (two-digit numbers and inclusive ranges, joined by ", " or " and "), or "Every lesson: ...". A module that
   lessons list (in `modules` or `behind`) names exactly those lessons, not every lesson whose imports happen to
   reach it. Any other module or package names only lessons whose imports reach it.
-  The tools (grading/, web/, assign, grade, doctor), this manifest and `__main__` modules are exempt.
+  This manifest and `__main__` modules are exempt, and so is course_tools (the grader, `check`, the web builder,
+  assign, grade, doctor): tooling, not what a lesson teaches from, so no lesson lists it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class Lesson:
     notebook: str  # path from the repository root
     modules: tuple[str, ...]  # course_lib modules the notebook imports, dotted
     behind: tuple[str, ...] = ()  # modules it explains that its imports use in turn
-    spec: str | None = None  # the exercise spec, course_lib/grading/lessons/lessonNN.py
+    spec: str | None = None  # the exercise spec, course_tools/grading/lessons/lessonNN.py
     tests: tuple[str, ...] = ()  # tests/ files that check the library code it teaches from
     bench: tuple[str, ...] = ()  # bench/ scripts that time its training
 
@@ -46,7 +47,7 @@ class Lesson:
 
 
 def _spec(number: int) -> str:
-    return f"course_lib/grading/lessons/lesson{number:02d}.py"
+    return f"course_tools/grading/lessons/lesson{number:02d}.py"
 
 
 LESSONS: tuple[Lesson, ...] = (
@@ -57,12 +58,11 @@ LESSONS: tuple[Lesson, ...] = (
         modules=(
             "course_lib.data.digits",
             "course_lib.device",
-            "course_lib.grading.feedback",
             "course_lib.plots",
             "course_lib.train",
         ),
         spec=_spec(0),
-        tests=("tests/test_infrastructure.py", "tests/test_data.py", "tests/test_check.py"),
+        tests=("tests/test_infrastructure.py", "tests/test_data.py"),
         bench=("bench/digits_mlp.py",),
     ),
     Lesson(
@@ -76,7 +76,7 @@ LESSONS: tuple[Lesson, ...] = (
             "course_lib.text.translation",
             "course_lib.tokenizers.words",
         ),
-        behind=("course_lib.data.translation", "course_lib.models.seq2seq", "course_lib.nn.greedy"),
+        behind=("course_lib.data.number_words", "course_lib.models.seq2seq", "course_lib.nn.greedy"),
         spec=_spec(1),
         tests=("tests/test_translation.py", "tests/test_nn.py", "tests/test_tokenizers.py", "tests/test_data.py"),
     ),
@@ -103,7 +103,7 @@ LESSONS: tuple[Lesson, ...] = (
             "course_lib.device",
             "course_lib.nn.attention",
             "course_lib.nn.positional",
-            "course_lib.nn.transformer",
+            "course_lib.nn.transformer_layers",
             "course_lib.plots",
             "course_lib.text.translation",
             "course_lib.train",
@@ -186,9 +186,10 @@ LESSONS: tuple[Lesson, ...] = (
             "course_lib.device",
             "course_lib.models.vae",
             "course_lib.plots",
-            "course_lib.vision.judge",
-            "course_lib.vision.vae",
+            "course_lib.vision.judge_training",
+            "course_lib.vision.vae_training",
         ),
+        behind=("course_lib.models.judge",),
         spec=_spec(8),
         tests=("tests/test_vae.py", "tests/test_judge.py", "tests/test_data.py"),
         bench=("bench/vae.py",),
@@ -202,9 +203,10 @@ LESSONS: tuple[Lesson, ...] = (
             "course_lib.device",
             "course_lib.models.gan",
             "course_lib.plots",
-            "course_lib.vision.gan",
-            "course_lib.vision.judge",
+            "course_lib.vision.gan_training",
+            "course_lib.vision.judge_training",
         ),
+        behind=("course_lib.models.judge",),
         spec=_spec(9),
         tests=("tests/test_gan.py", "tests/test_judge.py", "tests/test_data.py"),
         bench=("bench/gan.py",),
@@ -219,10 +221,11 @@ LESSONS: tuple[Lesson, ...] = (
             "course_lib.models.unet",
             "course_lib.plots",
             "course_lib.vision.diffusion",
-            "course_lib.vision.gan",
-            "course_lib.vision.judge",
-            "course_lib.vision.vae",
+            "course_lib.vision.gan_training",
+            "course_lib.vision.judge_training",
+            "course_lib.vision.vae_training",
         ),
+        behind=("course_lib.models.judge",),
         spec=_spec(10),
         tests=("tests/test_diffusion.py", "tests/test_judge.py", "tests/test_data.py"),
         bench=("bench/diffusion.py",),
@@ -236,9 +239,9 @@ LESSONS: tuple[Lesson, ...] = (
             "course_lib.data.shapes",
             "course_lib.device",
             "course_lib.models.vit",
-            "course_lib.vision.vit",
+            "course_lib.vision.vit_training",
         ),
-        behind=("course_lib.nn.attention",),
+        behind=("course_lib.models.judge", "course_lib.nn.attention"),
         spec=_spec(11),
         tests=("tests/test_vit.py", "tests/test_data.py"),
     ),
@@ -250,7 +253,7 @@ LESSONS: tuple[Lesson, ...] = (
             "course_lib.data.shapes",
             "course_lib.device",
             "course_lib.models.clip",
-            "course_lib.multimodal.clip",
+            "course_lib.multimodal.clip_training",
             "course_lib.plots",
         ),
         spec=_spec(12),
@@ -263,13 +266,18 @@ LESSONS: tuple[Lesson, ...] = (
         modules=(
             "course_lib.data.shapes",
             "course_lib.device",
-            "course_lib.multimodal.clip",
-            "course_lib.multimodal.readers",
+            "course_lib.multimodal.clip_training",
+            "course_lib.multimodal.reader_training",
             "course_lib.multimodal.text_to_image",
             "course_lib.plots",
             "course_lib.widgets",
         ),
-        behind=("course_lib.models.unet", "course_lib.vision.diffusion"),
+        behind=(
+            "course_lib.models.prior",
+            "course_lib.models.readers",
+            "course_lib.models.unet",
+            "course_lib.vision.diffusion",
+        ),
         spec=_spec(13),
         tests=("tests/test_multimodal.py",),
     ),
@@ -281,11 +289,12 @@ LESSONS: tuple[Lesson, ...] = (
             "course_lib.alignment.policy",
             "course_lib.alignment.ppo",
             "course_lib.alignment.preferences",
-            "course_lib.alignment.reward_model",
+            "course_lib.alignment.reward_training",
             "course_lib.device",
+            "course_lib.models.value_head",
             "course_lib.text.language_model",
         ),
-        behind=("course_lib.models.gpt",),
+        behind=("course_lib.models.gpt", "course_lib.models.reward_model"),
         spec=_spec(15),
         tests=("tests/test_alignment.py",),
         bench=("bench/alignment.py", "bench/alignment_spread.py"),
@@ -299,11 +308,11 @@ LESSONS: tuple[Lesson, ...] = (
             "course_lib.alignment.policy",
             "course_lib.alignment.ppo",
             "course_lib.alignment.preferences",
-            "course_lib.alignment.reward_model",
+            "course_lib.alignment.reward_training",
             "course_lib.device",
             "course_lib.text.language_model",
         ),
-        behind=("course_lib.models.gpt",),
+        behind=("course_lib.models.gpt", "course_lib.models.reward_model"),
         spec=_spec(16),
         tests=("tests/test_alignment.py",),
         bench=("bench/alignment.py", "bench/alignment_spread.py"),

@@ -17,7 +17,7 @@ def pytest_configure(config):
     unsandboxed, as `--unsandboxed` would; the tests of the sandbox itself skip there, saying why."""
     import os
 
-    from course_lib.grading import sandbox
+    from course_tools.grading import sandbox
 
     if not sandbox.sandboxed():
         os.environ["COURSE_GRADER_UNSANDBOXED"] = "1"

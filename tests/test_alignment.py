@@ -7,9 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.alignment import dpo as D
-from course_lib.alignment import ppo as P
-from course_lib.alignment import reward_model as R
+from course_lib.alignment import dpo, ppo, reward_training
 from course_lib.alignment.policy import exact_kl, response_logits, token_logprobs
 from course_lib.alignment.preferences import (
     NEW_TOKENS,
@@ -23,6 +21,8 @@ from course_lib.alignment.preferences import (
 )
 from course_lib.artifacts import artifact_paths, load_or_make_tensors
 from course_lib.models.gpt import GPT, GPTConfig
+from course_lib.models.reward_model import RewardModel, word_ends
+from course_lib.models.value_head import PolicyWithValue
 from course_lib.tokenizers import CharTokenizer
 
 TEXT = "O happy day, I love thee well. Go to, villain, thou art a cursed knave!\n" * 30
@@ -98,12 +98,12 @@ def test_load_or_make_tensors_caches_and_remakes_a_corrupt_file(tmp_path):
 def test_bradley_terry_loss_is_logistic_loss_and_stable():
     chosen, rejected = torch.randn(10), torch.randn(10)
     expected = F.binary_cross_entropy_with_logits(chosen - rejected, torch.ones(10))
-    torch.testing.assert_close(R.bradley_terry_loss(chosen, rejected), expected)
-    assert torch.isfinite(R.bradley_terry_loss(torch.tensor([-100.0]), torch.tensor([100.0])))
+    torch.testing.assert_close(reward_training.bradley_terry_loss(chosen, rejected), expected)
+    assert torch.isfinite(reward_training.bradley_terry_loss(torch.tensor([-100.0]), torch.tensor([100.0])))
 
 
 def test_reward_model_reads_only_the_continuation():
-    model = R.RewardModel(tiny_gpt(7), "\n 'ab.!")
+    model = RewardModel(tiny_gpt(7), "\n 'ab.!", prompt_len=PROMPT_CHARS)
     torch.nn.init.normal_(model.head.weight)
     x = torch.randint(0, 7, (3, PROMPT_CHARS + NEW_TOKENS))
     y = x.clone()
@@ -113,7 +113,7 @@ def test_reward_model_reads_only_the_continuation():
     no_words[:, :PROMPT_CHARS] = x[:, :PROMPT_CHARS]
     torch.testing.assert_close(model(no_words), torch.zeros(3))  # nothing to score but the (zero) offset
     with pytest.raises(ValueError, match="alphabet has 3 characters, the GPT 7 tokens"):
-        R.RewardModel(tiny_gpt(7), "abc")
+        RewardModel(tiny_gpt(7), "abc", prompt_len=2)
 
 
 def test_word_ends_are_where_regex_words_end():
@@ -123,7 +123,7 @@ def test_word_ends_are_where_regex_words_end():
     word_char = torch.tensor([c.isalpha() or c == "'" for c in tokenizer.chars])
     texts = ["O happy day, I love thee", "'tis ill. Go to", "villain!", "!, .", "cursed knav"]
     for text in texts:
-        ends = R.word_ends(torch.tensor([tokenizer.encode(text)]), word_char)[0]
+        ends = word_ends(torch.tensor([tokenizer.encode(text)]), word_char)[0]
         expected = [m.end() - 1 for m in re.finditer(r"[A-Za-z']+", text)]
         assert torch.nonzero(ends).squeeze(1).tolist() == expected, text
 
@@ -137,10 +137,10 @@ def test_exact_kl_matches_pytorch_kl_div():
 
 def test_gae_limits_are_monte_carlo_and_td():
     rewards, values = torch.randn(3, 6), torch.randn(3, 6)
-    adv, returns = P.gae(rewards, values, gamma=1.0, lam=1.0)
+    adv, returns = ppo.gae(rewards, values, gamma=1.0, lam=1.0)
     reward_to_go = rewards.flip(1).cumsum(1).flip(1)
     torch.testing.assert_close(returns, reward_to_go)
-    adv, _ = P.gae(rewards, values, gamma=0.9, lam=0.0)
+    adv, _ = ppo.gae(rewards, values, gamma=0.9, lam=0.0)
     next_values = torch.cat([values[:, 1:], torch.zeros(3, 1)], 1)
     torch.testing.assert_close(adv, rewards + 0.9 * next_values - values)
 
@@ -148,15 +148,15 @@ def test_gae_limits_are_monte_carlo_and_td():
 def test_clipped_loss_is_plain_at_ratio_one_and_clips_only_beyond():
     adv = torch.randn(4, 5)
     old = torch.randn(4, 5)
-    torch.testing.assert_close(P.clipped_policy_loss(old, old, adv), -adv.mean())
+    torch.testing.assert_close(ppo.clipped_policy_loss(old, old, adv), -adv.mean())
     new = (old + 1.0).requires_grad_()  # ratio e > 1.2: positive advantages clipped (no gradient)
-    P.clipped_policy_loss(new, old, adv, clip=0.2).backward()
+    ppo.clipped_policy_loss(new, old, adv, clip=0.2).backward()
     assert (new.grad[adv > 0] == 0).all() and (new.grad[adv < 0] != 0).all()
 
 
 def test_shaped_reward_penalises_the_log_ratio_and_scores_the_last_token():
     lp, ref = torch.tensor([[-1.0, -2.0]]), torch.tensor([[-1.5, -1.0]])
-    rewards = P.kl_shaped_rewards(torch.tensor([3.0]), lp, ref, beta=0.5)
+    rewards = ppo.kl_shaped_rewards(torch.tensor([3.0]), lp, ref, beta=0.5)
     torch.testing.assert_close(rewards, torch.tensor([[-0.25, 0.5 + 3.0]]))
 
 
@@ -175,11 +175,11 @@ def test_ppo_raises_the_reward_of_a_tiny_policy():
     tokenizer = CharTokenizer(TEXT)
     ids = tokenizer.encode_tensor(TEXT)
     reference = tiny_gpt(tokenizer.vocab_size)
-    policy = P.PolicyWithValue(reference)
+    policy = PolicyWithValue(reference)
     target = tokenizer.encode("!")[0]
-    config = P.PPOConfig(iterations=15, batch=16, minibatch=8, lr=3e-3, beta=0.01, eval_every=15, eval_prompts=16)
+    config = ppo.PPOConfig(iterations=15, batch=16, minibatch=8, lr=3e-3, beta=0.01, eval_every=15, eval_prompts=16)
     prompts = prompt_windows(ids, tokenizer, 16, seed=1)
-    history = P.train_ppo(policy, reference, CountReward(target), ids, prompts, tokenizer, config, progress=False)
+    history = ppo.train_ppo(policy, reference, CountReward(target), ids, prompts, tokenizer, config, progress=False)
     assert history["eval_score"][-1] > history["eval_score"][0] + 3, history["eval_score"]
     assert history["eval_kl"][0] == pytest.approx(0.0, abs=1e-5) and history["eval_kl"][-1] > 0
 
@@ -206,14 +206,14 @@ def test_dpo_loss_starts_at_ln2_and_training_separates_the_pairs():
     reference = tiny_gpt(9)
     data = counted_preferences(9, 64, token=3)
     chosen, rejected = data.sequences(data.pairs[:8])
-    lp_c, lp_r = D.sequence_logprob(reference, chosen), D.sequence_logprob(reference, rejected)
-    assert D.dpo_loss(lp_c, lp_r, lp_c, lp_r, beta=0.1).item() == pytest.approx(math.log(2))
+    lp_c, lp_r = dpo.sequence_logprob(reference, chosen), dpo.sequence_logprob(reference, rejected)
+    assert dpo.dpo_loss(lp_c, lp_r, lp_c, lp_r, beta=0.1).item() == pytest.approx(math.log(2))
     manual = token_logprobs(response_logits(reference, chosen), chosen[:, PROMPT_CHARS:]).sum(1)
     torch.testing.assert_close(lp_c, manual)
     policy = GPT(reference.config)
     policy.load_state_dict(reference.state_dict())
-    training = D.DPOTraining(beta=0.5, steps=60, batch=16, lr=3e-3, log_every=60, eval_pairs=64)
-    record = D.train_dpo(policy, reference, data, training)
+    training = dpo.DPOTraining(beta=0.5, steps=60, batch=16, lr=3e-3, log_every=60, eval_pairs=64)
+    record = dpo.train_dpo(policy, reference, data, training)
     assert record["accuracy"][0] == 0.5 and record["accuracy"][-1] > 0.7, record["accuracy"]
     with torch.no_grad():  # the policy now writes the preferred token more often than the reference
         probs = [response_logits(m, data.responses[:8, 0]).softmax(-1)[..., 3].mean() for m in (policy, reference)]

@@ -1,13 +1,13 @@
 """Every lesson's exercises/: generated from solutions/ with stubs in place of the solutions, malformed markers
-refused, the committed folder in sync (course_lib.grading.assign)."""
+refused, the committed folder in sync (course_tools.assign)."""
 
 import copy
 import json
 
 import pytest
 
-from course_lib.grading.assign import generate, make_exercise
-from course_lib.grading.notebook import NotebookError, cell_source, exercise_meta, read_notebook
+from course_tools.assign import generate, make_exercise
+from course_tools.grading.notebook import NotebookError, cell_source, exercise_meta, read_notebook
 from tests.conftest import ROOT
 
 SOLUTION = read_notebook(ROOT / "solutions" / "00_foundations.ipynb")

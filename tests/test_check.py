@@ -1,12 +1,12 @@
 """Lesson 00's check(): its references against PyTorch, and the feedback it prints for a wrong, forbidden, slow
-or unwritten function (course_lib.grading.feedback on course_lib/grading/lessons/lesson00.py)."""
+or unwritten function (course_tools.grading.feedback on course_tools/grading/lessons/lesson00.py)."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.grading.feedback import check_messages
-from course_lib.grading.lessons import lesson00
+from course_tools.grading.feedback import check_messages
+from course_tools.grading.lessons import lesson00
 
 
 def full_batch_step(model, optimizer, x, y, micro_batches):
@@ -106,7 +106,7 @@ def test_accumulated_step_with_a_mean_per_chunk_fails():
 
 
 def test_forbidden_names_are_seen_as_keywords_and_strings_too():
-    from course_lib.grading.execute import forbidden_uses
+    from course_tools.grading.execute import forbidden_uses
 
     assert forbidden_uses("F.cross_entropy(logits, labels, ignore_index=-100)", ("ignore_index",)) == ["ignore_index="]
     assert forbidden_uses("getattr(torch, 'softmax')(x, -1)", ("softmax",)) == ["softmax"]
@@ -114,7 +114,7 @@ def test_forbidden_names_are_seen_as_keywords_and_strings_too():
 
 
 def test_dynamic_access_is_seen_in_every_spelling():
-    from course_lib.grading.execute import dynamic_access
+    from course_tools.grading.execute import dynamic_access
 
     cheats = {
         "f.__globals__['g']": ".__globals__",

@@ -9,8 +9,8 @@ import torch
 
 from course_lib.data import load_digits, load_shakespeare, shakespeare, shakespeare_text, translation_pairs
 from course_lib.data.digits import to_signed, to_unit
+from course_lib.data.number_words import is_held_out
 from course_lib.data.shakespeare import split_work
-from course_lib.data.translation import is_held_out
 
 
 def test_digits_shapes_split_and_checksum():

@@ -5,49 +5,53 @@ import pytest
 import torch
 
 from course_lib.models.unet import PointDenoiser
-from course_lib.vision import diffusion as D
+from course_lib.vision import diffusion
 
 
 def test_ddpm_step_at_t0_with_the_true_noise_recovers_x0():
-    schedule = D.cosine_schedule(50)
+    schedule = diffusion.cosine_schedule(50)
     x0, eps = torch.rand(3, 1, 8, 8) * 2 - 1, torch.randn(3, 1, 8, 8)
-    x1 = D.q_sample(x0, torch.zeros(3, dtype=torch.long), eps, schedule)
-    torch.testing.assert_close(D.ddpm_step(x1, eps, 0, schedule, torch.randn_like(x0)), x0, atol=1e-4, rtol=1e-4)
+    x1 = diffusion.q_sample(x0, torch.zeros(3, dtype=torch.long), eps, schedule)
+    torch.testing.assert_close(
+        diffusion.ddpm_step(x1, eps, 0, schedule, torch.randn_like(x0)), x0, atol=1e-4, rtol=1e-4
+    )
 
 
 def test_ddim_step_with_the_true_noise_lands_on_x0_and_on_the_forward_marginal():
-    schedule = D.cosine_schedule(100)
+    schedule = diffusion.cosine_schedule(100)
     bars = schedule.alpha_bars
     x0, eps = torch.rand(3, 1, 8, 8) * 2 - 1, torch.randn(3, 1, 8, 8)
-    x_t = D.q_sample(x0, torch.full((3,), 80), eps, schedule)
-    torch.testing.assert_close(D.ddim_step(x_t, eps, bars[80].item(), 1.0), x0, atol=1e-4, rtol=1e-4)
-    expected = D.q_sample(x0, torch.full((3,), 30), eps, schedule)  # same eps, lower noise level
-    torch.testing.assert_close(D.ddim_step(x_t, eps, bars[80].item(), bars[30].item()), expected, atol=1e-4, rtol=1e-4)
+    x_t = diffusion.q_sample(x0, torch.full((3,), 80), eps, schedule)
+    torch.testing.assert_close(diffusion.ddim_step(x_t, eps, bars[80].item(), 1.0), x0, atol=1e-4, rtol=1e-4)
+    expected = diffusion.q_sample(x0, torch.full((3,), 30), eps, schedule)  # same eps, lower noise level
+    torch.testing.assert_close(
+        diffusion.ddim_step(x_t, eps, bars[80].item(), bars[30].item()), expected, atol=1e-4, rtol=1e-4
+    )
 
 
 def test_schedules_and_ddim_times():
-    for schedule in (D.cosine_schedule(200), D.linear_schedule(200)):
+    for schedule in (diffusion.cosine_schedule(200), diffusion.linear_schedule(200)):
         bars = schedule.alpha_bars
         assert bars[0] > 0.99 and bars[-1] < 0.01 and bool((bars[1:] < bars[:-1]).all())
-    assert D.ddim_times(200, 5) == [199, 149, 100, 50, 0]
+    assert diffusion.ddim_times(200, 5) == [199, 149, 100, 50, 0]
     with pytest.raises(ValueError, match="steps must be in"):
-        D.ddim_times(10, 11)
+        diffusion.ddim_times(10, 11)
 
 
 def test_a_tiny_diffusion_model_learns_two_points():
     """The epsilon loss falls and samples land near the two training points."""
     torch.manual_seed(0)
     data = torch.tensor([[1.0, 1.0], [-1.0, -1.0]]).repeat(128, 1)
-    schedule = D.cosine_schedule(50)
+    schedule = diffusion.cosine_schedule(50)
     model = PointDenoiser(50, width=64)
-    record = D.train_diffusion(
+    record = diffusion.train_diffusion(
         model,
         schedule,
         data,
         torch.zeros(256, dtype=torch.long),
-        D.DiffusionTraining(steps=600, batch=64, lr=3e-3, drop_label=0.0),
+        diffusion.DiffusionTraining(steps=600, batch=64, lr=3e-3, drop_label=0.0),
     )
     assert sum(record["step_loss"][-50:]) < sum(record["step_loss"][:50])
-    points = D.sample(model, (200, 2), schedule, labels=torch.zeros(200, dtype=torch.long))
+    points = diffusion.sample(model, (200, 2), schedule, labels=torch.zeros(200, dtype=torch.long))
     nearest = torch.cdist(points, torch.tensor([[1.0, 1.0], [-1.0, -1.0]])).min(dim=1).values
     assert (nearest < 0.3).float().mean() > 0.8

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from course_lib.grading.notebook import cell_source, exercise_meta, read_notebook
+from course_tools.grading.notebook import cell_source, exercise_meta, read_notebook
 from tests.conftest import ROOT
 
 SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))

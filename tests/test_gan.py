@@ -1,13 +1,13 @@
 """Lesson 09's GANs: the losses against PyTorch's binary cross-entropy, ADA's augmentation and controller, the
-minibatch standard deviation, and the shapes of the conditional and the growing networks (course_lib.vision.gan,
-course_lib.models.gan)."""
+minibatch standard deviation, and the shapes of the conditional and the growing networks
+(course_lib.vision.gan_training, course_lib.models.gan)."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.models.gan import Discriminator, GANConfig, Generator, GrowingConfig, minibatch_std
-from course_lib.vision import gan as G
+from course_lib.models.gan import Discriminator, GANConfig, Generator, GrowingConfig, GrowingPair, minibatch_std
+from course_lib.vision import gan_training
 
 
 def test_gan_losses_equal_pytorch_binary_cross_entropy():
@@ -15,14 +15,16 @@ def test_gan_losses_equal_pytorch_binary_cross_entropy():
     expected = F.binary_cross_entropy_with_logits(real, torch.ones(7)) + F.binary_cross_entropy_with_logits(
         fake, torch.zeros(5)
     )
-    torch.testing.assert_close(G.discriminator_loss(real, fake), expected)
-    torch.testing.assert_close(G.generator_loss(fake), F.binary_cross_entropy_with_logits(fake, torch.ones(5)))
+    torch.testing.assert_close(gan_training.discriminator_loss(real, fake), expected)
+    torch.testing.assert_close(
+        gan_training.generator_loss(fake), F.binary_cross_entropy_with_logits(fake, torch.ones(5))
+    )
 
 
 def test_augment_is_identity_at_p0_and_shifts_each_image_by_at_most_one_pixel_at_p1():
     images = torch.rand(16, 1, 8, 8) * 2 - 1
-    assert torch.equal(G.augment(images, 0.0, torch.Generator().manual_seed(0)), images)
-    changed = G.augment(images, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(gan_training.augment(images, 0.0, torch.Generator().manual_seed(0)), images)
+    changed = gan_training.augment(images, 1.0, torch.Generator().manual_seed(0))
     assert changed.shape == images.shape and not torch.equal(changed, images)
     padded = F.pad(images, (1, 1, 1, 1), value=-1.0)  # the background (-1) fills the uncovered border
     shifts = [(dy, dx) for dy in range(3) for dx in range(3)]  # every move of up to one pixel, by hand
@@ -35,10 +37,10 @@ def test_augment_is_identity_at_p0_and_shifts_each_image_by_at_most_one_pixel_at
 
 
 def test_ada_update_moves_toward_the_target_and_clamps():
-    assert G.ada_update(0.5, 0.9, 0.6, 100, 1000) == pytest.approx(0.6)
-    assert G.ada_update(0.5, 0.1, 0.6, 100, 1000) == pytest.approx(0.4)
-    assert G.ada_update(0.95, 0.9, 0.6, 100, 1000) == 1.0
-    assert G.ada_update(0.05, 0.1, 0.6, 100, 1000) == 0.0
+    assert gan_training.ada_update(0.5, 0.9, 0.6, 100, 1000) == pytest.approx(0.6)
+    assert gan_training.ada_update(0.5, 0.1, 0.6, 100, 1000) == pytest.approx(0.4)
+    assert gan_training.ada_update(0.95, 0.9, 0.6, 100, 1000) == 1.0
+    assert gan_training.ada_update(0.05, 0.1, 0.6, 100, 1000) == 0.0
 
 
 def test_minibatch_std_sees_a_collapsed_batch():
@@ -52,7 +54,7 @@ def test_gan_shapes_and_growing_stages():
     images = Generator(config)(torch.randn(4, config.noise), torch.arange(4))
     assert images.shape == (4, 1, 8, 8) and images.abs().max() <= 1
     assert Discriminator(config)(images, torch.arange(4)).shape == (4,)
-    pair = G.GrowingPair(GrowingConfig(width=8))
+    pair = GrowingPair(GrowingConfig(width=8))
     for stage, size in enumerate((4, 8, 16)):
         fake = pair.generator(torch.randn(3, 32), stage, alpha=0.5)
         assert fake.shape == (3, 1, size, size)

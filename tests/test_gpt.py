@@ -107,7 +107,7 @@ def test_training_lowers_validation_loss_on_real_text(tmp_path):
 
 
 def test_count_parameters_reference_matches_the_model():
-    from course_lib.grading.lessons import lesson05
+    from course_tools.grading.lessons import lesson05
 
     lesson05._self_check()
 

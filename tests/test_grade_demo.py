@@ -2,7 +2,7 @@
 
 import json
 
-from course_lib.grading.demo import main
+from course_tools.grading.demo import main
 
 
 def test_grade_demo_scores_correct_partial_and_broken(tmp_path, capsys):

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from course_lib.grading import sandbox
-from course_lib.grading.grade import main
-from course_lib.grading.notebook import cell_source, exercise_meta, read_notebook
+from course_tools.grade import main
+from course_tools.grading import sandbox
+from course_tools.grading.notebook import cell_source, exercise_meta, read_notebook
 from tests.conftest import ROOT
 
 SOLUTION = read_notebook(ROOT / "solutions" / "00_foundations.ipynb")
@@ -74,7 +74,7 @@ CHEATS = {
         "os._exit(0)\n",
     ),
     "uses_torch_softmax": ("stable_softmax", SOFTMAX_HEADER + "    return torch.softmax(x, dim)\n"),
-    "imports_reference": ("stable_softmax", "from course_lib.grading.lessons.lesson00 import stable_softmax\n"),
+    "imports_reference": ("stable_softmax", "from course_tools.grading.lessons.lesson00 import stable_softmax\n"),
     "patch_order_wrong": (
         "image_to_patches",
         "def image_to_patches(images, patch):\n"
@@ -129,12 +129,13 @@ CHEATS = {
         + SOFTMAX_HEADER
         + "    load = operator.attrgetter('mod' + 'ules')(sys)['import' + 'lib'].import_module\n"
         "    load('course' + '_lib.text.masked_lm')\n"
-        "    return load('course' + '_lib.grading.lessons.lesson00').stable_softmax(x, dim)\n",
+        "    return load('course' + '_tools.grading.lessons.lesson00').stable_softmax(x, dim)\n",
     ),
     "reads_the_spec_source": (
         "stable_softmax",
         SOFTMAX_HEADER
-        + f"    text = open('/'.join([{str(ROOT)!r}, 'course' + '_lib', 'grading', 'lessons', 'lesson00.py'])).read()\n"
+        + f"    text = open('/'.join([{str(ROOT)!r}, 'course' + '_tools', 'grading', 'lessons', 'lesson00.py']))"
+        ".read()\n"
         "    return x.exp() / x.exp().sum(dim, keepdim=True) if 'def stable_softmax' in text else None\n",
     ),
     "getattr_computed_name": ("stable_softmax", SOFTMAX_HEADER + "    return getattr(torch, 'soft' + 'max')(x, dim)\n"),
@@ -365,7 +366,7 @@ def test_invalid_json_scores_zero_without_stopping_the_grader(graded):
         ("patched_allclose", "failed", 0, "wrong values"),
         ("forged_result", "error", 0, "not plain data"),
         ("uses_torch_softmax", "forbidden", 0, "uses softmax"),
-        ("imports_reference", "forbidden", 0, "course_lib"),
+        ("imports_reference", "forbidden", 0, "course_tools (the grader)"),
         ("patch_order_wrong", "failed", 0, "wrong values"),
         ("no_zero_grad", "failed", 0, "result[0][2]"),
         ("returns_tensor_loss", "failed", 0, "result[0][0] is Tensor"),
@@ -590,7 +591,7 @@ HIJACKS = {  # the first cell rewrites how the next exercise runs (attacker revi
 
 
 def grade_bundles(subs, timeout=20):
-    from course_lib.grading.grade import grade_folder
+    from course_tools.grade import grade_folder
 
     results, _, alone = grade_folder(subs, seed=1, timeout=timeout, jobs=2)
     statuses = {st: {e: str(s.status) for e, s in nbs["00_foundations"].items()} for st, nbs in results.items()}
@@ -749,7 +750,7 @@ def test_a_cell_that_stops_the_jobs_parent_costs_time_not_points(tmp_path):
 
 
 def test_a_result_of_millions_of_tiny_objects_is_refused_before_parsing():
-    from course_lib.grading import wire
+    from course_tools.grading import wire
 
     started = time.monotonic()
     with pytest.raises(wire.WireError, match="objects and lists"):
@@ -776,8 +777,8 @@ def test_one_cell_cannot_change_how_another_is_graded(tmp_path, attack):
 
 @needs_sandbox
 def test_a_cell_that_calls_another_exercises_function_is_never_bundled():
-    from course_lib.grading import registry
-    from course_lib.grading.grade import bundled
+    from course_tools.grade import bundled
+    from course_tools.grading import registry
 
     exercises = registry.for_notebook("00_foundations")
     sources = {e.id: f"def {e.function}(*args):\n    pass\n" for e in exercises}
@@ -835,8 +836,8 @@ def test_the_job_gets_no_source_that_defines_the_graded_function():
     """For every exercise: the helpers and harness sent to the sandbox never define the graded function."""
     import ast
 
-    from course_lib.grading import registry
-    from course_lib.grading.grade import _shipped
+    from course_tools.grade import _shipped
+    from course_tools.grading import registry
 
     for exercise_id in registry.catalog():
         exercise = registry.get(exercise_id)
@@ -844,7 +845,7 @@ def test_the_job_gets_no_source_that_defines_the_graded_function():
         for text in (helpers, harness):
             defined = {n.name for n in ast.walk(ast.parse(text)) if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
             assert exercise.function not in defined, exercise_id
-            assert "course_lib.grading.lessons" not in text, exercise_id
+            assert "course_tools.grading.lessons" not in text, exercise_id
 
 
 def test_the_librarys_own_version_is_not_in_the_job(tmp_path):
@@ -864,7 +865,7 @@ def test_the_librarys_own_version_is_not_in_the_job(tmp_path):
 
 
 def test_a_tensor_record_with_an_impossible_shape_is_refused():
-    from course_lib.grading import wire
+    from course_tools.grading import wire
 
     record = b'{"$tensor":"float32","shape":[0,4611686018427387904,4611686018427387904],"data":""}'
     with pytest.raises(wire.WireError):
@@ -916,7 +917,7 @@ def test_inside_the_sandbox_keyrings_and_new_namespaces_are_refused():
 
 
 def test_the_report_says_when_exercises_ran_alone(tmp_path, monkeypatch, capsys):
-    from course_lib.grading import grade
+    from course_tools import grade
 
     monkeypatch.setattr(grade, "grade_folder", lambda *a, **k: ({}, [], 3))
     (tmp_path / "subs").mkdir()

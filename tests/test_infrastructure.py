@@ -164,7 +164,7 @@ def test_plots_draw_and_reject_bad_shapes():
 def test_doctor_finds_nothing_wrong_on_a_prepared_machine(capsys):
     from importlib import metadata
 
-    from course_lib.doctor import run
+    from course_tools.doctor import run
 
     try:
         pinned = next(d.split("==")[1] for d in PYPROJECT["project"]["dependencies"] if d.startswith("torch=="))
@@ -181,12 +181,12 @@ def test_doctor_finds_nothing_wrong_on_a_prepared_machine(capsys):
 
 def test_library_code_that_seeds_leaves_the_global_generator_as_it_found_it():
     from course_lib.device import seeded
-    from course_lib.grading.execute import run_cases
-    from course_lib.grading.lessons import lesson00
     from course_lib.models.bert import Classifier
     from course_lib.text import control
     from course_lib.text import language_model as lm
     from course_lib.text import masked_lm as mlm
+    from course_tools.grading.execute import run_cases
+    from course_tools.grading.lessons import lesson00
 
     torch.manual_seed(123)
     ids, labels = torch.randint(0, 10, (8, 6)), torch.arange(8) % 2

@@ -1,12 +1,12 @@
 """Lessons 08-10's yardstick for image generators: the Frechet distance against SciPy, the judge's shift
-augmentation, and the yardstick on data whose answers are known (course_lib.vision.judge)."""
+augmentation, and the yardstick on data whose answers are known (course_lib.vision.judge_training)."""
 
 import math
 
 import pytest
 import torch
 
-from course_lib.vision.judge import Yardstick, frechet_distance, random_shift, trained_judge
+from course_lib.vision.judge_training import Yardstick, frechet_distance, random_shift, trained_judge
 
 
 def test_frechet_distance_matches_scipy_sqrtm():

@@ -1,4 +1,6 @@
-"""course_lib's imports run one way: infrastructure <- data, tokenizers <- blocks <- models <- task code <- UI, tools.
+"""course_lib's imports run one way: infrastructure <- data, tokenizers <- blocks <- models <- task code <- UI, tools;
+the tooling (course_tools) uses the library and never the reverse; networks live in models/, and no two modules
+share a file name.
 
 Every import in every module counts, including those inside functions and under TYPE_CHECKING.
 """
@@ -31,11 +33,6 @@ LAYERS = {
     "scale": 5,
     "responsible": 5,
     "widgets": 6,
-    "grading": 7,
-    "assign": 7,
-    "grade": 7,
-    "doctor": 7,
-    "web": 7,
 }
 NAMES = {
     0: "infrastructure",
@@ -131,3 +128,43 @@ def test_imports_only_run_downward():
 def test_the_check_catches_a_wrong_way_import(source, target, caught):
     problems = wrong_way_edges({ROOT / source: target + "\n"})
     assert any(caught in p for p in problems), problems
+
+
+def test_the_library_never_imports_the_tools():
+    """course_lib is what the lessons teach from; the grader and the web builder (course_tools) sit on top of it."""
+    problems = []
+    for path in sorted(LIB.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            problems += [
+                f"{path.relative_to(ROOT)}:{node.lineno} imports {n}" for n in names if n.startswith("course_tools")
+            ]
+    assert not problems, problems
+
+
+def test_every_network_lives_in_models_or_nn():
+    """Task code trains and evaluates networks; the nn.Modules themselves are in models/ (whole networks) or nn/
+    (blocks), so a reader finds every architecture in one place."""
+    outside = []
+    for path in sorted(LIB.rglob("*.py")):
+        if path.parent.name in ("models", "nn"):
+            continue
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.ClassDef) and any(
+                ast.unparse(b).endswith(("nn.Module", "nn.Sequential")) for b in node.bases
+            ):
+                outside.append(f"{path.relative_to(ROOT)}: {node.name}")
+    assert not outside, f"networks outside models/ and nn/: {outside}"
+
+
+def test_no_two_modules_share_a_file_name():
+    """`vision/gan.py` beside `models/gan.py` made notebooks alias both; each file name now says one thing."""
+    seen: dict[str, list[str]] = {}
+    for root in (LIB, ROOT / "course_tools"):
+        for path in sorted(root.rglob("*.py")):
+            if path.name not in ("__init__.py", "__main__.py") and "lessons" not in path.relative_to(ROOT).parts:
+                seen.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    twice = {name: paths for name, paths in seen.items() if len(paths) > 1}
+    assert not twice, twice

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from course_lib.grading import registry
-from course_lib.grading.feedback import check_messages
-from course_lib.grading.grade import grade_folder
-from course_lib.grading.notebook import exercise_meta, read_notebook
+from course_tools.grade import grade_folder
+from course_tools.grading import registry
+from course_tools.grading.feedback import check_messages
+from course_tools.grading.notebook import exercise_meta, read_notebook
 from tests.conftest import ROOT
 
 NOTEBOOKS = [
@@ -653,7 +653,7 @@ def test_references_pass_their_own_checks(stem):
 @pytest.mark.parametrize("exercise_id,mistake", [(e, m) for e, ms in WRONG.items() for m in ms])
 def test_check_catches_the_common_mistake(exercise_id, mistake):
     fn, source = define(exercise_id, wrong_source(exercise_id, mistake))
-    from course_lib.grading.execute import forbidden_uses
+    from course_tools.grading.execute import forbidden_uses
 
     lines = check_messages(exercise_id, fn)
     banned = forbidden_uses(source, registry.get(exercise_id).forbidden)
@@ -687,8 +687,8 @@ def test_references_computed_in_parallel_threads_stay_correct():
     """The grader computes references in worker threads; seeded harnesses must not interleave their draws."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from course_lib.grading.grade import Grader
-    from course_lib.grading.spec import compare
+    from course_tools.grade import Grader
+    from course_tools.grading.spec import compare
 
     exercises = [registry.get("transformer_forward"), registry.get("gpt_forward")] * 4
     for seed in range(3):

@@ -23,7 +23,7 @@ from tests.conftest import ROOT
 LIB = ROOT / "course_lib"
 NUMBERS = {entry.number for entry in LESSONS}
 # not held to the docstring rule: the tools, which serve every lesson's exercises or the site, the manifest itself
-EXEMPT = ("course_lib.grading", "course_lib.web", "course_lib.assign", "course_lib.grade", "course_lib.doctor")
+EXEMPT = ("course_tools",)
 EXEMPT_TOO = ("course_lib", "course_lib.lessons")
 PREFIX = re.compile(r"(?P<word>Lessons?) (?P<list>\d\d(?:-\d\d)?(?:(?:, | and )\d\d(?:-\d\d)?)*):")
 
@@ -108,7 +108,7 @@ def notebook_imports(path: Path) -> set[str]:
 @cache
 def graph() -> dict[str, frozenset[str]]:
     """Each course_lib module -> the course_lib modules it imports."""
-    files = [p for p in LIB.rglob("*.py") if "vendor" not in p.relative_to(LIB).parts]
+    files = [p for root in (LIB, ROOT / "course_tools") for p in root.rglob("*.py") if "vendor" not in p.parts]
     return {module_name(p): frozenset(course_lib_imports(p.read_text(encoding="utf-8"))) for p in files}
 
 
@@ -168,7 +168,7 @@ def docstring_problems(docstrings: dict[str, str]) -> list[str]:
 
 
 def library_docstrings() -> dict[str, str]:
-    files = [p for p in LIB.rglob("*.py") if "vendor" not in p.relative_to(LIB).parts]
+    files = [p for root in (LIB, ROOT / "course_tools") for p in root.rglob("*.py") if "vendor" not in p.parts]
     return {module_name(p): ast.get_docstring(tree(p)) or "" for p in files}
 
 
@@ -215,16 +215,16 @@ def test_module_docstrings_name_the_lessons_that_use_them():
 
 def exempt_docstring_problems(docstrings: dict[str, str]) -> list[str]:
     """What is wrong with the docstrings that the lesson rule exempts: an exercise spec names its own lesson
-    ("Lesson 05 exercises: ..."), a tool names every lesson or its own package ("course_lib.web: ...")."""
+    ("Lesson 05 exercises: ..."), a tool names every lesson or its own package ("course_tools.web: ...")."""
     problems = []
     for module, doc in sorted(docstrings.items()):
-        spec = re.fullmatch(r"course_lib\.grading\.lessons\.lesson(\d\d)", module)
+        spec = re.fullmatch(r"course_tools\.grading\.lessons\.lesson(\d\d)", module)
         if spec:
             start = f"Lesson {spec[1]} exercises: "
             if int(spec[1]) not in NUMBERS or not doc.startswith(start):
                 problems.append(f"{module}: its docstring should start with {start!r}: {doc[:50]!r}")
         elif module in EXEMPT_TOO or module.endswith(".__main__") or module.startswith(EXEMPT):
-            if module == "course_lib.grading.lessons":  # the specs' package, which says it holds one per lesson
+            if module == "course_tools.grading.lessons":  # the specs' package, which says it holds one per lesson
                 continue
             own = module.removesuffix(".__main__")
             names = (own, own.rpartition(".")[0])
@@ -242,11 +242,11 @@ def test_exercise_specs_and_tools_docstrings_say_whom_they_serve():
 @pytest.mark.parametrize(
     "module,doc",
     [
-        ("course_lib.grading.lessons.lesson05", "Lesson 06 exercises: sampling."),
-        ("course_lib.grading.lessons.lesson14", "Lesson 14 exercises: none."),
-        ("course_lib.grading.feedback", "Lesson 00: check."),
-        ("course_lib.web.build", "course_lib.grading: the site."),
-        ("course_lib.doctor", ""),
+        ("course_tools.grading.lessons.lesson05", "Lesson 06 exercises: sampling."),
+        ("course_tools.grading.lessons.lesson14", "Lesson 14 exercises: none."),
+        ("course_tools.grading.feedback", "Lesson 00: check."),
+        ("course_tools.web.build", "course_tools.grading: the site."),
+        ("course_tools.doctor", ""),
     ],
 )
 def test_the_exempt_docstring_check_catches_a_wrong_start(module: str, doc: str):
@@ -275,7 +275,7 @@ def test_the_docstring_check_catches_a_wrong_list(module: str, doc: str, caught:
 
 @pytest.mark.parametrize("entry", LESSONS, ids=lambda e: f"{e.number:02d}")
 def test_spec_tests_and_bench_exist_and_belong_to_the_lesson(entry: Lesson):
-    spec = f"course_lib/grading/lessons/lesson{entry.number:02d}.py"
+    spec = f"course_tools/grading/lessons/lesson{entry.number:02d}.py"
     assert entry.spec == (spec if (ROOT / spec).is_file() else None)
     own = set(entry.code) - set.intersection(*(set(e.modules) for e in LESSONS))
     for path in entry.tests + entry.bench:

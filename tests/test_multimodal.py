@@ -7,9 +7,9 @@ import torch.nn.functional as F
 
 from course_lib.data import shapes as S
 from course_lib.models.clip import CLIP, CLIPConfig
+from course_lib.models.prior import Prior
 from course_lib.models.unet import UNet, UNetConfig
-from course_lib.multimodal import clip as C
-from course_lib.multimodal import text_to_image as T
+from course_lib.multimodal import clip_training, text_to_image
 from course_lib.vision.diffusion import cosine_schedule, diffusion_loss, guided_noise
 
 
@@ -54,26 +54,26 @@ def test_bad_captions_and_splits_are_refused():
 
 def test_hard_negatives_keep_the_words_and_change_the_scene():
     text = "a red circle left of a blue square"
-    assert C.hard_negative(text, "colours") == "a blue circle left of a red square"
-    assert C.hard_negative(text, "shapes") == "a red square left of a blue circle"
-    assert C.hard_negative(text, "relation") == "a red circle right of a blue square"
-    for kind in C.SWAPS:
-        wrong = C.hard_negative(text, kind)
+    assert clip_training.hard_negative(text, "colours") == "a blue circle left of a red square"
+    assert clip_training.hard_negative(text, "shapes") == "a red square left of a blue circle"
+    assert clip_training.hard_negative(text, "relation") == "a red circle right of a blue square"
+    for kind in clip_training.SWAPS:
+        wrong = clip_training.hard_negative(text, kind)
         assert sorted(wrong.replace("right", "left").split()) == sorted(text.split())
         assert not torch.equal(S.scene_of(wrong), S.scene_of(text))
-    assert "green triangle" not in " ".join(C.one_object_negatives("a small green circle"))
+    assert "green triangle" not in " ".join(clip_training.one_object_negatives("a small green circle"))
     with pytest.raises(ValueError):
-        C.hard_negative("a small red circle", "colours")
+        clip_training.hard_negative("a small red circle", "colours")
 
 
 def test_contrastive_loss_is_the_mean_of_two_cross_entropies():
     logits = torch.randn(5, 5) * 3
     right = torch.arange(5)
     expected = (F.cross_entropy(logits, right) + F.cross_entropy(logits.T, right)) / 2
-    torch.testing.assert_close(C.contrastive_loss(logits), expected)
+    torch.testing.assert_close(clip_training.contrastive_loss(logits), expected)
     extra = torch.cat([logits, torch.randn(5, 7)], dim=1)  # extra negatives: only the rows see them
     rows = F.cross_entropy(extra, right)
-    torch.testing.assert_close(C.contrastive_loss(extra), (rows + F.cross_entropy(logits.T, right)) / 2)
+    torch.testing.assert_close(clip_training.contrastive_loss(extra), (rows + F.cross_entropy(logits.T, right)) / 2)
 
 
 def test_recall_and_zero_shot_against_direct_computation():
@@ -82,9 +82,9 @@ def test_recall_and_zero_shot_against_direct_computation():
     for k in (1, 5):
         order = sim.argsort(1, descending=True)[:, :k]
         expected = sum(bool(rel[i, order[i]].any()) for i in range(30)) / 30
-        assert C.recall_at_k(sim, rel, k) == pytest.approx(expected)
+        assert clip_training.recall_at_k(sim, rel, k) == pytest.approx(expected)
     images, prompts = F.normalize(torch.randn(4, 8), dim=-1), F.normalize(torch.randn(3, 8), dim=-1)
-    torch.testing.assert_close(C.zero_shot_logits(images, prompts, 1), images @ prompts.T)
+    torch.testing.assert_close(clip_training.zero_shot_logits(images, prompts, 1), images @ prompts.T)
 
 
 def test_text_tower_ignores_padding_and_reads_word_order():
@@ -105,7 +105,7 @@ def test_a_tiny_clip_overfits_one_batch():
     model = CLIP(CLIPConfig(layers=1, d_model=32, d_ff=64, embed=32))
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(150):
-        loss = C.contrastive_loss(model(data.images[keep], data.tokens[keep]))
+        loss = clip_training.contrastive_loss(model(data.images[keep], data.tokens[keep]))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -128,13 +128,13 @@ def test_prior_learns_a_fixed_text_to_image_map():
     torch.manual_seed(0)
     text = F.normalize(torch.randn(8, 16), dim=-1)
     image = F.normalize(text @ torch.randn(16, 16), dim=-1)
-    prior = T.Prior(embed=16, width=64, steps=20)
+    prior = Prior(embed=16, width=64, steps=20)
     schedule = cosine_schedule(20)
     optimizer = torch.optim.Adam(prior.parameters(), lr=3e-3)
     for _ in range(600):
-        loss = T.prior_loss(prior, image, text, schedule)
+        loss = text_to_image.prior_loss(prior, image, text, schedule)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    predicted = T.prior_sample(prior, text, ddim_steps=10)
+    predicted = text_to_image.prior_sample(prior, text, ddim_steps=10)
     assert (predicted * image).sum(-1).mean() > 0.9

@@ -70,3 +70,31 @@ def test_ci_runs_the_readme_test_command_and_it_runs_every_test_and_notebook():
     pytest_lines = [line for line in make_recipe("test") if " -m pytest " in line]
     assert len(pytest_lines) == 1 and re.search(r"--nbval-lax .* tests notebooks solutions ", pytest_lines[0])
     assert "test-browser" in make_recipe("test")[-1]  # then the browser suite
+
+
+def test_the_wheel_holds_the_library_and_the_grader_but_not_the_site_builder(tmp_path):
+    """What `pip install .` puts in site-packages: course_lib (with the lesson 07 checkpoint) and course_tools'
+    grader with its exercise specs; not course_tools.web or its vendored JavaScript, which run from a checkout."""
+    import subprocess
+    import sys
+    import zipfile
+
+    build = tmp_path / "src"  # a copy of what the wheel is built from, so no build output lands in the checkout
+    build.mkdir()
+    for name in ("course_lib", "course_tools", "pyproject.toml", "README.md"):
+        subprocess.run(["cp", "-r", str(ROOT / name), str(build / name)], check=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path), "."],
+        cwd=build,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = tmp_path.glob("course_lib-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "course_lib/models/gpt.py" in names and "course_tools/grading/sandbox.py" in names
+    assert "course_tools/grading/lessons/lesson00.py" in names, "the grader needs the specs where it is installed"
+    assert any(n.startswith("course_lib/checkpoints/") and n.endswith(".pt") for n in names)
+    assert not [n for n in names if n.startswith("course_tools/web")], "the site builder runs from a checkout"
+    assert not [n for n in names if "vendor" in n or n.endswith(".js")]
+    assert not [n for n in names if "__pycache__" in n]

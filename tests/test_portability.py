@@ -25,7 +25,7 @@ TAG = "nbval-check-output"
 
 # Cells identified by their notebook and the start of their first line.
 CHECKED_OUTPUTS = {
-    ("notebooks/00_foundations.ipynb", "from course_lib.grading import check"): (
+    ("notebooks/00_foundations.ipynb", "from course_tools.grading import check"): (
         "the naive softmax's failures on check's fixed logits: exp(1000) overflows to inf and exp(-1000) to 0 "
         "in IEEE arithmetic on every device, so the NaN counts are exact"
     ),
@@ -82,7 +82,7 @@ def test_every_listed_cell_is_still_tagged():
 
 
 def test_each_solution_verdict_names_an_exercise_of_its_notebook():
-    from course_lib.grading import registry
+    from course_tools.grading import registry
 
     for notebook, _, source in tagged_cells():
         verdict = CHECK_VERDICT.fullmatch(source.strip())

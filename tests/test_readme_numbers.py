@@ -48,7 +48,7 @@ def test_syllabus_numbers_come_from_the_lessons_outputs(number, path, builds):
 
 
 def test_the_exercise_table_gives_each_lessons_points():
-    from course_lib.grading import registry
+    from course_tools.grading import registry
 
     table = re.findall(
         r"^\| (\d\d) \| (?!\[)[^\n]*\| (\d+) \|$", (ROOT / "README.md").read_text(encoding="utf-8"), re.M

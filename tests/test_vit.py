@@ -1,5 +1,5 @@
 """Lesson 11's Vision Transformer: patches in reading order, attention rollout and attention distance on maps
-worked out by hand, and a tiny ViT that overfits a batch (course_lib.models.vit, course_lib.vision.vit)."""
+worked out by hand, and a tiny ViT that overfits a batch (course_lib.models.vit, course_lib.vision.vit_training)."""
 
 import math
 
@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from course_lib.models.vit import ViT, ViTConfig, patchify
 from course_lib.train import adamw
-from course_lib.vision import vit as VT
+from course_lib.vision import vit_training
 
 
 def test_patchify_reads_patches_row_by_row():
@@ -26,13 +26,13 @@ def test_patchify_reads_patches_row_by_row():
 def test_attention_rollout_on_known_maps():
     t = 5
     identity = [torch.eye(t).expand(2, 3, t, t)] * 3
-    torch.testing.assert_close(VT.attention_rollout(identity), torch.eye(t).expand(2, t, t))
+    torch.testing.assert_close(vit_training.attention_rollout(identity), torch.eye(t).expand(2, t, t))
     # two tokens; layer 1's heads average to [[1, 0], [.5, .5]], layer 2 reads token 1 only. With the residual
     # path (0.5 A + 0.5 I): L1 = [[1, 0], [.25, .75]], L2 = [[.5, .5], [0, 1]], and L2 @ L1 by hand:
     layer1 = torch.tensor([[[1.0, 0.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]]])[None]  # (1, 2 heads, 2, 2)
     layer2 = torch.tensor([[0.0, 1.0], [0.0, 1.0]]).expand(1, 2, 2, 2)
     expected = torch.tensor([[[0.625, 0.375], [0.25, 0.75]]])  # the other order would give [[.5, .5], [.125, .875]]
-    torch.testing.assert_close(VT.attention_rollout([layer1, layer2]), expected)
+    torch.testing.assert_close(vit_training.attention_rollout([layer1, layer2]), expected)
 
 
 def test_attention_distance_on_known_maps():
@@ -41,7 +41,7 @@ def test_attention_distance_on_known_maps():
     reads_patch_0[:, 0] = reads_patch_0[:, 1] = 0.5  # half on the class token, left out and renormalised away
     maps = [torch.stack([reads_patch_0, torch.eye(5)])[None]]  # (1, 2 heads, 5, 5)
     expected = torch.tensor([[(0 + 2 + 2 + 2 * math.sqrt(2)) / 4, 0.0]])  # head 2: every patch reads itself
-    torch.testing.assert_close(VT.attention_distance(maps, grid=2, patch=2), expected)
+    torch.testing.assert_close(vit_training.attention_distance(maps, grid=2, patch=2), expected)
 
 
 def test_a_tiny_vit_overfits_a_batch():

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from course_lib.lessons import LESSONS
-from course_lib.web import build, readiness, vendor
+from course_tools.web import build, readiness, vendor
 from tests.conftest import ROOT
 
 

@@ -11,7 +11,6 @@ then a few epochs of the clipped surrogate objective (Schulman et al., 2017) upd
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import asdict, dataclass
 
@@ -28,25 +27,9 @@ from course_lib.alignment.preferences import (
 )
 from course_lib.artifacts import pretrained
 from course_lib.models.gpt import GPT
+from course_lib.models.value_head import PolicyWithValue
 from course_lib.tokenizers import CharTokenizer
 from course_lib.train import TensorBatches, train
-
-
-class PolicyWithValue(nn.Module):
-    """A copy of the GPT (the policy) and a value head on its hidden states, sharing the backbone."""
-
-    def __init__(self, gpt: GPT) -> None:
-        super().__init__()
-        self.gpt = copy.deepcopy(gpt)
-        self.value_head = nn.Linear(gpt.config.d_model, 1)
-        nn.init.zeros_(self.value_head.weight)
-        nn.init.zeros_(self.value_head.bias)
-
-    def forward(self, sequences: torch.Tensor, prompt_len: int = PROMPT_CHARS) -> tuple[torch.Tensor, torch.Tensor]:
-        """sequences (b, p + t) -> the logits predicting each continuation token (b, t, vocab) and the value of
-        the state each is predicted from (b, t)."""
-        hidden = self.gpt.features(sequences[:, :-1])[:, prompt_len - 1 :]
-        return self.gpt.head(hidden), self.value_head(hidden).squeeze(-1)
 
 
 def kl_shaped_rewards(

@@ -1,8 +1,8 @@
 """Every lesson: every dataset the course uses, offline, shipped by a dependency or generated here."""
 
 from course_lib.data.digits import Digits, load_digits
+from course_lib.data.number_words import Pair, is_held_out, number_words, translation_pairs
 from course_lib.data.shakespeare import load_shakespeare, shakespeare_text, work_text
-from course_lib.data.translation import Pair, is_held_out, number_words, translation_pairs
 
 __all__ = [
     "Digits",

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.nn.transformer import EncoderLayer
+from course_lib.nn.transformer_layers import EncoderLayer
 
 IGNORE = -100  # label of positions the loss skips (the value F.cross_entropy ignores by default)
 

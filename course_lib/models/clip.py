@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.models.vit import ViT, ViTConfig
-from course_lib.nn.transformer import EncoderLayer
+from course_lib.nn.transformer_layers import EncoderLayer
 
 
 @dataclass(frozen=True)

@@ -162,3 +162,23 @@ class GrowingDiscriminator(nn.Module):
             for block in reversed(self.blocks[: stage - 1]):
                 h = block(h)
         return self.head(minibatch_std(h)).squeeze(-1)
+
+
+class GANPair(nn.Module):
+    """Both players in one module, so that one state dict (and one cache entry) holds a trained GAN."""
+
+    def __init__(self, config: GANConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.generator = Generator(config)
+        self.discriminator = Discriminator(config)
+        self.average = Generator(config)  # the moving average of the generator's weights: the one to sample
+        self.average.load_state_dict(self.generator.state_dict())
+
+
+class GrowingPair(nn.Module):
+    def __init__(self, config: GrowingConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.generator = GrowingGenerator(config)
+        self.discriminator = GrowingDiscriminator(config)

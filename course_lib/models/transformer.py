@@ -14,7 +14,7 @@ from torch import nn
 from course_lib.nn.attention import causal_mask
 from course_lib.nn.greedy import greedy_decode
 from course_lib.nn.positional import SinusoidalPositions
-from course_lib.nn.transformer import DecoderLayer, EncoderLayer
+from course_lib.nn.transformer_layers import DecoderLayer, EncoderLayer
 
 
 class Seq2SeqTransformer(nn.Module):

@@ -13,7 +13,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from course_lib.nn.transformer import EncoderLayer
+from course_lib.nn.transformer_layers import EncoderLayer
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,10 @@ from torch import nn
 from course_lib.artifacts import pretrained
 from course_lib.data.shapes import SIDE, VERSION, make_shapes
 from course_lib.device import seeded
-from course_lib.models.unet import TimeEmbedding, UNet, UNetConfig
-from course_lib.multimodal.clip import RECIPES as CLIP_RECIPES
-from course_lib.multimodal.clip import embed_images, embed_texts, pretrained_clip
+from course_lib.models.prior import Prior
+from course_lib.models.unet import UNet, UNetConfig
+from course_lib.multimodal.clip_training import RECIPES as CLIP_RECIPES
+from course_lib.multimodal.clip_training import embed_images, embed_texts, pretrained_clip
 from course_lib.train import TensorBatches, adamw, train, warmup_cosine
 from course_lib.vision.diffusion import (
     DiffusionTraining,
@@ -96,23 +97,6 @@ def decode(
 
 
 # --- the prior ------------------------------------------------------------------------------------------------
-
-
-class Prior(nn.Module):
-    """(x_t (b, e), t (b,), text embedding (b, e)) -> the predicted clean image embedding (b, e): an MLP on the
-    sum of three projections (noisy embedding, time, caption)."""
-
-    def __init__(self, embed: int = 64, width: int = 256, steps: int = 100) -> None:
-        super().__init__()
-        self.time = TimeEmbedding(steps, width)
-        self.noisy, self.text = nn.Linear(embed, width), nn.Linear(embed, width)
-        self.body = nn.Sequential(
-            nn.SiLU(), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width), nn.SiLU(), nn.Linear(width, embed)
-        )
-        self.steps = steps
-
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        return self.body(self.noisy(x_t) + self.time(t) + self.text(text))
 
 
 @dataclass(frozen=True)

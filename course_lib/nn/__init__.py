@@ -14,7 +14,7 @@ from course_lib.nn.attention import (
 from course_lib.nn.greedy import greedy_decode
 from course_lib.nn.kv_cache import KVCache, LayerCache
 from course_lib.nn.positional import SinusoidalPositions, sinusoidal_encoding
-from course_lib.nn.transformer import DecoderLayer, EncoderLayer, FeedForward
+from course_lib.nn.transformer_layers import DecoderLayer, EncoderLayer, FeedForward
 
 __all__ = [
     "AdditiveAttention",

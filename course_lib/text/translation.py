@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.artifacts import pretrained
-from course_lib.data.translation import Pair, translation_pairs
+from course_lib.data.number_words import Pair, translation_pairs
 from course_lib.device import seeded
 from course_lib.models.seq2seq import Seq2SeqGRU
 from course_lib.models.transformer import Seq2SeqTransformer

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from course_lib.web.readiness import chromium_path
+from course_tools.web.readiness import chromium_path
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "build" / "browser"

@@ -63,7 +63,7 @@ def test_exercise_00_typed_solution_passes_its_check(page: Page, lab) -> None:
     notebook = open_notebook(page, lab.notebook_url("exercises/00_foundations.ipynb"))
     cells = notebook.locator(".jp-Cell")
     setup, exercise, check = (cells.nth(i) for i in (1, 3, 4))
-    assert "course_lib.grading import check" in setup.locator(".cm-content").inner_text()
+    assert "course_tools.grading import check" in setup.locator(".cm-content").inner_text()
     assert "def stable_softmax" in exercise.locator(".cm-content").inner_text()
     run_cell(page, setup)
     run_cell(page, exercise)

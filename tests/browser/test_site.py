@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
-from course_lib.web.readiness import chromium_path
+from course_tools.web.readiness import chromium_path
 from tests.browser.conftest import ROOT, SCREENSHOTS
 
 SITE = ROOT / "build" / "site"
@@ -27,7 +27,7 @@ def site_pages() -> list[str]:
     if not (SITE / "index.html").exists():
         if chromium_path() is None:
             return []
-        from course_lib.web.build import build
+        from course_tools.web.build import build
 
         build(SITE)
     return sorted(p.relative_to(SITE).as_posix() for p in SITE.rglob("*.html") if "_static" not in p.parts)

@@ -1,0 +1,126 @@
+"""Lessons 15-16: a reward model, lesson 05's GPT with a scalar head, trained on preferences with the Bradley-Terry
+loss (lesson 16 scores its DPO policies with it).
+
+InstructGPT (Ouyang et al., 2022) reads the score off the last token's final hidden state. This model reads only
+the continuation and sums a score read off the last character of each word: by then the causal backbone has read
+the whole word and what came before it, and the sum has one term a word, as a model over word tokens would. The
+loss is -log sigmoid(r(chosen) - r(rejected)). The weights kept are an exponential moving average of the trained
+ones (a variant of Polyak averaging). After training, the scores are shifted and scaled so that training
+responses score mean 0 and standard deviation 1, which makes one KL coefficient mean the same thing whatever
+the model learned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from course_lib.alignment.preferences import PROMPT_CHARS, Preferences
+from course_lib.artifacts import config_hash, pretrained
+from course_lib.device import seeded
+from course_lib.models.gpt import GPT
+from course_lib.models.reward_model import RewardModel
+from course_lib.train import TensorBatches, adamw, train, warmup_cosine
+
+
+def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
+    """Mean -log P(chosen preferred) under Bradley-Terry, P = sigmoid(r_chosen - r_rejected)."""
+    return -F.logsigmoid(chosen - rejected).mean()
+
+
+@torch.no_grad()
+def scores(model: RewardModel, sequences: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """The reward model's score of every sequence: (n, t) -> (n,)."""
+    device = next(model.parameters()).device
+    return torch.cat([model(part.to(device)).cpu() for part in sequences.split(batch)])
+
+
+@torch.no_grad()
+def pair_accuracy(model: RewardModel, data: Preferences, pairs: torch.Tensor) -> dict[str, float]:
+    """Share of `pairs` the model orders as the annotator labelled them ("labels") and as the true reward orders
+    them ("truth")."""
+    chosen, rejected = data.sequences(pairs)
+    right = scores(model, chosen) > scores(model, rejected)
+    truth = data.agrees_with_truth(pairs)
+    return {"labels": right.float().mean().item(), "truth": (right == truth).float().mean().item()}
+
+
+@dataclass(frozen=True)
+class RewardTraining:
+    steps: int = 1200
+    batch: int = 32  # prompts, each with all its responses
+    prompts: int | None = None  # train on the first this many training prompts (None: all of them)
+    lr: float = 1e-3
+    warmup: int = 20
+    weight_decay: float = 0.1
+    average: float = 0.995  # decay of the moving average of the weights that is kept (0: the last step's)
+    seed: int = 0
+
+
+def train_reward_model(model: RewardModel, data: Preferences, training: RewardTraining = RewardTraining()) -> dict:
+    """Bradley-Terry training, then the score normalisation; -> the record to cache.
+
+    As in InstructGPT, a batch is a set of prompts with all their responses: each response is scored once and
+    every judged pair among them enters the loss.
+    """
+    t = training
+    n, k = data.reward.shape
+    prompts = torch.nonzero(~data.test).squeeze(1)[: t.prompts]
+    wins = torch.zeros(n, k, k, dtype=torch.bool)  # wins[p, i, j]: response i was preferred to j
+    pairs = data.split(test=False)
+    pairs = pairs[torch.isin(pairs[:, 0], prompts)]
+    wins[pairs[:, 0], pairs[:, 1], pairs[:, 2]] = True
+    optimizer = adamw(model, lr=t.lr, weight_decay=t.weight_decay, decay_vectors=False)
+    device = next(model.parameters()).device
+    if not 0 <= t.average < 1:
+        raise ValueError(f"average is the moving average's decay, in [0, 1), got {t.average}")
+    average = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(t.average))
+
+    def loss_fn(m: RewardModel, batch: tuple[torch.Tensor]) -> torch.Tensor:
+        index = batch[0].cpu()
+        s = m(data.responses[index].flatten(0, 1).to(device)).view(len(index), k)  # (b, k) scores
+        p, i, j = torch.nonzero(wins[index], as_tuple=True)
+        return bradley_terry_loss(s[p, i], s[p, j])
+
+    history = train(
+        model,
+        TensorBatches(prompts, batch_size=t.batch, seed=t.seed, drop_last=True),
+        loss_fn,
+        optimizer,
+        steps=t.steps,
+        lr_schedule=lambda step: warmup_cosine(step, warmup=t.warmup, total=t.steps, peak=t.lr, floor=0.1 * t.lr),
+        grad_clip=1.0,
+        on_step=lambda m, step: average.update_parameters(m),
+        desc="reward model",
+    )
+    if t.average > 0:
+        model.load_state_dict(average.module.state_dict())
+    raw = scores(model, data.responses[prompts[:1000]].flatten(0, 1))  # 4,000 training responses set the scale
+    model.offset.fill_(raw.mean())
+    model.scale.fill_(raw.std())
+    test = pair_accuracy(model, data, data.split(test=True))
+    return {
+        "step_loss": history.step_loss,
+        "seconds": history.seconds,
+        "test_labels": test["labels"],
+        "test_truth": test["truth"],
+    }
+
+
+def pretrained_reward_model(
+    backbone: GPT, data: Preferences, training: RewardTraining = RewardTraining(), device: torch.device | str = "cpu"
+) -> tuple[RewardModel, dict]:
+    """Lesson 15's reward model: from the cache, or trained now (about 3 minutes on 2 cores). -> (model, record)."""
+
+    def build() -> RewardModel:
+        with seeded(training.seed):
+            return RewardModel(backbone, data.alphabet, PROMPT_CHARS)
+
+    config = {"data": data.key, "reads": "word ends", **asdict(training)}
+    name = "cheerful-reward-model" if training.prompts is None else f"cheerful-reward-model-{training.prompts}"
+    model, record = pretrained(name, build, lambda m: train_reward_model(m, data, training), config, device=device)
+    model.key = f"{name}-{config_hash(config)}"  # what a policy trained against it names in its own config
+    return model, record

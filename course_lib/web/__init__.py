@@ -1,5 +1,0 @@
-"""course_lib.web: the web edition (`make site`) and the browser checks' readiness.
-
-`python -m course_lib.web build/site` builds every lesson, solutions and exercise notebook, with its committed
-outputs, into a static site; see `build.py`. Nothing here is imported by lessons.
-"""

@@ -1,0 +1,138 @@
+"""Lesson 12 exercises: CLIP's symmetric contrastive loss, zero-shot logits from prompt embeddings, recall@k, a
+hard-negative caption, and one training step with hard negatives, checked on small CLIPs and, in the solutions
+notebook, on the lesson's trained one."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from course_lib.data.shapes import decode, make_shapes
+from course_lib.models.clip import CLIP, CLIPConfig
+from course_lib.multimodal import clip_training
+from course_tools.grading.spec import Case, Exercise, draw_seed
+
+NOTEBOOK = "12_clip"
+SETUP = """\
+import math
+import torch
+import torch.nn.functional as F
+"""
+
+
+# --- references ---------------------------------------------------------------------------------
+
+
+def clip_loss(images: torch.Tensor, texts: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """Unit embeddings (b, e), (b, e) and s -> the symmetric cross-entropy of exp(s) * images @ texts^T."""
+    return clip_training.contrastive_loss(log_scale.exp() * images @ texts.T)
+
+
+def zero_shot_logits(images, prompts, per_class, scale):
+    return clip_training.zero_shot_logits(images, prompts, per_class, scale)
+
+
+def recall_at_k(similarity, relevant, k):
+    return clip_training.recall_at_k(similarity, relevant, k)
+
+
+def swap_words(caption: str, kind: str) -> str:
+    return clip_training.hard_negative(caption, kind)
+
+
+def clip_step(model: CLIP, optimizer, images, tokens, negatives) -> float:
+    """One step: logits of the images against [their captions; the hard negatives], the symmetric loss,
+    backward, optimizer step; -> the loss."""
+    texts = tokens if negatives is None else torch.cat([tokens, negatives.flatten(0, 1)])
+    loss = clip_training.contrastive_loss(model(images, texts))
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+# --- cases ----------------------------------------------------------------------------------------
+
+
+def _unit(g: torch.Generator, *shape: int) -> torch.Tensor:
+    return F.normalize(torch.randn(*shape, generator=g), dim=-1)
+
+
+def _loss_cases(g: torch.Generator) -> list[Case]:
+    return [
+        Case(
+            "b 6, e 8, s = ln 14.3 (catches one direction only)", (_unit(g, 6, 8), _unit(g, 6, 8), torch.tensor(2.66))
+        ),
+        Case(
+            "b 4, s = 0.5 (catches the temperature applied inverted)",
+            (_unit(g, 4, 5), _unit(g, 4, 5), torch.tensor(0.5)),
+        ),
+        Case("b 1: the loss of a single pair is 0", (_unit(g, 1, 3), _unit(g, 1, 3), torch.tensor(1.0))),
+    ]
+
+
+def _zero_shot_cases(g: torch.Generator) -> list[Case]:
+    return [
+        Case("5 images, 3 classes x 2 prompts (catches no renormalisation)", (_unit(g, 5, 8), _unit(g, 6, 8), 2, 10.0)),
+        Case("one prompt per class is plain cosine similarity", (_unit(g, 3, 4), _unit(g, 4, 4), 1, 1.0)),
+        Case("4 prompts per class, scale 100", (_unit(g, 2, 6), _unit(g, 8, 6), 4, 100.0)),
+    ]
+
+
+def _recall_cases(g: torch.Generator) -> list[Case]:
+    def case(q: int, c: int, k: int, name: str) -> Case:
+        return Case(name, (torch.randn(q, c, generator=g), torch.rand(q, c, generator=g) < 0.15, k))
+
+    return [
+        case(20, 30, 1, "recall@1, 20 queries, 30 candidates"),
+        case(20, 30, 5, "recall@5 (catches the k least similar)"),
+        Case(
+            "a query with no relevant candidate counts as a miss",
+            (torch.eye(3), torch.tensor([[1, 0, 0], [0, 0, 0], [0, 0, 1]]).bool(), 2),
+        ),
+    ]
+
+
+def _swap_cases(g: torch.Generator) -> list[Case]:
+    return [
+        Case("colours", ("a red circle left of a blue square", "colours")),
+        Case("shapes", ("a yellow triangle above a green circle", "shapes")),
+        Case("relation, left of -> right of", ("a blue circle left of a red triangle", "relation")),
+        Case("relation, below -> above", ("a green square below a yellow circle", "relation")),
+        Case("shapes, the second object named first", ("a red square right of a yellow triangle", "shapes")),
+    ]
+
+
+def _step_cases(g: torch.Generator) -> list[Case]:
+    return [
+        Case("with 3 hard negatives per image, batch 6", (), {"seed": draw_seed(g), "hard": True}),
+        Case("without hard negatives (negatives None), batch 6", (), {"seed": draw_seed(g), "hard": False}),
+    ]
+
+
+def _run_step(fn, case: Case):
+    """A small CLIP from the case's seed, one step of `fn` with SGD on six real captions."""
+    torch.manual_seed(case.kwargs["seed"])
+    model = CLIP(CLIPConfig(d_model=16, heads=2, layers=1, d_ff=32, embed=8))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    data = make_shapes(6, "train", seed=case.kwargs["seed"] % 1000 + 100)
+    tokens = data.tokens
+    negatives = clip_training.negative_tokens(decode(tokens)) if case.kwargs["hard"] else None
+    loss = fn(model, optimizer, data.images, tokens, negatives)
+    if not isinstance(loss, float):
+        return loss
+    return (
+        torch.tensor([loss]),
+        model.logit_scale.detach().clone(),
+        model.text_projection.weight.detach().clone(),
+        model.image_tower.head.weight.detach().clone(),
+    )
+
+
+EXERCISES = [
+    Exercise(clip_loss, NOTEBOOK, 2.0, _loss_cases, setup=SETUP),
+    Exercise(zero_shot_logits, NOTEBOOK, 1.0, _zero_shot_cases, setup=SETUP, atol=1e-4),
+    Exercise(recall_at_k, NOTEBOOK, 1.0, _recall_cases, setup=SETUP),
+    Exercise(swap_words, NOTEBOOK, 1.0, _swap_cases, setup=SETUP),
+    Exercise(clip_step, NOTEBOOK, 3.0, _step_cases, call=_run_step, setup=SETUP, atol=1e-4),
+]
