@@ -43,38 +43,29 @@ def run(
     with FlopCounterMode(display=False) as counter:
         diffusion.diffusion_loss(model, x0[:batch], labels[:batch], schedule, drop_label=0.15).backward()
     model.zero_grad()
-    records = []
 
     def evaluate(m: torch.nn.Module) -> dict:
         images = diffusion.to_unit(diffusion.sample(m, (600, 1, 8, 8), schedule, labels=asked, ddim_steps=50, seed=1))
         return {"frechet": yardstick.frechet(images)}
 
-    def keep(m: torch.nn.Module, record: dict) -> None:
-        records.append(record)
-        if budget is not None and record["seconds"] >= budget:
-            raise StopIteration
-
     def lr_at(step: int) -> float:
         return warmup_cosine(step, warmup=200, total=steps, peak=lr, floor=lr / 100) if decay else lr
 
-    try:
-        train(
-            model,
-            TensorBatches(x0, labels, batch_size=batch, seed=0, drop_last=True),
-            lambda m, b: diffusion.diffusion_loss(m, *b, schedule, drop_label=diffusion.RECIPE.train.drop_label),
-            adamw(model, lr=lr, weight_decay=0.0),
-            steps=steps,
-            lr_schedule=lr_at,
-            grad_clip=1.0,
-            evaluate=evaluate,
-            eval_every=500,
-            on_eval=keep,
-            progress=False,
-        )
-    except StopIteration:
-        pass
+    history = train(
+        model,
+        TensorBatches(x0, labels, batch_size=batch, seed=0, drop_last=True),
+        lambda m, b: diffusion.diffusion_loss(m, *b, schedule, drop_label=diffusion.RECIPE.train.drop_label),
+        adamw(model, lr=lr, weight_decay=0.0),
+        steps=steps,
+        lr_schedule=lr_at,
+        grad_clip=1.0,
+        evaluate=evaluate,
+        eval_every=500,
+        time_budget=budget,
+        progress=False,
+    )
     model.eval()
-    curve = [(round(r["seconds"], 1), round(r["frechet"], 2)) for r in records]
+    curve = [(round(r["seconds"], 1), round(r["frechet"], 2)) for r in history.evals]
     start = time.perf_counter()
     diffusion.sample(model, (600, 1, 8, 8), schedule, labels=asked, ddim_steps=50)
     ddim_rate = 600 / (time.perf_counter() - start)

@@ -137,6 +137,7 @@ def train(
     eval_every: int | None = None,
     on_eval: Callable[[nn.Module, dict[str, float]], None] | None = None,
     on_step: Callable[[nn.Module, int], None] | None = None,
+    time_budget: float | None = None,
     device: torch.device | str | None = None,
     progress: bool = True,
     desc: str = "training",
@@ -148,12 +149,16 @@ def train(
     Every `eval_every` steps and after the last one, a record is added to the history (see `History`), with the
     metrics of `evaluate(model)`, run in eval mode without gradients; then `on_eval(model, record)` (to print a
     sample, say). `on_step(model, step)` runs after every optimizer step (to keep an average of the weights, say).
-    The model is left in eval mode.
+    With `time_budget`, training stops early once the steps themselves (not the evaluations) have taken that many
+    seconds: the step that crosses it is the last and gets a record, as the last of `steps` does (a benchmark's
+    "quality after N seconds"; the learning-rate schedule still counts to `steps`). The model is left in eval mode.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     if eval_every is not None and eval_every < 1:
         raise ValueError(f"eval_every must be >= 1 (or None: once, at the end), got {eval_every}")
+    if time_budget is not None and time_budget <= 0:
+        raise ValueError(f"time_budget is in seconds and must be > 0 (or None: no limit), got {time_budget}")
     history, stream, trained, since = History(), _forever(batches), 0.0, 0
     start = time.perf_counter()
     bar = tqdm(range(steps), disable=not progress, leave=False, desc=desc, mininterval=0.5)
@@ -178,7 +183,8 @@ def train(
         history.step_loss.append(loss.item())
         trained += time.perf_counter() - step_start
         since += 1
-        if (eval_every is not None and (step + 1) % eval_every == 0) or step + 1 == steps:
+        out_of_time = time_budget is not None and trained >= time_budget
+        if (eval_every is not None and (step + 1) % eval_every == 0) or step + 1 == steps or out_of_time:
             recent = history.step_loss[-since:]
             record = {"step": step + 1, "seconds": trained, "train_loss": sum(recent) / len(recent)}
             model.eval()
@@ -191,6 +197,8 @@ def train(
             history.evals.append(record)
             since = 0
             bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k not in ("step", "seconds")})
+        if out_of_time:
+            break
     bar.close()
     model.eval()
     history.seconds = time.perf_counter() - start

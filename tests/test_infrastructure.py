@@ -14,7 +14,7 @@ from course_lib import pick_device, seed_everything
 from course_lib.artifacts import artifact_paths, load_or_train
 from course_lib.paths import atomic_path
 from course_lib.plots import heatmap, image_grid, loss_curve
-from course_lib.train import TensorBatches, fit, warmup_cosine
+from course_lib.train import TensorBatches, fit, train, warmup_cosine
 from tests.conftest import PYPROJECT
 
 
@@ -257,3 +257,39 @@ def test_on_step_sees_every_updated_model_and_can_keep_an_average():
     assert [s for s, _ in seen] == list(range(5))
     assert not torch.equal(seen[0][1], seen[-1][1]) and torch.equal(seen[-1][1], model.weight.detach())
     torch.testing.assert_close(average.module.weight, expected)
+
+
+def test_train_stops_at_its_time_budget_with_a_record_of_the_last_step():
+    import time
+
+    model = torch.nn.Linear(2, 1)
+    evaluated = []
+
+    def slow_loss(m, batch):
+        time.sleep(0.02)  # each step takes at least 20 ms of training time
+        return m(batch[0]).pow(2).mean()
+
+    def evaluate(m):
+        time.sleep(0.2)  # evaluation time does not count against the budget
+        evaluated.append(1)
+        return {}
+
+    batches = TensorBatches(torch.randn(64, 2), batch_size=8)
+    history = train(
+        model,
+        batches,
+        slow_loss,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        steps=1000,
+        evaluate=evaluate,
+        eval_every=2,
+        time_budget=0.1,
+        progress=False,
+    )
+    steps, last = len(history.step_loss), history.evals[-1]
+    assert steps <= 6, steps  # every step takes 20 ms or more: five reach 0.1 s
+    assert last["step"] == steps and last["seconds"] >= 0.1  # the step that crossed the budget has its record
+    assert all(r["seconds"] < 0.1 for r in history.evals[:-1])  # and no earlier one had crossed it
+    assert history.seconds >= 0.2 * len(evaluated)  # evaluations ran, but their time did not count
+    with pytest.raises(ValueError, match="time_budget is in seconds"):
+        train(model, batches, slow_loss, torch.optim.SGD(model.parameters(), lr=0.1), steps=1, time_budget=0)

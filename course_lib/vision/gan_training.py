@@ -136,6 +136,7 @@ def train_gan(
     average: Generator | None = None,
     meter: Meter | None = None,
     on_record: Callable[[list[dict]], None] | None = None,
+    time_budget: float | None = None,
     progress: bool = False,
 ) -> dict:
     """Alternate discriminator and generator steps on `images` (n, 8, 8) in [0, 1].
@@ -144,7 +145,8 @@ def train_gan(
     images, r_t = E[sign D(real)] (StyleGAN2-ADA's overfitting signal), the augmentation probability p and
     whatever `meter(generator)` returns (coverage, say); then `on_record(history)` runs (to redraw a live figure).
     `average`, when given, tracks an exponential moving average of the generator's weights (decay `t.ema`),
-    which is what gets sampled and metered: it smooths out the last steps' oscillations.
+    which is what gets sampled and metered: it smooths out the last steps' oscillations. With `time_budget`,
+    training stops at the first record after that many seconds of training (metering not counted).
     -> {"history": [...], "seconds": float}."""
     device = next(generator.parameters()).device
     conditional = generator.config.classes > 0
@@ -153,7 +155,7 @@ def train_gan(
     d_opt = torch.optim.Adam(discriminator.parameters(), lr=t.lr, betas=t.betas)
     rng = torch.Generator().manual_seed(t.seed)
     p, signs, d_real, d_fake, history = 0.0, [], [], [], []
-    start = time.perf_counter()
+    start, metering = time.perf_counter(), 0.0
     generator.train(), discriminator.train()
     for step in tqdm(range(t.steps), disable=not progress, leave=False, desc="GAN", mininterval=0.5):
         pick = torch.randint(0, len(real_all), (t.batch,), generator=rng).to(device)
@@ -197,14 +199,18 @@ def train_gan(
                 "p": p,
             }
             if meter is not None:
+                meter_start = time.perf_counter()
                 shown = average if average is not None else generator
                 shown.eval()
                 with torch.no_grad():
                     record.update(meter(shown))
                 shown.train()
+                metering += time.perf_counter() - meter_start
             history.append(record)
             if on_record is not None:
                 on_record(history)
+            if time_budget is not None and time.perf_counter() - start - metering >= time_budget:
+                break
     generator.eval(), discriminator.eval()
     if average is not None:
         average.eval()
