@@ -7,6 +7,7 @@ must keep their full marks (one failure never cascades).
 import copy
 import json
 import os
+import shutil
 import socket
 import sys
 import time
@@ -137,6 +138,17 @@ CHEATS = {
         + f"    text = open('/'.join([{str(ROOT)!r}, 'course' + '_tools', 'grading', 'lessons', 'lesson00.py']))"
         ".read()\n"
         "    return x.exp() / x.exp().sum(dim, keepdim=True) if 'def stable_softmax' in text else None\n",
+    ),
+    "reads_the_library_through_a_link": (
+        "stable_softmax",
+        "import os\n"
+        + SOFTMAX_HEADER
+        + "    os.makedirs('/tmp/d', exist_ok=True)\n"
+        + f"    source = '/'.join([{str(ROOT)!r}, 'course' + '_lib', 'nn', 'attention.py'])\n"
+        "    if not os.path.lexists('/tmp/d/a'):\n"
+        "        os.symlink(source, '/tmp/d/a')\n"
+        "    open('/tmp/d/a').read()\n"
+        "    return x.exp() / x.exp().sum(dim, keepdim=True)\n",
     ),
     "getattr_computed_name": ("stable_softmax", SOFTMAX_HEADER + "    return getattr(torch, 'soft' + 'max')(x, dim)\n"),
     "getattr_literal_name": ("stable_softmax", SOFTMAX_HEADER + "    return getattr(torch, 'softmax')(x, dim)\n"),
@@ -379,6 +391,7 @@ def test_invalid_json_scores_zero_without_stopping_the_grader(graded):
         ("gc_at_run_time", "needs review", 0, "searched the garbage collector"),
         ("imports_at_run_time", "needs review", 0, "opened the course's source (course_lib/text"),
         ("reads_the_spec_source", "needs review", 0, "opened the course's source"),
+        ("reads_the_library_through_a_link", "needs review", 0, "opened the course's source (course_lib/nn"),
         ("getattr_computed_name", "needs review", 0, "getattr() with a computed name"),
         ("getattr_literal_name", "forbidden", 0, "uses softmax"),
         ("floods_the_result_pipe", "error", 0, "sent back more than 32 MiB"),
@@ -923,3 +936,49 @@ def test_the_report_says_when_exercises_ran_alone(tmp_path, monkeypatch, capsys)
     (tmp_path / "subs").mkdir()
     assert main([str(tmp_path / "subs"), "--seed", "1", "--unsandboxed"]) == 0
     assert "warning: 3 exercises ran in jobs of their own" in capsys.readouterr().out
+
+
+@needs_sandbox
+def test_bytecode_left_behind_by_a_moved_module_is_empty_inside_the_job():
+    """An update that moves the specs (course_lib/grading/lessons -> course_tools/grading/lessons) leaves their
+    compiled `__pycache__/*.pyc` behind, untracked: a job that finds one could unmarshal a reference. Every
+    compiled module whose source is gone is covered by /dev/null inside the job: nothing to read, through a
+    symbolic link too."""
+    import subprocess
+
+    stale = sandbox.LIBRARY / "grading" / "lessons" / "__pycache__" / "lesson00.cpython-311.pyc"
+    made = not stale.parent.exists()
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        stale.write_bytes(b"the old layout's compiled spec")
+        stale.chmod(0o644)
+        for folder in (stale.parent, stale.parent.parent, stale.parent.parent.parent):
+            folder.chmod(0o755)
+        assert stale in sandbox.orphaned_bytecode()
+        probe = (
+            "import os\n"
+            "os.mkdir('/tmp/d')\n"  # a folder of the job's own: /tmp is sticky, where links are not followed
+            f"os.symlink({str(stale)!r}, '/tmp/d/link')\n"
+            "def read(path):\n"
+            "    try:\n"
+            "        return open(path, 'rb').read()\n"
+            "    except PermissionError:\n"  # /dev/null on a nodev mount cannot be opened: as hidden as empty
+            "        return b''\n"
+            f"print(len(read('/tmp/d/link')), len(read({str(stale)!r})))\n"
+        )
+        with sandbox._filter() as fd:
+            uid = sandbox.JOB_UIDS[-3] if sandbox._as_root() else None
+            done = subprocess.run(
+                [*sandbox._bwrap(uid, seccomp_fd=fd), sys.executable, "-I", "-c", probe],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                pass_fds=() if fd is None else (fd,),
+                preexec_fn=lambda: os.umask(0o022),
+            )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split() == ["0", "0"]
+    finally:
+        stale.unlink(missing_ok=True)
+        if made:
+            shutil.rmtree(sandbox.LIBRARY / "grading")

@@ -27,6 +27,7 @@ if sys.path and os.path.abspath(sys.path[0]) == _HERE:  # python -I puts the scr
     sys.path.pop(0)
 try:
     import course_lib  # noqa: F401 - installed (pip install -e .)
+    import course_tools  # noqa: F401 - the same install (an older one knew only course_lib)
 except ImportError:  # a checkout that is not installed: its root, last, so nothing there shadows a real package
     sys.path.append(os.path.dirname(os.path.dirname(_HERE)))
 
@@ -111,10 +112,10 @@ def watch(channel: Channel, exercise: str) -> None:
     naming the exercise. Everything it uses is bound here, out of the cell's reach by name."""
     sent: set[str] = set()
     busy = [False]
-    getframe, send, abspath, relpath, fsdecode = (
+    getframe, send, realpath, relpath, fsdecode = (
         sys._getframe,
         channel.send,
-        os.path.abspath,
+        os.path.realpath,
         os.path.relpath,
         os.fsdecode,
     )
@@ -149,7 +150,7 @@ def watch(channel: Channel, exercise: str) -> None:
             elif event == "import" and str(args[0]).split(".")[0] in ("course_lib", "course_tools"):
                 what = f"imported {args[0]} at run time"
             elif event == "open" and isinstance(args[0], (str, bytes)):
-                path = abspath(fsdecode(args[0]))
+                path = realpath(fsdecode(args[0]))  # through any symbolic link the cell made
                 if path.startswith(sources):
                     what = f"opened the course's source ({relpath(path, top)})"
             elif event.startswith("ctypes."):

@@ -4,8 +4,10 @@ Each job runs `python -I course_tools/grading/runner.py` under bubblewrap (`bwra
 well-kept sandbox tool, with new PID, IPC, UTS, network, mount and cgroup namespaces: no network, no host
 processes or sockets, no System V shared memory that outlives it, and every process it starts dies with it (the
 PID namespace ends with the job, `--die-with-parent` ends it with the grader). Its file system is only what the
-job needs, read-only: /usr, the Python installation and its packages, and course_lib without the exercise specs
-(a tmpfs hides `grading/lessons/`), plus a private scratch folder of 64 MiB; /proc is the job's own, /proc/sys
+job needs, read-only: /usr, the Python installation and its packages, course_lib and course_tools without the
+exercise specs (a tmpfs hides `course_tools/grading/lessons/`, and /dev/null covers any compiled module whose
+source is gone, such as the specs' bytecode that an older layout left behind), plus a private scratch folder of
+64 MiB; /proc is the job's own, /proc/sys
 read-only. The job never runs as root: started by root, bwrap keeps only the right to change uid and `setpriv`
 drops to an unprivileged uid of the job's own (no capabilities, no new privileges); started by a user, bwrap adds
 a user namespace in which the job keeps that user's uid and cannot make another. Memory and process count are
@@ -114,7 +116,24 @@ def _mounts() -> list[str]:
         args += ["--symlink", os.path.realpath(seen), seen]
     if SPECS.is_dir():  # the exercise specs hold the graded references: hidden
         args += ["--tmpfs", str(SPECS)]
+    for orphan in orphaned_bytecode():
+        args += ["--ro-bind", "/dev/null", str(orphan)]
     return args
+
+
+def orphaned_bytecode() -> list[Path]:
+    """Compiled modules under course_lib and course_tools whose source file is gone: an update that moved a
+    module leaves its `__pycache__/*.pyc` behind (git does not track them), and the specs' old bytecode holds the
+    references. The sandbox covers each with /dev/null."""
+    found = []
+    for root in (LIBRARY, TOOLS):
+        for folder in root.rglob("__pycache__"):
+            if folder.is_relative_to(SPECS):
+                continue
+            for compiled in folder.glob("*.pyc"):
+                if not (folder.parent / (compiled.name.split(".")[0] + ".py")).exists():
+                    found.append(compiled)
+    return sorted(found)
 
 
 def _covers(replacements: list[tuple[str, str]]) -> list[str]:
@@ -250,8 +269,9 @@ def isolation() -> str:
         limit = "a cgroup" if _cgroup_roots() else "RLIMIT_NPROC and per-process limits"
         calls = "no keyrings or new namespaces (seccomp)" if seccomp.program() else "no seccomp filter here"
         return (
-            f"bubblewrap: new user, pid, ipc, uts, net, mount namespaces; read-only Python and course_lib without the "
-            f"exercise specs, 64 MiB private scratch; runs as {who}; {calls}; memory and processes held by {limit}"
+            f"bubblewrap: new user, pid, ipc, uts, net, mount namespaces; read-only Python, course_lib and "
+            f"course_tools without the exercise specs, 64 MiB private scratch; runs as {who}; {calls}; "
+            f"memory and processes held by {limit}"
         )
     return (
         f"NOT SANDBOXED ({sandbox_problem()}): process limits only; the network, the file system and other "
