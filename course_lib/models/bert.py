@@ -7,7 +7,7 @@ classifier head (a linear layer on the mean of the non-padding positions) sit on
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -26,9 +26,6 @@ class BertConfig:
     heads: int = 4
     d_model: int = 128
     dropout: float = 0.1
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class BertEncoder(nn.Module):

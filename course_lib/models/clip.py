@@ -7,7 +7,7 @@ logits[i, j] = exp(s) * <image_i, text_j>, both embeddings L2-normalised, s = lo
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -31,9 +31,6 @@ class CLIPConfig:
     embed: int = 64  # the shared space
     temperature: float = 0.07  # CLIP's initial temperature: logit scale 1 / 0.07 = 14.3
     max_logit_scale: float = 100.0  # CLIP's clamp on exp(s), so the loss cannot shrink by inflating the scale
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class TextTower(nn.Module):

@@ -7,7 +7,7 @@ D(x, y) = w . h(x) + embed(y) . h(x), where h(x) are the discriminator's feature
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -20,9 +20,6 @@ class GANConfig:
     width: int = 64  # channels of the widest convolution
     classes: int = 0  # 10 for the class-conditional GAN
     minibatch_std: bool = True  # the discriminator sees the batch's spread (Karras et al. 2018): against collapse
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class Generator(nn.Module):

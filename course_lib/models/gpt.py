@@ -10,7 +10,7 @@ lesson 02 `scaled_dot_product_attention` with a causal mask.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -28,9 +28,6 @@ class GPTConfig:
     heads: int = 4
     d_model: int = 128
     dropout: float = 0.0
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class CausalSelfAttention(nn.Module):

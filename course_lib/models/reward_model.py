@@ -1,5 +1,10 @@
 """Lessons 15-16: the reward model, lesson 05's GPT with a scalar head read at the end of each word of the
-continuation, summed (trained in course_lib.alignment.reward_training)."""
+continuation, summed (trained in course_lib.alignment.reward_training).
+
+InstructGPT (Ouyang et al., 2022) reads the score off the last token's final hidden state. This model reads only
+the continuation and sums a score read off the last character of each word: by then the causal backbone has read
+the whole word and what came before it, and the sum has one term a word, as a model over word tokens would.
+"""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ sinusoidal table and an MLP; the label through an embedding with one extra row, 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -53,9 +53,6 @@ class UNetConfig:
     channels: int = 1
     cond: int = 0  # > 0: condition on a vector of this width instead of a label (the zero vector: "none")
     coordinates: bool = False  # two extra input channels holding each pixel's x and y (CoordConv)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class UNet(nn.Module):

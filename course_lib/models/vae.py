@@ -7,7 +7,7 @@ probability of a Binomial(16, p) per pixel.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -20,9 +20,6 @@ class VAEConfig:
     hidden: int = 256
     classes: int = 0  # 10 for the class-conditional variant, 0 for the plain VAE
     pixels: int = 64
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:

@@ -7,7 +7,7 @@ class token's final state.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from einops import rearrange
@@ -31,9 +31,6 @@ class ViTConfig:
     @property
     def tokens(self) -> int:
         return (self.image // self.patch) ** 2
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:

@@ -28,7 +28,7 @@ FINETUNE = lm.LMTraining(iters=600, batch=24, lr=2e-3, warmup=20)
 
 def with_control_codes(model: GPT, codes: int) -> GPT:
     """A copy of `model` with `codes` new tokens after its vocabulary (ids vocab_size .. vocab_size + codes - 1)."""
-    config = GPTConfig(**{**model.config.as_dict(), "vocab_size": model.config.vocab_size + codes})
+    config = GPTConfig(**{**asdict(model.config), "vocab_size": model.config.vocab_size + codes})
     state = model.state_dict()
     old = state["tok_emb.weight"]
     with seeded(0):
@@ -89,7 +89,7 @@ def controlled_gpt(plays: tuple[str, ...] = PLAYS, *, device: torch.device | str
     raw = [work_text(title, "train") for title in plays]
     texts, starts = [data.tokenizer.encode_tensor(text) for text in raw], [speech_starts(text) for text in raw]
     config = {
-        "base": lm.RECIPE.as_dict(),
+        "base": asdict(lm.RECIPE),
         "vocab": data.tokenizer.chars,
         "plays": list(plays),
         "finetune": asdict(FINETUNE),

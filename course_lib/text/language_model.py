@@ -53,9 +53,6 @@ class GPTRecipe:
     model: GPTSizes
     train: LMTraining
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 RECIPE = GPTRecipe(
     GPTSizes(layers=3, heads=4, d_model=128, block_size=64), LMTraining(iters=1600, batch=24, lr=5e-3, warmup=100)
@@ -183,7 +180,7 @@ def pretrained_gpt(
     `on_eval(model, step, val_loss)` runs at each evaluation while training (not when loaded from the cache).
     """
     data = data or shakespeare_chars()
-    config = {"data": data.source, "vocab": data.tokenizer.chars, **RECIPE.as_dict()}
+    config = {"data": data.source, "vocab": data.tokenizer.chars, **asdict(RECIPE)}
     model, record = pretrained(
         "shakespeare-gpt",
         lambda: build_gpt(data.tokenizer.vocab_size),

@@ -69,9 +69,6 @@ class MLMRecipe:
     train: MLMTraining = field(default_factory=MLMTraining)
     windows: str = "sentences"
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class FinetuneRecipe:
@@ -92,7 +89,7 @@ FINETUNE = FinetuneRecipe()
 
 def pretraining_key() -> dict:
     """What the pretrained encoder's cache and shipped checkpoint are named after (its config hash)."""
-    return {"tokenizer": asdict(TOKENIZER), "special": SPECIAL, **PRETRAIN.as_dict()}
+    return {"tokenizer": asdict(TOKENIZER), "special": SPECIAL, **asdict(PRETRAIN)}
 
 
 @lru_cache(maxsize=1)

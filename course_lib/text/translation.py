@@ -63,9 +63,6 @@ class TranslatorRecipe:
     model: GRUSizes | TransformerSizes
     train: TranslatorTraining = field(default_factory=lambda: TranslatorTraining(epochs=2, lr=3e-3))
 
-    def as_dict(self) -> dict:
-        return asdict(self)
-
 
 TASK = TaskRecipe()
 # The lesson models, small enough to train in about a minute on 2 CPU cores, and close in size.
@@ -279,7 +276,7 @@ def pretrained_translator(
             "device": str(device),
         }
 
-    config = {"kind": kind, "task": task.params, **recipe.as_dict()}
+    config = {"kind": kind, "task": task.params, **asdict(recipe)}
     return pretrained(f"numbers-{kind}", lambda: build_translator(kind, task), train, config, device=device)
 
 
