@@ -66,9 +66,10 @@ def main() -> None:
             after = evaluate_policy(policy.gpt, gpt, None, prompts, tokenizer, samples=4)
             row["ppo_gain"] = (after.true_reward.mean().item() - mean) / std
             row["ppo_kl"] = after.kl.mean().item()
-            weak, weak_record = reward_training.pretrained_reward_model(
-                gpt, prefs, reward_training.RewardTraining(prompts=1000, steps=150, average=0.0, seed=seed), device
-            )
+            weak_training = reward_training.RewardTraining(
+                prompts=1000, steps=150, average=0.0, train_embeddings=True, seed=seed
+            )  # lesson 15's WEAK_REWARD
+            weak, weak_record = reward_training.pretrained_reward_model(gpt, prefs, weak_training, device)
             _, greedy = ppo.ppo_policy(
                 gpt,
                 weak,

@@ -116,6 +116,27 @@ def test_reward_model_reads_only_the_continuation():
         RewardModel(tiny_gpt(7), "abc", prompt_len=2)
 
 
+@pytest.mark.parametrize("train_embeddings", [False, True])
+def test_reward_training_keeps_the_embeddings_unless_asked_and_learns_the_pairs(train_embeddings):
+    n, k, alphabet = 16, 2, "\n 'ab.!"
+    g = torch.Generator().manual_seed(0)
+    responses = torch.randint(0, 7, (n, k, PROMPT_CHARS + NEW_TOKENS), generator=g)
+    responses[:, 0, PROMPT_CHARS:] = 3  # "aaaa...": one long word, always chosen
+    responses[:, 1, PROMPT_CHARS:] = 1  # spaces only: no word, so it scores the (zero) offset
+    pairs = torch.stack([torch.arange(n), torch.zeros(n, dtype=torch.long), torch.ones(n, dtype=torch.long)], 1)
+    test = torch.arange(n) >= 12
+    data = Preferences(responses[:, 0, :PROMPT_CHARS], responses, torch.tensor([[1.0, 0.0]] * n), pairs, test)
+    model = RewardModel(tiny_gpt(7), alphabet, PROMPT_CHARS)
+    before = {name: p.detach().clone() for name, p in model.backbone.named_parameters()}
+    training = reward_training.RewardTraining(steps=30, batch=4, lr=1e-2, warmup=1, train_embeddings=train_embeddings)
+    record = reward_training.train_reward_model(model, data, training)
+    moved = {name for name, p in model.backbone.named_parameters() if not torch.equal(p, before[name])}
+    embeddings = {"tok_emb.weight", "pos_emb.weight"}
+    assert (moved >= embeddings) if train_embeddings else not (moved & embeddings), moved
+    assert "blocks.0.attn.qkv.weight" in moved
+    assert record["test_truth"] == 1.0  # the word is preferred on the held-out prompts too
+
+
 def test_word_ends_are_where_regex_words_end():
     import re
 

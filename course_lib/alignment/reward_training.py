@@ -1,13 +1,10 @@
-"""Lessons 15-16: a reward model, lesson 05's GPT with a scalar head, trained on preferences with the Bradley-Terry
-loss (lesson 16 scores its DPO policies with it).
+"""Lessons 15-16: training the reward model (course_lib.models.reward_model) on preferences with the Bradley-Terry
+loss, -log sigmoid(r(chosen) - r(rejected)); lesson 16 scores its DPO policies with it.
 
-InstructGPT (Ouyang et al., 2022) reads the score off the last token's final hidden state. This model reads only
-the continuation and sums a score read off the last character of each word: by then the causal backbone has read
-the whole word and what came before it, and the sum has one term a word, as a model over word tokens would. The
-loss is -log sigmoid(r(chosen) - r(rejected)). The weights kept are an exponential moving average of the trained
-ones (a variant of Polyak averaging). After training, the scores are shifted and scaled so that training
-responses score mean 0 and standard deviation 1, which makes one KL coefficient mean the same thing whatever
-the model learned.
+The backbone is fine-tuned except its token and position embeddings, which stay as lesson 05 learned them. The
+weights kept are an exponential moving average of the trained ones (a variant of Polyak averaging). After
+training, the scores are shifted and scaled so that training responses score mean 0 and standard deviation 1,
+which makes one KL coefficient mean the same thing whatever the model learned.
 """
 
 from __future__ import annotations
@@ -57,6 +54,7 @@ class RewardTraining:
     warmup: int = 20
     weight_decay: float = 0.1
     average: float = 0.995  # decay of the moving average of the weights that is kept (0: the last step's)
+    train_embeddings: bool = False  # fine-tune the GPT's token and position embeddings too
     seed: int = 0
 
 
@@ -73,6 +71,8 @@ def train_reward_model(model: RewardModel, data: Preferences, training: RewardTr
     pairs = data.split(test=False)
     pairs = pairs[torch.isin(pairs[:, 0], prompts)]
     wins[pairs[:, 0], pairs[:, 1], pairs[:, 2]] = True
+    for embedding in (model.backbone.tok_emb, model.backbone.pos_emb):
+        embedding.weight.requires_grad_(t.train_embeddings)
     optimizer = adamw(model, lr=t.lr, weight_decay=t.weight_decay, decay_vectors=False)
     device = next(model.parameters()).device
     if not 0 <= t.average < 1:
