@@ -893,12 +893,26 @@ def test_a_huge_cell_is_not_parsed_by_the_grader(tmp_path):
     assert result["status"] == "error" and "longer than" in result["messages"][0], result
 
 
+def run_in_a_bare_job(probe: str, uid: int | None):
+    """`python -I -c probe` in the job's sandbox (its mounts, uid and seccomp filter), with no runner."""
+    import subprocess
+
+    with sandbox._filter() as fd:
+        return subprocess.run(
+            [*sandbox._bwrap(uid, seccomp_fd=fd), sys.executable, "-I", "-c", probe],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            pass_fds=() if fd is None else (fd,),
+            preexec_fn=lambda: os.umask(0o022),
+        )
+
+
 @needs_sandbox
 def test_inside_the_sandbox_keyrings_and_new_namespaces_are_refused():
     """The attack cells above use ctypes, so they are flagged for review whatever happens; this runs the same
     calls in a bare job and reads their answers: EPERM from the seccomp filter, and threads still work. The job
     is in a user namespace of its own (whoever runs the grader, root included) that maps only its own uid."""
-    import subprocess
 
     probe = (
         "import ctypes, os, threading\n"
@@ -911,16 +925,8 @@ def test_inside_the_sandbox_keyrings_and_new_namespaces_are_refused():
         "print(key, err_key, userns, err_ns, os.getuid())\n"
         "print(open('/proc/self/uid_map').read().strip())\n"
     )
-    with sandbox._filter() as fd:
-        uid = sandbox.JOB_UIDS[-2] if sandbox._as_root() else None
-        done = subprocess.run(
-            [*sandbox._bwrap(uid, seccomp_fd=fd), sys.executable, "-I", "-c", probe],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            pass_fds=() if fd is None else (fd,),
-            preexec_fn=lambda: os.umask(0o022),
-        )
+    uid = sandbox.JOB_UIDS[-2] if sandbox._as_root() else None
+    done = run_in_a_bare_job(probe, uid)
     assert done.returncode == 0, done.stderr
     answers, uid_map = done.stdout.strip().splitlines()
     key, err_key, userns, err_ns, uid_inside = map(int, answers.split())
@@ -944,7 +950,6 @@ def test_bytecode_left_behind_by_a_moved_module_is_empty_inside_the_job():
     compiled `__pycache__/*.pyc` behind, untracked: a job that finds one could unmarshal a reference. Every
     compiled module whose source is gone is covered by /dev/null inside the job: nothing to read, through a
     symbolic link too."""
-    import subprocess
 
     stale = sandbox.LIBRARY / "grading" / "lessons" / "__pycache__" / "lesson00.cpython-311.pyc"
     made = not stale.parent.exists()
@@ -966,16 +971,7 @@ def test_bytecode_left_behind_by_a_moved_module_is_empty_inside_the_job():
             "        return b''\n"
             f"print(len(read('/tmp/d/link')), len(read({str(stale)!r})))\n"
         )
-        with sandbox._filter() as fd:
-            uid = sandbox.JOB_UIDS[-3] if sandbox._as_root() else None
-            done = subprocess.run(
-                [*sandbox._bwrap(uid, seccomp_fd=fd), sys.executable, "-I", "-c", probe],
-                capture_output=True,
-                text=True,
-                timeout=60,
-                pass_fds=() if fd is None else (fd,),
-                preexec_fn=lambda: os.umask(0o022),
-            )
+        done = run_in_a_bare_job(probe, sandbox.JOB_UIDS[-3] if sandbox._as_root() else None)
         assert done.returncode == 0, done.stderr
         assert done.stdout.split() == ["0", "0"]
     finally:
