@@ -10,6 +10,7 @@ import platform
 import re
 import sys
 from importlib import metadata
+from pathlib import Path
 
 
 def _pins() -> list[tuple[str, str]]:
@@ -22,6 +23,19 @@ def _pins() -> list[tuple[str, str]]:
     return pins
 
 
+def cuda_without_gpu(cuda: str | None, gpu: bool, site: Path) -> str | None:
+    """What to say when torch is a CUDA build (`cuda`, torch.version.cuda) on a machine with no usable GPU: how much
+    disk that build and the CUDA libraries it pulled in take under `site` (site-packages). None otherwise."""
+    if cuda is None or gpu:
+        return None
+    folders = [site / "torch", site / "triton", *sorted(site.glob("nvidia*"))]
+    size = sum(f.stat().st_size for d in folders if d.is_dir() for f in d.rglob("*") if f.is_file())
+    return (
+        f"torch is a CUDA {cuda} build but no GPU is usable here: it and the CUDA libraries (torch, triton, nvidia-*) "
+        f"take {size / 2**30:.1f} GiB in {site}; the lessons run on the CPU either way"
+    )
+
+
 def run() -> int:
     """Print one line per check; return the number of failures."""
     failures = 0
@@ -31,7 +45,7 @@ def run() -> int:
         failures += not ok
         print(f"{'OK  ' if ok else 'FAIL'}  {what:<16} {detail}")
 
-    report(sys.version_info >= (3, 10), "python", f"{platform.python_version()} ({sys.executable})")
+    report(sys.version_info >= (3, 11), "python", f"{platform.python_version()} ({sys.executable})")
     for name, wanted in _pins():
         try:
             have = metadata.version(name)
@@ -53,6 +67,9 @@ def run() -> int:
         report(bool(ok), "device", f"{device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads")
     except Exception as err:  # noqa: BLE001 - report, don't crash: the doctor must finish its list
         report(False, "device", str(err))
+    note = cuda_without_gpu(torch.version.cuda, torch.cuda.is_available(), Path(torch.__file__).resolve().parents[1])
+    if note:  # not a failure: everything works, it only costs disk
+        print(f"NOTE  {'torch build':<16} {note}")
 
     from course_lib.data import shakespeare
     from course_lib.paths import cache_dir
@@ -81,8 +98,11 @@ def run() -> int:
         report(True, "grader sandbox", sandbox.isolation())
     else:  # only instructors who grade need it: said, not counted as a failure
         print(f"NOTE  {'grader sandbox':<16} {sandbox.sandbox_problem()}; the grader refuses without --unsandboxed")
-    from course_tools.web.readiness import checks as web_checks
-
+    try:
+        from course_tools.web.readiness import checks as web_checks
+    except ImportError:  # an installed copy: the web edition is built from a checkout (make site)
+        print(f"NOTE  {'web edition':<16} built from a checkout of the course (make site), not from an installed copy")
+        web_checks = list
     for status, what, detail in web_checks():
         if status == "NOTE":  # optional (the browser suite): said, not counted as a failure
             print(f"NOTE  {what:<16} {detail}")

@@ -1,5 +1,5 @@
 """Every lesson's infrastructure: the device and seeds, the artifact cache and atomic writes, the training loop and
-schedule, the plots and the doctor (course_lib.device, .artifacts, .paths, .train, .plots, .doctor)."""
+schedule, the plots and the doctor (course_lib.device, .artifacts, .paths, .train, .plots; course_tools.doctor)."""
 
 import json
 
@@ -293,3 +293,16 @@ def test_train_stops_at_its_time_budget_with_a_record_of_the_last_step():
     assert history.seconds >= 0.2 * len(evaluated)  # evaluations ran, but their time did not count
     with pytest.raises(ValueError, match="time_budget is in seconds"):
         train(model, batches, slow_loss, torch.optim.SGD(model.parameters(), lr=0.1), steps=1, time_budget=0)
+
+
+def test_doctor_notes_a_cuda_build_of_torch_on_a_machine_without_a_gpu(tmp_path):
+    from course_tools.doctor import cuda_without_gpu
+
+    for folder, size in (("torch", 3 * 2**20), ("nvidia_cublas", 2**30), ("triton", 2**20), ("numpy", 5 * 2**30)):
+        (tmp_path / folder / "lib").mkdir(parents=True)
+        with open(tmp_path / folder / "lib" / "blob.so", "wb") as f:
+            f.truncate(size)  # sparse: the size is what is counted
+    note = cuda_without_gpu("13.0", False, tmp_path)
+    assert note and "CUDA 13.0 build" in note and "1.0 GiB" in note  # numpy is not counted
+    assert cuda_without_gpu("13.0", True, tmp_path) is None  # a GPU uses it
+    assert cuda_without_gpu(None, False, tmp_path) is None  # a CPU build
