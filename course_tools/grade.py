@@ -5,7 +5,7 @@
 
 The pieces, in the order a run meets them: `discovery` finds the submissions and their exercise cells; here the
 grader builds each exercise's cases and reference answers (trusted, in this process), `shipping` and `wire`
-make the job, `sandbox` runs it under bubblewrap (`runner` is the job's side), `judge` screens the cell and
+make the job, `sandbox` runs it under bubblewrap (`runner` is the job's side), `scoring` screens the cell and
 classifies what came back (the same judgement `check(...)` gives in the notebook), `report` writes the table
 and the CSV. Without bubblewrap the grader refuses unless `--unsandboxed` (or COURSE_GRADER_UNSANDBOXED=1).
 
@@ -43,9 +43,6 @@ from course_tools.grading.scoring import MAX_MESSAGE, judge, screen, trap_messag
 from course_tools.grading.spec import Case, Exercise
 from course_tools.grading.verdict import JobResult, Score, Status, short
 
-# --- finding submissions -----------------------------------------------------------------------
-
-
 # --- running one exercise ------------------------------------------------------------------------
 
 
@@ -65,7 +62,7 @@ def _shipped(exercise_id: str) -> tuple[str, str, list[str]]:
     preload = set()
     for value in vars(spec).values():
         name = value.__name__ if isinstance(value, types.ModuleType) else getattr(value, "__module__", None)
-        if isinstance(name, str) and name.startswith("course_lib.") and not name.startswith(shipping.SPECS):
+        if isinstance(name, str) and name.startswith("course_lib."):  # the specs are in course_tools: never preloaded
             preload.add(name)
     return helpers, harness, sorted(preload)
 

@@ -1,7 +1,8 @@
 """Lessons 15-16: training the reward model (course_lib.models.reward_model) on preferences with the Bradley-Terry
 loss, -log sigmoid(r(chosen) - r(rejected)); lesson 16 scores its DPO policies with it.
 
-The backbone is fine-tuned except its token and position embeddings, which stay as lesson 05 learned them. The
+By default (`train_embeddings=False`) the backbone is fine-tuned except its token and position embeddings, which
+stay as lesson 05 learned them; lesson 15's weak reward model trains them too. The
 weights kept are an exponential moving average of the trained ones (a variant of Polyak averaging). After
 training, the scores are shifted and scaled so that training responses score mean 0 and standard deviation 1,
 which makes one KL coefficient mean the same thing whatever the model learned.

@@ -56,6 +56,9 @@ def run_cases(exercise: Exercise, fn: Callable, cases: list[Case]) -> list[Outco
     return outcomes
 
 
+OWN_PACKAGES = {"course_lib": "course_lib (the reference implementations)", "course_tools": "course_tools (the grader)"}
+
+
 def forbidden_uses(source: str, forbidden: tuple[str, ...]) -> list[str]:
     """Names from `forbidden` (and any use of course_lib or course_tools) that the source uses, as a name, an
     attribute, a keyword argument or a string (`getattr(torch, "softmax")`); a SyntaxError propagates."""
@@ -77,16 +80,14 @@ def forbidden_uses(source: str, forbidden: tuple[str, ...]) -> list[str]:
             note("@")
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
-            if any(m.split(".")[0] == "course_lib" for m in modules):
-                note("course_lib (the reference implementations)")
-            if any(m.split(".")[0] == "course_tools" for m in modules):
-                note("course_tools (the grader)")
+            for package, what in OWN_PACKAGES.items():
+                if any(m.split(".")[0] == package for m in modules):
+                    note(what)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-            if "course_lib" in node.value:
-                note("course_lib (the reference implementations)")
-            elif "course_tools" in node.value:
-                note("course_tools (the grader)")
-            elif node.value in forbidden:
+            named = [what for package, what in OWN_PACKAGES.items() if package in node.value]
+            for what in named:
+                note(what)
+            if not named and node.value in forbidden:
                 note(node.value)
     return found
 

@@ -1,20 +1,19 @@
 """Every lesson: the grader's sandbox, one untrusted exercise cell in a process that cannot reach out.
 
 Each job runs `python -I course_tools/grading/runner.py` under bubblewrap (`bwrap`, Debian's `bubblewrap`), a
-well-kept sandbox tool, with new PID, IPC, UTS, network, mount and cgroup namespaces: no network, no host
-processes or sockets, no System V shared memory that outlives it, and every process it starts dies with it (the
-PID namespace ends with the job, `--die-with-parent` ends it with the grader). Its file system is only what the
-job needs, read-only: /usr, the Python installation and its packages, course_lib and course_tools without the
-exercise specs (a tmpfs hides `course_tools/grading/lessons/`, and /dev/null covers any compiled module whose
-source is gone, such as the specs' bytecode that an older layout left behind), plus a private scratch folder of
-64 MiB; /proc is the job's own, /proc/sys
-read-only. The job never runs as root: started by root, bwrap keeps only the right to change uid and `setpriv`
-drops to an unprivileged uid of the job's own (no capabilities, no new privileges); started by a user, bwrap adds
-a user namespace in which the job keeps that user's uid and cannot make another. Memory and process count are
-limited for the job as a whole by a cgroup where the machine lets the grader make one (root, cgroup v1 or v2),
-else by RLIMIT_NPROC with the per-process limits (address space, CPU seconds, open files, file size, no core
-dumps). The job reads its work on stdin and writes its results, JSON of plain data (course_tools.grading.wire),
-on a pipe whose size is capped.
+well-kept sandbox tool, with new PID, IPC, UTS, network, mount and cgroup namespaces: no network, no host processes
+or sockets, no System V shared memory that outlives it, and every process it starts dies with it (the PID namespace
+ends with the job, `--die-with-parent` ends it with the grader). Its file system is only what the job needs,
+read-only: /usr, the Python installation and its packages, course_lib and course_tools without the exercise specs (a
+tmpfs hides `course_tools/grading/lessons/`, and /dev/null covers any compiled module whose source is gone, such as
+the specs' bytecode that an older layout left behind), plus a private scratch folder of 64 MiB; /proc is the job's
+own, /proc/sys read-only. The job never runs as root: started by root, bwrap keeps only the right to change uid and
+`setpriv` drops to an unprivileged uid of the job's own (no capabilities, no new privileges); started by a user,
+bwrap adds a user namespace in which the job keeps that user's uid and cannot make another. Memory and process count
+are limited for the job as a whole by a cgroup where the machine lets the grader make one (root, cgroup v1 or v2),
+else by RLIMIT_NPROC with the per-process limits (address space, CPU seconds, open files, file size, no core dumps).
+The job reads its work on stdin and writes its results, JSON of plain data (course_tools.grading.wire), on a pipe
+whose size is capped.
 
 Where bubblewrap cannot run (macOS, Windows, a Linux without it or without user namespaces), the grader says so
 and refuses unless told `--unsandboxed`: then jobs get only the process limits, a scrubbed environment and a
