@@ -53,7 +53,8 @@ test-fast: data
 # matmul, ATen's default (no-SIMD) kernels, oneDNN's SSE4.1 convolution. Other bits, so other trained models and
 # samples: each assert or compared output that holds only on this machine's bits fails here, and every cell's text
 # output is written to build/portability-cache-outputs/ to set beside the committed ones. The shipped data is
-# copied, nothing else; the non-vector kernels make it slower than `make test` (a GPT training step 1.4x here).
+# copied, nothing else; the non-vector kernels make it much slower than `make test` (a GPT training step 1.4x, whole
+# lessons several times: hours on 2 cores).
 PORTABLE_CPU := MKL_ENABLE_INSTRUCTIONS=SSE4_2 ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41
 PORTABILITY_CACHE ?= build/portability-cache
 test-portability: data

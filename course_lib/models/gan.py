@@ -62,8 +62,8 @@ def minibatch_std(x: torch.Tensor) -> torch.Tensor:
 
 class Discriminator(nn.Module):
     """images (b, 1, 8, 8) [+ labels] -> one logit each: real (high) or generated (low).
-    3x3 conv, then two strided 4x4 convs (8 -> 4 -> 2), LeakyReLU(0.2), no batch norm (it would mix the real and
-    fake batches' statistics)."""
+    3x3 conv, then two strided 4x4 convs (8 -> 4 -> 2), LeakyReLU(0.2), no batch norm (real and generated batches
+    come in separate calls, and batch norm would make a verdict depend on the rest of its batch)."""
 
     def __init__(self, config: GANConfig) -> None:
         super().__init__()

@@ -300,7 +300,8 @@ class GrowingTraining:
 
 def resolution_frechet(yardstick: Yardstick, samples: torch.Tensor, digits: Digits) -> tuple[float, float]:
     """Score samples (n, s, s) at their own resolution: the Frechet distance from the training digits brought to
-    that resolution (both then mapped to 8x8 for the judge), and the floor, the test digits' distance from them."""
+    that resolution (both then mapped to 8x8 for the judge), and the test reference, the test digits' distance
+    from them."""
     size = samples.shape[-1]
     train = yardstick.features(to_judge_size(digits_at(digits.train_images, size)))
     test = yardstick.features(to_judge_size(digits_at(digits.test_images, size)))
