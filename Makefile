@@ -11,11 +11,15 @@ INSTALLED := $(VENV)/.installed
 endif
 PYTEST_ARGS ?=
 
-.PHONY: install data lab lint format test test-fast test-portability test-browser site exercises grade-demo doctor bench clean
+.PHONY: install data lab lint format test test-fast test-python test-portability test-browser site exercises grade-demo doctor bench clean
 
+# torch: on Linux with no NVIDIA driver, PyTorch's CPU build (PyPI's Linux build is CUDA, gigabytes); TORCH=cpu or
+# TORCH=pypi overrides (course_tools/torch_build.py says what it is about to download). pip shows its progress.
+TORCH ?= auto
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	$(VENV)/bin/python course_tools/torch_build.py --torch $(TORCH)
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	touch $@
 
 install: $(INSTALLED)
@@ -48,6 +52,11 @@ test: data lint
 # Library and grader tests only (no notebooks): a quick loop while editing course_lib.
 test-fast: data
 	$(PY) -m pytest --ignore=tests/browser tests $(PYTEST_ARGS)
+
+# Another Python (3.11-3.13 are supported): install in a venv of its own, build/venv-NAME, then the library and
+# grader tests. make test-python PYTHON=python3.12
+test-python:
+	$(MAKE) --no-print-directory test-fast VENV=build/venv-$(notdir $(PYTHON)) PYTHON=$(PYTHON)
 
 # Every lesson and solution notebook from an empty cache, computed as an older CPU computes them: MKL's SSE4.2
 # matmul, ATen's default (no-SIMD) kernels, oneDNN's SSE4.1 convolution. Other bits, so other trained models and

@@ -12,6 +12,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from course_tools.torch_build import python_problem
+
 
 def _pins() -> list[tuple[str, str]]:
     """(package, pinned version) for every requirement course_lib declares, dev extra included."""
@@ -45,7 +47,10 @@ def run() -> int:
         failures += not ok
         print(f"{'OK  ' if ok else 'FAIL'}  {what:<16} {detail}")
 
-    report(sys.version_info >= (3, 11), "python", f"{platform.python_version()} ({sys.executable})")
+    problem = python_problem(sys.version_info[:2])
+    report(problem is None or not problem[0], "python", f"{platform.python_version()} ({sys.executable})")
+    if problem and not problem[0]:
+        print(f"NOTE  {'python':<16} {problem[1]}")
     for name, wanted in _pins():
         try:
             have = metadata.version(name)
