@@ -465,6 +465,9 @@ def split_records(data: bytes) -> list[bytes] | None:
     return records
 
 
+BUNDLE_GRACE = 3.0  # seconds a bundle's parent has, past a cell's timeout, to kill it and report
+
+
 def run_job(
     job: bytes,
     timeout: float,
@@ -477,7 +480,8 @@ def run_job(
 
     The job has `timeout` seconds from its start and another `timeout` from each record it sends (the first is
     "ready", once Python and torch are loaded), never more than `(stages + 1) * timeout` in all; `stages` is the
-    number of cells it runs. `replacements`: (copy, original) library
+    number of cells it runs (a bundle of several gets BUNDLE_GRACE more on each, so that its parent's own timeout
+    of a cell fires first). `replacements`: (copy, original) library
     files that the job sees instead of the originals. Without bubblewrap it refuses (RuntimeError) unless
     `unsandboxed`."""
     if not sandboxed() and not unsandboxed:
@@ -539,11 +543,15 @@ def run_job(
         except (BrokenPipeError, OSError):
             pass
         started = time.monotonic()
-        deadline, counted, limit = started + timeout, 0, started + (stages + 1) * timeout  # one more to start up
+        # A bundle's parent times each cell itself and reports the timeout: waiting exactly `timeout` here would
+        # race it (the cell starts a little after the record that set this deadline) and kill the whole job.
+        grace = BUNDLE_GRACE if stages > 1 else 0.0
+        deadline, counted = started + timeout + grace, 0
+        limit = started + (stages + 1) * timeout + grace  # one more to start up
         while proc.poll() is None and time.monotonic() < min(deadline, limit) and not overflow.is_set():
             time.sleep(0.02)
             if frames[0] > counted:  # a record arrived ("ready", or a cell's end): another timeout from now
-                counted, deadline = frames[0], time.monotonic() + timeout
+                counted, deadline = frames[0], time.monotonic() + timeout + grace
         outcome.timed_out = proc.poll() is None and not overflow.is_set()
     finally:
         if cgroup is not None:
