@@ -166,8 +166,7 @@ def run_in_sandbox(
     outcome = sandbox.run_job(
         wire.dumps(payload), timeout, unsandboxed=unsandboxed, replacements=hidden, stages=len(work)
     )
-    grace = 0.0 if alone else sandbox.BUNDLE_GRACE  # as the sandbox's own limit for a bundle
-    deadline = started + (len(work) + 1) * timeout + grace + 5  # parsing shares the job's time (capped, linear)
+    deadline = started + sandbox.job_limit(timeout, len(work)) + 5  # parsing shares the job's time (capped, linear)
     ids = [e.id for e, _, _ in work]
     flags: dict[str, list[str]] = {i: [] for i in ids}
     results: dict[str, JobResult] = {}

@@ -137,8 +137,8 @@ class Yardstick:
     def copy_reference(self) -> float:
         """The same distance for the real training digits themselves, in chunks that hold every digit equally often,
         as the class-conditional samples of lessons 08-10 do: what a class-balanced copy of the training set scores.
-        The test reference is higher for three reasons: new digits, unequal class counts (25 to 33 of each), and
-        no help from the reference set being the very images scored."""
+        The test digits differ from it in three ways, not measured apart: they are new digits, their classes are
+        unequal (25 to 33 of each), and they are not the reference set's own images."""
         size = len(self.digits.test_images)
         per_class = size // 10
         g = torch.Generator().manual_seed(0)

@@ -468,6 +468,11 @@ def split_records(data: bytes) -> list[bytes] | None:
 BUNDLE_GRACE = 3.0  # seconds a bundle's parent has, past a cell's timeout, to kill it and report
 
 
+def job_limit(timeout: float, stages: int) -> float:
+    """The longest a job of `stages` cells may run: a timeout per cell and one to start up, plus a bundle's grace."""
+    return (stages + 1) * timeout + (BUNDLE_GRACE if stages > 1 else 0.0)
+
+
 def run_job(
     job: bytes,
     timeout: float,
@@ -547,7 +552,7 @@ def run_job(
         # race it (the cell starts a little after the record that set this deadline) and kill the whole job.
         grace = BUNDLE_GRACE if stages > 1 else 0.0
         deadline, counted = started + timeout + grace, 0
-        limit = started + (stages + 1) * timeout + grace  # one more to start up
+        limit = started + job_limit(timeout, stages)
         while proc.poll() is None and time.monotonic() < min(deadline, limit) and not overflow.is_set():
             time.sleep(0.02)
             if frames[0] > counted:  # a record arrived ("ready", or a cell's end): another timeout from now
