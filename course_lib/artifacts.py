@@ -112,6 +112,42 @@ def load_or_train(
     return model
 
 
+SHIPPED = Path(__file__).parent / "checkpoints"  # models the repository ships: too slow to train on a laptop
+
+
+def weights_digest(model: nn.Module) -> str:
+    """A short hash of a model's weights (names, shapes and bytes): a model trained on another model's outputs
+    puts it in its config, so that it is never loaded next to weights it was not trained with."""
+    digest = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        digest.update(f"{key}{tuple(value.shape)}{value.dtype}".encode())
+        digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:12]
+
+
+def ship_artifact(
+    name: str, config: dict[str, Any], model: nn.Module, metrics: dict[str, Any], made_on: str, *, half: bool = False
+) -> Path:
+    """Write a trained model to the folder of shipped checkpoints, named and checksummed as `load_or_train`
+    expects (the key without $COURSE_SEED); `half`: in float16, half the bytes. -> the weights' path."""
+    cached, _ = artifact_paths(name, config, with_seed_offset=False)
+    weights, meta_path = SHIPPED / cached.name, SHIPPED / cached.with_suffix(".json").name
+    SHIPPED.mkdir(exist_ok=True)
+    with atomic_path(weights) as tmp:
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        torch.save({k: v.half() if half and v.is_floating_point() else v for k, v in state.items()}, tmp)
+    meta = {
+        "name": name,
+        "config": config,
+        "sha256": sha256_file(weights),
+        "torch": torch.__version__,
+        "made_on": made_on,
+        "metrics": metrics,
+    }
+    atomic_write_bytes(meta_path, json.dumps(meta, indent=1, sort_keys=True, default=str).encode())
+    return weights
+
+
 def pretrained(
     name: str,
     build: Callable[[], nn.Module],

@@ -38,7 +38,7 @@ class Lesson:
     behind: tuple[str, ...] = ()  # modules it explains that its imports use in turn
     spec: str | None = None  # the exercise spec, course_tools/grading/lessons/lessonNN.py
     tests: tuple[str, ...] = ()  # tests/ files that check the library code it teaches from
-    bench: tuple[str, ...] = ()  # bench/ scripts that time its training
+    bench: tuple[str, ...] = ()  # bench/ scripts that time its training or measure its spread over seeds
 
     @property
     def code(self) -> tuple[str, ...]:
@@ -258,6 +258,7 @@ LESSONS: tuple[Lesson, ...] = (
         ),
         spec=_spec(12),
         tests=("tests/test_multimodal.py",),
+        bench=("bench/multimodal_spread.py",),
     ),
     Lesson(
         13,
@@ -269,17 +270,18 @@ LESSONS: tuple[Lesson, ...] = (
             "course_lib.multimodal.clip_training",
             "course_lib.multimodal.reader_training",
             "course_lib.multimodal.text_to_image",
+            "course_lib.models.unet",
             "course_lib.plots",
+            "course_lib.vision.diffusion",
             "course_lib.widgets",
         ),
         behind=(
             "course_lib.models.prior",
             "course_lib.models.readers",
-            "course_lib.models.unet",
-            "course_lib.vision.diffusion",
         ),
         spec=_spec(13),
         tests=("tests/test_multimodal.py",),
+        bench=("bench/multimodal_spread.py",),
     ),
     Lesson(
         15,

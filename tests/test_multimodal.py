@@ -1,6 +1,8 @@
 """Lessons 12-13: the captioned shapes, CLIP's loss and metrics against independent computations, a tiny CLIP
 that overfits a batch, the conditioning of the decoder and the prior."""
 
+from dataclasses import asdict
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -138,3 +140,31 @@ def test_prior_learns_a_fixed_text_to_image_map():
         optimizer.step()
     predicted = text_to_image.prior_sample(prior, text, ddim_steps=10)
     assert (predicted * image).sum(-1).mean() > 0.9
+
+
+def test_the_shipped_clip_and_decoder_fit_their_recipes_and_each_other(tmp_path, monkeypatch):
+    from course_lib.artifacts import SHIPPED, read_metadata, weights_digest
+
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))  # nothing cached: what a fresh clone loads
+    kind = text_to_image.DECODER.clip
+    clip_meta = read_metadata(f"shapes-clip-{kind}", asdict(clip_training.RECIPES[kind]), shipped=SHIPPED)
+    remake = "re-make the shipped pair with `python -m course_lib.multimodal.text_to_image ship`"
+    assert clip_meta is not None, f"lesson 12's hard-negative recipe changed: {remake}"
+    clip, _ = clip_training.pretrained_clip(kind)  # loads the shipped one, trains nothing
+    key = {**asdict(text_to_image.DECODER), "clip_weights": weights_digest(clip)}
+    decoder_meta = read_metadata("shapes-decoder", key, shipped=SHIPPED)
+    assert decoder_meta is not None, f"the decoder's recipe changed, or it was not made on the shipped CLIP: {remake}"
+    assert len(decoder_meta["metrics"]["step_loss"]) == text_to_image.DECODER.train.steps
+    assert len(clip_meta["metrics"]["step_loss"]) == clip_training.RECIPES[kind].train.steps
+
+
+def test_a_decoder_is_never_loaded_beside_another_clip():
+    from course_lib.artifacts import weights_digest
+
+    a, b = CLIP(CLIPConfig()), CLIP(CLIPConfig())
+    assert weights_digest(a) != weights_digest(b)  # two random initialisations
+    b.load_state_dict(a.state_dict())
+    assert weights_digest(a) == weights_digest(b)
+    with torch.no_grad():
+        b.image_tower.head.weight[0, 0] += 1e-6  # one weight, one bit or so
+    assert weights_digest(a) != weights_digest(b)

@@ -53,6 +53,8 @@ class UNetConfig:
     channels: int = 1
     cond: int = 0  # > 0: condition on a vector of this width instead of a label (the zero vector: "none")
     coordinates: bool = False  # two extra input channels holding each pixel's x and y (CoordConv)
+    cond_scale: float = 1.0  # the vector is multiplied by this first (a unit vector of d numbers: sqrt(d) gives its
+    # entries unit variance, so that AdamW's steps move the layers that read it as fast as the others)
 
 
 class UNet(nn.Module):
@@ -79,6 +81,8 @@ class UNet(nn.Module):
         self.out = nn.Sequential(nn.GroupNorm(8, w), nn.SiLU(), nn.Conv2d(w, c.channels, 3, padding=1))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.config.cond:
+            labels = labels * self.config.cond_scale  # (b, cond)
         cond = self.time(t) + self.label(labels)
         if self.config.coordinates:  # where each pixel is: convolutions alone only see it near the borders
             side = torch.linspace(-1, 1, x.shape[-1], device=x.device)

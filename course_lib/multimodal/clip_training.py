@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
-from course_lib.artifacts import pretrained
+from course_lib.artifacts import SHIPPED, pretrained
 from course_lib.data.shapes import COLOURS, SHAPES, SIZES, Shapes, encode, is_held_out, make_shapes, scene_of
 from course_lib.data.shapes import VERSION as DATA_VERSION
 from course_lib.device import seeded
@@ -147,10 +147,19 @@ def train_clip(model: CLIP, data: Shapes, t: CLIPTraining, *, progress: bool = F
     return {"step_loss": history.step_loss, "scale": scales, "kept": kept, "seconds": history.seconds}
 
 
+SHIPPED_KINDS = ("hard-negatives",)  # lesson 13's decoder was trained on its embeddings: the repository ships both
+
+
 def pretrained_clip(
-    kind: str = "plain", *, device: torch.device | str = "cpu", progress: bool = False
+    kind: str = "plain",
+    *,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+    use_shipped: bool = True,
+    retrain: bool = False,
 ) -> tuple[CLIP, dict]:
-    """The lesson's CLIP ("plain" or "hard-negatives"), from the cache or trained now (1-2 minutes on 2 cores)."""
+    """The lesson's CLIP ("plain" or "hard-negatives"): from the cache, else (hard negatives, if `use_shipped`)
+    the checkpoint the repository ships, else trained now (2-5 minutes on 2 cores). `retrain=True` always trains."""
     if kind not in RECIPES:
         raise ValueError(f"kind must be one of {sorted(RECIPES)}, got {kind!r}")
     recipe = RECIPES[kind]
@@ -162,7 +171,10 @@ def pretrained_clip(
     def fit(model: CLIP) -> dict:
         return train_clip(model, make_shapes(recipe.train.examples, "train"), recipe.train, progress=progress)
 
-    return pretrained(f"shapes-clip-{kind}", build, fit, asdict(recipe), device=device)
+    shipped = SHIPPED if use_shipped and kind in SHIPPED_KINDS else None
+    return pretrained(
+        f"shapes-clip-{kind}", build, fit, asdict(recipe), device=device, retrain=retrain, shipped=shipped
+    )
 
 
 # --- measuring ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.artifacts import pretrained
+from course_lib.artifacts import SHIPPED, pretrained, ship_artifact, weights_digest
 from course_lib.data.shapes import SIDE, VERSION, make_shapes
 from course_lib.device import seeded
 from course_lib.models.prior import Prior
@@ -40,7 +40,7 @@ CLIP_KIND = "hard-negatives"
 @dataclass(frozen=True)
 class DecoderRecipe:
     model: UNetConfig = field(
-        default_factory=lambda: UNetConfig(steps=200, width=32, channels=3, cond=64, coordinates=True)
+        default_factory=lambda: UNetConfig(steps=200, width=32, channels=3, cond=64, coordinates=True, cond_scale=8.0)
     )
     train: DiffusionTraining = field(default_factory=lambda: DiffusionTraining(steps=4000, batch=64, drop_label=0.1))
     examples: int = 20_000
@@ -60,9 +60,13 @@ def to_unit(images: torch.Tensor) -> torch.Tensor:
     return ((images + 1) / 2).clamp(0, 1)
 
 
-def pretrained_decoder(*, device: torch.device | str = "cpu", progress: bool = False) -> tuple[UNet, dict]:
-    """The decoder: a U-Net conditioned on CLIP image embeddings (dropped 10% of the time), cached or trained now."""
-    clip, _ = pretrained_clip(DECODER.clip, device=device)
+def pretrained_decoder(
+    *, device: torch.device | str = "cpu", progress: bool = False, use_shipped: bool = True, retrain: bool = False
+) -> tuple[UNet, dict]:
+    """The decoder: a U-Net conditioned on CLIP image embeddings (dropped 10% of the time). From the cache, else
+    (if `use_shipped`) the checkpoint the repository ships, else trained now (3-11 minutes on 2 cores). Its key
+    holds the digest of the CLIP it was trained on, so it is never loaded beside another CLIP."""
+    clip, _ = pretrained_clip(DECODER.clip, device=device, use_shipped=use_shipped)
 
     def build() -> UNet:
         with seeded(DECODER.train.seed):
@@ -74,8 +78,9 @@ def pretrained_decoder(*, device: torch.device | str = "cpu", progress: bool = F
         schedule = cosine_schedule(DECODER.model.steps)
         return train_diffusion(model, schedule, to_signed(data.images), embeddings, DECODER.train, progress=progress)
 
-    config = {**asdict(DECODER), "clip_recipe": asdict(CLIP_RECIPES[DECODER.clip])}  # a new CLIP: a new decoder
-    return pretrained("shapes-decoder", build, fit, config, device=device)
+    config = {**asdict(DECODER), "clip_weights": weights_digest(clip)}
+    shipped = SHIPPED if use_shipped else None
+    return pretrained("shapes-decoder", build, fit, config, device=device, retrain=retrain, shipped=shipped)
 
 
 def decode(
@@ -127,9 +132,10 @@ def prior_loss(prior: Prior, image: torch.Tensor, text: torch.Tensor, schedule: 
     return F.mse_loss(prior(x_t, t, text), image)
 
 
-def pretrained_prior(*, device: torch.device | str = "cpu") -> tuple[Prior, dict]:
-    """The prior, trained on (text embedding, image embedding) pairs of the training captions, cached."""
-    clip, _ = pretrained_clip(PRIOR.clip, device=device)
+def pretrained_prior(*, device: torch.device | str = "cpu", use_shipped: bool = True) -> tuple[Prior, dict]:
+    """The prior, trained on (text embedding, image embedding) pairs of the training captions (20-30 s on 2
+    cores), cached; `use_shipped` says which CLIP, as for the decoder."""
+    clip, _ = pretrained_clip(PRIOR.clip, device=device, use_shipped=use_shipped)
 
     def build() -> Prior:
         with seeded(PRIOR.train.seed):
@@ -157,7 +163,7 @@ def pretrained_prior(*, device: torch.device | str = "cpu") -> tuple[Prior, dict
             )
         return {"step_loss": history.step_loss, "seconds": history.seconds}
 
-    config = {**asdict(PRIOR), "clip_recipe": asdict(CLIP_RECIPES[PRIOR.clip])}
+    config = {**asdict(PRIOR), "clip_weights": weights_digest(clip)}
     return pretrained("shapes-prior", build, fit, config, device=device)
 
 
@@ -178,3 +184,33 @@ def prior_sample(
         eps = (x - math.sqrt(bars[t]) * x0) / math.sqrt(1 - bars[t])
         x = ddim_step(x, eps, bars[t], bars[times[i + 1]] if i + 1 < len(times) else 1.0)
     return F.normalize(x, dim=-1).cpu()
+
+
+def ship(device: str = "cpu") -> list:
+    """Lesson 12's hard-negative CLIP and lesson 13's decoder trained on it, from this machine's cache (never the
+    shipped pair) or trained now, written to the folder of shipped checkpoints in float32 (the decoder must meet
+    exactly the CLIP weights it was trained on). -> the weights' paths."""
+    made_on = torch.cuda.get_device_name() if str(device).startswith("cuda") else "cpu"
+    clip, clip_record = pretrained_clip(DECODER.clip, device=device, use_shipped=False)
+    decoder, decoder_record = pretrained_decoder(device=device, use_shipped=False)
+    return [
+        ship_artifact(f"shapes-clip-{DECODER.clip}", asdict(CLIP_RECIPES[DECODER.clip]), clip, clip_record, made_on),
+        ship_artifact(
+            "shapes-decoder",
+            {**asdict(DECODER), "clip_weights": weights_digest(clip)},
+            decoder,
+            decoder_record,
+            made_on,
+        ),
+    ]
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="Train lesson 12's hard-negative CLIP and lesson 13's decoder and ship them."
+    )
+    parser.add_argument("command", choices=["ship"])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    print(*ship(parser.parse_args().device), sep="\n")

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from course_lib.artifacts import pretrained
+from course_lib.artifacts import SHIPPED, pretrained, ship_artifact
 from course_lib.device import seeded
 from course_lib.models.bert import IGNORE, BertConfig, BertEncoder, MaskedLM, mask_tokens, mean_pool
 from course_lib.text.language_model import random_batch
@@ -234,7 +234,6 @@ def pretrain_mlm(
 
 
 END_MARKS = (".", "?", "!")
-SHIPPED = Path(__file__).parent.parent / "checkpoints"
 
 
 def pretrained_bert(
@@ -383,31 +382,12 @@ def embed(encoder: BertEncoder, ids: torch.Tensor, mask: torch.Tensor, batch: in
 
 
 def ship(device: str = "cpu") -> Path:
-    """Pretrain the lesson's masked-LM afresh and write it, in float16 (half the bytes), to the folder of shipped
-    checkpoints, named and checksummed as `load_or_train` expects. -> the weights' path."""
-    import json
-
-    from course_lib.artifacts import artifact_paths
-    from course_lib.paths import atomic_path, atomic_write_bytes, sha256_file
-
+    """Pretrain the lesson's masked-LM afresh and write it, in float16, to the folder of shipped checkpoints.
+    -> the weights' path."""
     model, _, record = pretrained_bert(device=device, retrain=True)
-    key = pretraining_key()
-    cached, _ = artifact_paths("shakespeare-bert", key)
-    weights, meta_path = SHIPPED / cached.name, SHIPPED / cached.with_suffix(".json").name
-    SHIPPED.mkdir(exist_ok=True)
-    with atomic_path(weights) as tmp:
-        torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}, tmp)
     made_on = torch.cuda.get_device_name() if str(device).startswith("cuda") else "cpu"
-    meta = {
-        "name": "shakespeare-bert",
-        "config": key,
-        "sha256": sha256_file(weights),
-        "torch": torch.__version__,
-        "made_on": made_on,
-        "metrics": {"seconds": round(record["seconds"], 1), "step_loss": [round(x, 4) for x in record["step_loss"]]},
-    }
-    atomic_write_bytes(meta_path, json.dumps(meta, indent=1, sort_keys=True).encode())
-    return weights
+    metrics = {"seconds": round(record["seconds"], 1), "step_loss": [round(x, 4) for x in record["step_loss"]]}
+    return ship_artifact("shakespeare-bert", pretraining_key(), model, metrics, made_on, half=True)
 
 
 if __name__ == "__main__":
