@@ -142,10 +142,24 @@ def ship_artifact(
         "sha256": sha256_file(weights),
         "torch": torch.__version__,
         "made_on": made_on,
-        "metrics": metrics,
+        "commit": _git_commit(),
+        "metrics": {k: [round(x, 5) for x in v] if isinstance(v, list) else v for k, v in metrics.items()},
     }
     atomic_write_bytes(meta_path, json.dumps(meta, indent=1, sort_keys=True, default=str).encode())
     return weights
+
+
+def _git_commit() -> str:
+    """The checkout's commit (with "+changes" if the tree differs from it), or "" outside a git checkout."""
+    import subprocess
+
+    root = Path(__file__).parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return commit.stdout.strip() + ("+changes" if dirty.stdout.strip() else "")
 
 
 def pretrained(

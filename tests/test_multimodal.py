@@ -147,7 +147,7 @@ def test_the_shipped_clip_and_decoder_fit_their_recipes_and_each_other(tmp_path,
 
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path))  # nothing cached: what a fresh clone loads
     kind = text_to_image.DECODER.clip
-    clip_meta = read_metadata(f"shapes-clip-{kind}", asdict(clip_training.RECIPES[kind]), shipped=SHIPPED)
+    clip_meta = read_metadata(f"shapes-clip-{kind}", clip_training.clip_key(kind), shipped=SHIPPED)
     remake = "re-make the shipped pair with `python -m course_lib.multimodal.text_to_image ship`"
     assert clip_meta is not None, f"lesson 12's hard-negative recipe changed: {remake}"
     clip, _ = clip_training.pretrained_clip(kind)  # loads the shipped one, trains nothing

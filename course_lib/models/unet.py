@@ -53,8 +53,9 @@ class UNetConfig:
     channels: int = 1
     cond: int = 0  # > 0: condition on a vector of this width instead of a label (the zero vector: "none")
     coordinates: bool = False  # two extra input channels holding each pixel's x and y (CoordConv)
-    cond_scale: float = 1.0  # the vector is multiplied by this first (a unit vector of d numbers: sqrt(d) gives its
-    # entries unit variance, so that AdamW's steps move the layers that read it as fast as the others)
+    cond_scale: float = 1.0  # the vector is multiplied by this first: a unit vector's d entries are about 1/sqrt(d)
+    # in size, and sqrt(d) gives them unit variance, the input the layers that read it are initialised for (their
+    # outputs start at the usual size, and Adam's fixed-size steps change those outputs as fast as the others')
 
 
 class UNet(nn.Module):

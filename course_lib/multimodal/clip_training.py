@@ -39,7 +39,7 @@ def hard_negative(text: str, kind: str) -> str:
 
 def one_object_negatives(text: str) -> list[str]:
     """A one-object caption's three hard negatives: its size flipped, the next colour, the next shape (skipping
-    held-out objects, which training never names)."""
+    held-out objects, so that no one-object negative names one; swapping a two-object caption's words can)."""
     _, size, colour, shape = text.split()
     c, s = COLOURS.index(colour), SHAPES.index(shape)
     other_colour = next(k for k in range(1, 4) if not is_held_out((c + k) % 4, s))
@@ -150,6 +150,12 @@ def train_clip(model: CLIP, data: Shapes, t: CLIPTraining, *, progress: bool = F
 SHIPPED_KINDS = ("hard-negatives",)  # lesson 13's decoder was trained on its embeddings: the repository ships both
 
 
+def clip_key(kind: str) -> dict:
+    """The cache key of a kind of CLIP: its recipe, and for a shipped kind the shipped release, so that a model an
+    earlier version of the course trained into a learner's cache is not taken for the shipped one."""
+    return {**asdict(RECIPES[kind]), **({"release": 1} if kind in SHIPPED_KINDS else {})}
+
+
 def pretrained_clip(
     kind: str = "plain",
     *,
@@ -173,7 +179,7 @@ def pretrained_clip(
 
     shipped = SHIPPED if use_shipped and kind in SHIPPED_KINDS else None
     return pretrained(
-        f"shapes-clip-{kind}", build, fit, asdict(recipe), device=device, retrain=retrain, shipped=shipped
+        f"shapes-clip-{kind}", build, fit, clip_key(kind), device=device, retrain=retrain, shipped=shipped
     )
 
 

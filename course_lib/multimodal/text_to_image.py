@@ -20,8 +20,7 @@ from course_lib.data.shapes import SIDE, VERSION, make_shapes
 from course_lib.device import seeded
 from course_lib.models.prior import Prior
 from course_lib.models.unet import UNet, UNetConfig
-from course_lib.multimodal.clip_training import RECIPES as CLIP_RECIPES
-from course_lib.multimodal.clip_training import embed_images, embed_texts, pretrained_clip
+from course_lib.multimodal.clip_training import clip_key, embed_images, embed_texts, pretrained_clip
 from course_lib.train import TensorBatches, adamw, train, warmup_cosine
 from course_lib.vision.diffusion import (
     DiffusionTraining,
@@ -194,7 +193,7 @@ def ship(device: str = "cpu") -> list:
     clip, clip_record = pretrained_clip(DECODER.clip, device=device, use_shipped=False)
     decoder, decoder_record = pretrained_decoder(device=device, use_shipped=False)
     return [
-        ship_artifact(f"shapes-clip-{DECODER.clip}", asdict(CLIP_RECIPES[DECODER.clip]), clip, clip_record, made_on),
+        ship_artifact(f"shapes-clip-{DECODER.clip}", clip_key(DECODER.clip), clip, clip_record, made_on),
         ship_artifact(
             "shapes-decoder",
             {**asdict(DECODER), "clip_weights": weights_digest(clip)},
