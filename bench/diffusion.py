@@ -25,7 +25,7 @@ from common import emit, matmul_peak_gflops
 from course_lib import seed_everything
 from course_lib.data import load_digits
 from course_lib.models.unet import UNet
-from course_lib.train import TensorBatches, adamw, train, warmup_cosine
+from course_lib.train import TensorBatches, optimise
 from course_lib.vision import diffusion
 from course_lib.vision.judge_training import Yardstick
 
@@ -48,17 +48,14 @@ def run(
         images = diffusion.to_unit(diffusion.sample(m, (600, 1, 8, 8), schedule, labels=asked, ddim_steps=50, seed=1))
         return {"frechet": yardstick.frechet(images)}
 
-    def lr_at(step: int) -> float:
-        return warmup_cosine(step, warmup=200, total=steps, peak=lr, floor=lr / 100) if decay else lr
-
-    history = train(
+    recipe = replace(diffusion.RECIPE.train, lr=lr, steps=steps)  # the course's optimisation, at this lr
+    if not decay:  # the anchor: a constant rate from the first step
+        recipe = replace(recipe, warmup=0, min_lr_ratio=1.0)
+    history = optimise(
         model,
         TensorBatches(x0, labels, batch_size=batch, seed=0, drop_last=True),
-        lambda m, b: diffusion.diffusion_loss(m, *b, schedule, drop_label=diffusion.RECIPE.train.drop_label),
-        adamw(model, lr=lr, weight_decay=0.0),
-        steps=steps,
-        lr_schedule=lr_at,
-        grad_clip=1.0,
+        lambda m, b: diffusion.diffusion_loss(m, *b, schedule, drop_label=recipe.drop_label),
+        recipe,
         evaluate=evaluate,
         eval_every=500,
         time_budget=budget,

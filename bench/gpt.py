@@ -36,14 +36,14 @@ def run(name: str, recipe: lm.GPTRecipe, data: lm.CharData, peak: float, eval_ev
     start = time.perf_counter()
     record = lm.train_gpt(model, data, train, eval_every=eval_every, eval_batches=100, progress=False)
     wall = time.perf_counter() - start
-    tokens = train.iters * train.batch * model.config.block_size
+    tokens = train.steps * train.batch * model.config.block_size
     seconds = record["seconds"][-1]
     reached = [s for s, v in zip(record["seconds"], record["val_loss"]) if v <= ANCHOR]
     figures = {
         "run": name,
         "data": data.source,
         "params": model.num_params(),
-        "iters": train.iters,
+        "steps": train.steps,
         "batch": train.batch,
         "block": model.config.block_size,
         "lr": train.lr,
@@ -78,17 +78,17 @@ def main(argv: list[str] | None = None) -> None:
 
     ours = lm.RECIPE
     if args.quick:
-        ours = replace(ours, train=replace(ours.train, iters=60, warmup=10))
+        ours = replace(ours, train=replace(ours.train, steps=60, warmup=10))
     first = run("course recipe", ours, data, peak, eval_every=20 if args.quick else 100)
     # the equal-time run: a schedule sized so that training fills `--seconds` at the measured speed
-    tokens_per_iter = ours.train.batch * ours.model.block_size
-    iters = 40 if args.quick else max(20, int(args.seconds * first["tokens_per_s"] / tokens_per_iter))
-    timed = replace(ours, train=replace(ours.train, iters=iters))
-    second = run(f"course recipe sized to {args.seconds:g} s", timed, data, peak, eval_every=max(1, iters // 10))
+    tokens_per_step = ours.train.batch * ours.model.block_size
+    steps = 40 if args.quick else max(20, int(args.seconds * first["tokens_per_s"] / tokens_per_step))
+    timed = replace(ours, train=replace(ours.train, steps=steps))
+    second = run(f"course recipe sized to {args.seconds:g} s", timed, data, peak, eval_every=max(1, steps // 10))
     # the sprint: the same recipe with a schedule short enough that its decay ends near the anchor
-    iters = 40 if args.quick else max(20, int(args.sprint * first["tokens_per_s"] / tokens_per_iter))
-    sprint = replace(ours, train=replace(ours.train, iters=iters))
-    third = run(f"course recipe sized to {args.sprint:g} s", sprint, data, peak, eval_every=max(1, iters // 10))
+    steps = 40 if args.quick else max(20, int(args.sprint * first["tokens_per_s"] / tokens_per_step))
+    sprint = replace(ours, train=replace(ours.train, steps=steps))
+    third = run(f"course recipe sized to {args.sprint:g} s", sprint, data, peak, eval_every=max(1, steps // 10))
     reached = [r["seconds_to_1.886"] for r in (first, second, third) if r["seconds_to_1.886"] is not None]
     emit(
         "gpt_summary",
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.baseline:
         base = lm.NANOGPT_CPU
         if args.quick:
-            base = replace(base, train=replace(base.train, iters=60, warmup=10))
+            base = replace(base, train=replace(base.train, steps=60, warmup=10))
         run("nanoGPT CPU recipe", base, data, peak, eval_every=20 if args.quick else 100)
 
 

@@ -26,7 +26,7 @@ from common import emit, matmul_peak_gflops
 from course_lib import seed_everything
 from course_lib.data import load_digits
 from course_lib.models.vae import VAE, VAEConfig
-from course_lib.train import adamw, warmup_cosine
+from course_lib.train import adamw
 from course_lib.vision import vae_training
 
 BUDGET = 20.0  # seconds of training for each model
@@ -89,13 +89,13 @@ def main() -> None:
     seed_everything(0)
     ours = VAE(VAEConfig())
     recipe = vae_training.RECIPES["plain"].train
-    optimizer = adamw(ours, lr=recipe.lr, weight_decay=0.0)
+    optimizer = adamw(ours, lr=recipe.lr, weight_decay=recipe.weight_decay, betas=recipe.betas)
     steps = [0]
 
     def our_step(batch: torch.Tensor) -> None:
         steps[0] += 1
         for group in optimizer.param_groups:
-            group["lr"] = warmup_cosine(steps[0], warmup=100, total=recipe.steps, peak=recipe.lr, floor=recipe.lr / 10)
+            group["lr"] = recipe.learning_rate(steps[0])
         loss = vae_training.training_loss(ours, batch, None, steps[0], recipe)
         optimizer.zero_grad()
         loss.backward()

@@ -3,7 +3,10 @@ lessons trains with them too.
 
 `train` runs a fixed number of optimizer steps over any stream of batches, with a learning-rate schedule,
 gradient clipping, periodic evaluation, a hook for samples and a progress bar. `fit` is the same loop counted
-in epochs. `adamw` builds the optimizer every lesson uses.
+in epochs. `adamw` builds the optimizer every lesson uses. `Optimisation` is the one way a recipe states how
+it is optimised (steps, batch, learning rate, warm-up, final learning rate, weight decay, clipping, seed): each lesson's
+training config is an `Optimisation` with its own defaults plus its task's options, and `optimise` turns one
+into AdamW, the warm-up + cosine schedule and a run of `train`.
 """
 
 from __future__ import annotations
@@ -110,6 +113,79 @@ def warmup_cosine(step: int, *, warmup: int, total: int, peak: float, floor: flo
         return peak * (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * progress))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Optimisation:
+    """How a model is optimised: `steps` AdamW steps on batches of `batch` examples; the learning rate rises
+    linearly over `warmup` steps to `lr`, then falls on a cosine to `min_lr_ratio * lr` at the last step
+    (`min_lr_ratio=1`: constant after the warm-up); `weight_decay` on every parameter, or with
+    `decay_vectors=False` on matrices and embeddings only; gradients clipped to norm `grad_clip` (None: never).
+    `seed` is the run's seed: the task code draws its initial weights and batch order from it (`optimise` draws
+    nothing).
+
+    Keyword-only, so that a lesson's config inherits it, states its own schedule and adds its task's options:
+
+        @dataclass(frozen=True, kw_only=True)
+        class VAETraining(Optimisation):
+            steps: int = 4000
+            ...
+            kl_warmup: int = 0
+    """
+
+    steps: int
+    batch: int
+    lr: float
+    warmup: int  # steps of linear warm-up
+    min_lr_ratio: float  # the schedule ends at this fraction of lr
+    weight_decay: float = 0.0
+    decay_vectors: bool = True
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch < 1:
+            raise ValueError(f"steps and batch must be >= 1, got steps={self.steps}, batch={self.batch}")
+        if self.lr <= 0 or self.warmup < 0:
+            raise ValueError(f"lr must be > 0 and warmup >= 0, got lr={self.lr}, warmup={self.warmup}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"min_lr_ratio is a fraction of lr, in [0, 1], got {self.min_lr_ratio}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ValueError(f"grad_clip must be > 0 (or None: no clipping), got {self.grad_clip}")
+
+    def learning_rate(self, step: int) -> float:
+        """The schedule at `step` (from 0): warm-up to `lr`, then cosine decay to `min_lr_ratio * lr` at `steps`
+        (a run shorter than its warm-up never reaches `lr`)."""
+        floor = self.min_lr_ratio * self.lr
+        return warmup_cosine(step, warmup=self.warmup, total=self.steps, peak=self.lr, floor=floor)
+
+
+def optimise(
+    model: nn.Module,
+    batches: Iterable,
+    loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+    spec: Optimisation,
+    **train_options: Any,
+) -> History:
+    """Optimise `model` as `spec` says: AdamW, the warm-up + cosine schedule, clipping, `spec.steps` steps of
+    `train` (whose other options pass through: `evaluate`, `eval_every`, `on_step`, `time_budget`, `device`,
+    `progress`, `desc`). -> the `History`."""
+    if not isinstance(spec, Optimisation):
+        raise TypeError(f"spec must be an Optimisation (a lesson's training config), got {type(spec).__name__}")
+    optimizer = adamw(
+        model, lr=spec.lr, weight_decay=spec.weight_decay, betas=spec.betas, decay_vectors=spec.decay_vectors
+    )
+    return train(
+        model,
+        batches,
+        loss_fn,
+        optimizer,
+        steps=spec.steps,
+        lr_schedule=spec.learning_rate,
+        grad_clip=spec.grad_clip,
+        **train_options,
+    )
 
 
 def _forever(batches: Iterable) -> Iterator:

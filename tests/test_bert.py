@@ -62,7 +62,7 @@ def test_pretrain_mlm_lowers_the_loss_on_a_repetitive_corpus():
     torch.manual_seed(0)
     model = MaskedLM(BertConfig(vocab_size=8, max_len=12, layers=1, heads=2, d_model=32, dropout=0.0))
     ids = torch.arange(6).repeat(200)  # 0 1 2 3 4 5 0 1 ...: every masked token follows from its neighbours
-    training = mlm.MLMTraining(iters=300, batch=16, lr=3e-3, warmup=10, weight_decay=0.0, mask_p=0.15, short_p=0.0)
+    training = mlm.MLMTraining(steps=300, batch=16, lr=3e-3, warmup=10, weight_decay=0.0, mask_p=0.15, short_p=0.0)
     record = mlm.pretrain_mlm(model, ids, training, progress=False)
     first, last = record["step_loss"][:10], record["step_loss"][-10:]
     assert sum(last) / 10 < 0.3 < sum(first) / 10, (first, last)  # ln 6 = 1.8 knowing nothing
@@ -81,7 +81,7 @@ def test_pretrain_mlm_with_short_windows_never_targets_padding_and_still_learns(
     torch.manual_seed(0)
     model = MaskedLM(BertConfig(vocab_size=8, max_len=12, layers=1, heads=2, d_model=32, dropout=0.0))
     ids = torch.arange(6).repeat(200)
-    training = mlm.MLMTraining(iters=300, batch=16, lr=3e-3, warmup=10, weight_decay=0.0, mask_p=0.15, short_p=0.5)
+    training = mlm.MLMTraining(steps=300, batch=16, lr=3e-3, warmup=10, weight_decay=0.0, mask_p=0.15, short_p=0.5)
     record = mlm.pretrain_mlm(model, ids, training, progress=False)
     pad = 6  # the id before <mask> (7)
     windows, maskable, labels = map(torch.stack, zip(*seen))
@@ -152,7 +152,7 @@ def test_tiny_masked_lm_learns_from_context_and_classifier_overfits():
         ids,
         mask,
         labels,
-        mlm.FinetuneRecipe(steps=60, batch=10, lr=3e-3, weight_decay=0.0),
+        mlm.FinetuneTraining(steps=60, batch=10, lr=3e-3, warmup=6, weight_decay=0.0),
     )
     assert (mlm.predict(classifier, ids, mask) == labels).all()
     emb = mlm.embed(model.encoder, ids, mask)
@@ -223,7 +223,7 @@ def test_sentence_windows_begin_at_a_sentence_and_short_ones_end_at_a_mark():
         )
     model = MaskedLM(BertConfig(vocab_size=PAD_ID + 2, max_len=12, layers=1, heads=2, d_model=16))
     with pytest.raises(ValueError, match="end_ids"):
-        mlm.pretrain_mlm(model, ids, mlm.MLMTraining(iters=1, batch=2, warmup=1), starts=starts, progress=False)
+        mlm.pretrain_mlm(model, ids, mlm.MLMTraining(steps=1, batch=2, warmup=1), starts=starts, progress=False)
 
 
 def test_cloze_batch_appends_one_mask_and_the_cloze_head_reads_the_label_words_there():
@@ -251,7 +251,7 @@ def test_the_shipped_encoder_fits_the_recipe(tmp_path):
     assert meta is not None, (
         "PRETRAIN changed: re-make the shipped encoder with `python -m course_lib.text.masked_lm ship`"
     )
-    assert len(meta["metrics"]["step_loss"]) == mlm.PRETRAIN.train.iters
+    assert len(meta["metrics"]["step_loss"]) == mlm.PRETRAIN.train.steps
     assert meta["path"].startswith(str(mlm.SHIPPED)) and sum(meta["metrics"]["step_loss"][-50:]) / 50 < 3.0
 
 

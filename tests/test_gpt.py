@@ -96,10 +96,11 @@ def test_training_lowers_validation_loss_on_real_text(tmp_path):
     path = tmp_path / "docs.txt"
     path.write_text(text)
     data = lm.file_chars(path)
-    model = lm.build_gpt(data.tokenizer.vocab_size, lm.GPTSizes(layers=1, heads=2, d_model=32, block_size=32))
+    sizes = GPTConfig(vocab_size=None, layers=1, heads=2, d_model=32, block_size=32)  # build_gpt sets the vocabulary
+    model = lm.build_gpt(data.tokenizer.vocab_size, sizes)
     before = lm.estimate_loss(model, data.val, batches=10)
     record = lm.train_gpt(
-        model, data, replace(lm.RECIPE.train, iters=150, warmup=10), eval_every=50, eval_batches=10, progress=False
+        model, data, replace(lm.RECIPE.train, steps=150, warmup=10), eval_every=50, eval_batches=10, progress=False
     )
     assert record["step"] == [50, 100, 150]
     assert record["val_loss"][-1] < before - 1.0

@@ -2,6 +2,7 @@
 schedule, the plots and the doctor (course_lib.device, .artifacts, .paths, .train, .plots; course_tools.doctor)."""
 
 import json
+import math
 
 import matplotlib
 
@@ -12,6 +13,7 @@ from torch import nn
 
 from course_lib import pick_device, seed_everything
 from course_lib.artifacts import artifact_paths, load_or_train
+from course_lib.models.gpt import GPTConfig
 from course_lib.paths import atomic_path
 from course_lib.plots import heatmap, image_grid, loss_curve
 from course_lib.train import TensorBatches, fit, train, warmup_cosine
@@ -190,7 +192,7 @@ def test_library_code_that_seeds_leaves_the_global_generator_as_it_found_it():
 
     torch.manual_seed(123)
     ids, labels = torch.randint(0, 10, (8, 6)), torch.arange(8) % 2
-    sizes = lm.GPTSizes(layers=1, heads=2, d_model=16, block_size=8)
+    sizes = GPTConfig(vocab_size=None, layers=1, heads=2, d_model=16, block_size=8)
     before = torch.get_rng_state()
     a, b = lm.build_gpt(11, sizes), lm.build_gpt(11, sizes)
     torch.testing.assert_close(a.state_dict(), b.state_dict())  # seeded: the same weights every time
@@ -199,7 +201,8 @@ def test_library_code_that_seeds_leaves_the_global_generator_as_it_found_it():
     assert torch.equal(torch.get_rng_state(), before)
     classifier = Classifier(encoder, 2)  # a new head draws from the global generator, as any nn.Linear does
     before = torch.get_rng_state()
-    mlm.finetune(classifier, ids, ids != 11, labels, mlm.FinetuneRecipe(steps=2, batch=4))  # dropout: seeded
+    training = mlm.FinetuneTraining(steps=2, batch=4, warmup=0)
+    mlm.finetune(classifier, ids, ids != 11, labels, training)  # dropout: seeded
     exercise = lesson00.EXERCISES[0]
     run_cases(exercise, exercise.reference, exercise.cases(0))
     with seeded(5):
@@ -298,3 +301,160 @@ def test_doctor_notes_a_cuda_build_of_torch_on_a_machine_without_a_gpu(tmp_path)
     assert note and "CUDA 13.0 build" in note and "1.0 GiB" in note  # numpy is not counted
     assert cuda_without_gpu("13.0", True, tmp_path) is None  # a GPU uses it
     assert cuda_without_gpu(None, False, tmp_path) is None  # a CPU build
+
+
+def test_optimise_is_adamw_with_the_spec_schedule_and_clipping():
+    """`optimise` must equal the loop written out by hand: torch's AdamW (decoupled decay on matrices only when
+    decay_vectors is off), the warm-up + cosine rate set before each step, the gradient clipped to its norm; and
+    `train`'s options (evaluate, on_step) must reach the loop."""
+    from course_lib.train import Optimisation, optimise
+
+    spec = Optimisation(
+        steps=7, batch=4, lr=0.05, warmup=3, min_lr_ratio=0.2, weight_decay=0.3, decay_vectors=False,
+        betas=(0.8, 0.9), grad_clip=0.05,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    x, y = torch.randn(8, 3), torch.randn(8, 2)
+    ours, theirs = nn.Linear(3, 2), nn.Linear(3, 2)
+    theirs.load_state_dict(ours.state_dict())
+
+    def loss(m, batch):
+        return ((m(batch[0]) - batch[1]) ** 2).mean()
+
+    seen = []
+    history = optimise(
+        ours, [(x[:4], y[:4]), (x[4:], y[4:])], loss, spec, progress=False,
+        on_step=lambda m, step: seen.append(step), evaluate=lambda m: {"bias": m.bias.sum().item()}, eval_every=7,
+    )  # fmt: skip
+    assert seen == list(range(7)) and history.evals[-1]["step"] == 7 and "bias" in history.evals[-1]
+    optimizer = torch.optim.AdamW(
+        [{"params": [theirs.weight], "weight_decay": 0.3}, {"params": [theirs.bias], "weight_decay": 0.0}],
+        betas=(0.8, 0.9),
+    )
+    for step in range(7):
+        rate = 0.05 * (step + 1) / 3 if step < 3 else 0.01 + 0.5 * 0.04 * (1 + math.cos(math.pi * (step - 3) / 4))
+        assert spec.learning_rate(step) == pytest.approx(rate)
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+        optimizer.zero_grad()
+        loss(theirs, (x[:4], y[:4]) if step % 2 == 0 else (x[4:], y[4:])).backward()
+        assert nn.utils.clip_grad_norm_(theirs.parameters(), 0.05) > 0.05  # the clipping acts at every step
+        optimizer.step()
+    torch.testing.assert_close(ours.state_dict(), theirs.state_dict())
+
+    constant = Optimisation(steps=5, batch=1, lr=0.02, warmup=0, min_lr_ratio=1.0)  # no clipping, no decay
+    assert [constant.learning_rate(step) for step in range(5)] == [0.02] * 5
+    ours, theirs = nn.Linear(3, 2), nn.Linear(3, 2)
+    theirs.load_state_dict(ours.state_dict())
+    optimise(ours, [(x * 100, y)], loss, constant, progress=False)  # large gradients: clipping would show
+    optimizer = torch.optim.AdamW(theirs.parameters(), lr=0.02, weight_decay=0.0)
+    for _ in range(5):
+        optimizer.zero_grad()
+        loss(theirs, (x * 100, y)).backward()
+        optimizer.step()
+    torch.testing.assert_close(ours.state_dict(), theirs.state_dict())
+
+
+def test_optimisation_rejects_what_cannot_be_a_schedule():
+    from course_lib.train import Optimisation, optimise
+
+    good = {"steps": 5, "batch": 2, "lr": 1e-3, "warmup": 1, "min_lr_ratio": 0.1}
+    for bad, message in (
+        ({"steps": 0}, "steps and batch must be >= 1"),
+        ({"batch": 0}, "steps and batch must be >= 1"),
+        ({"lr": 0.0}, "lr must be > 0"),
+        ({"warmup": -1}, "warmup >= 0"),
+        ({"min_lr_ratio": 2.0}, "min_lr_ratio is a fraction of lr"),
+        ({"grad_clip": 0.0}, "grad_clip must be > 0"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            Optimisation(**{**good, **bad})
+    with pytest.raises(TypeError, match="positional"):
+        Optimisation(5, 2, 1e-3, 1, 0.1)  # keyword-only: a lesson's config can set its own defaults
+    with pytest.raises(TypeError, match="warmup"):
+        Optimisation(steps=5, batch=2, lr=1e-3)  # every config states its schedule
+    with pytest.raises(TypeError, match="spec must be an Optimisation"):
+        optimise(nn.Linear(1, 1), [(torch.zeros(1, 1),)], lambda m, b: m(b[0]).sum(), good)
+
+
+def test_each_lesson_trains_with_the_schedule_it_was_measured_with():
+    """The optimisation of every lesson's model, pinned: the numbers in the lessons and docs/experiments.md were
+    measured with these (warm-up, final fraction of lr, weight decay, decayed vectors, betas, clipping)."""
+    from course_lib.alignment import dpo, reward_training
+    from course_lib.multimodal import clip_training, reader_training, text_to_image
+    from course_lib.text import control, masked_lm
+    from course_lib.text import language_model as lm
+    from course_lib.vision import diffusion, vae_training, vit_training
+
+    default = (0.9, 0.999)
+    expected = {
+        "GPT (05)": (lm.RECIPE.train, 1600, 24, 5e-3, 100, 0.1, 0.1, False, (0.9, 0.99), 1.0),
+        "control codes (06)": (control.FINETUNE, 600, 24, 2e-3, 20, 0.1, 0.1, False, (0.9, 0.99), 1.0),
+        "masked LM (07)": (masked_lm.PRETRAIN.train, 5000, 256, 2e-3, 50, 0.1, 0.01, True, default, 1.0),
+        "fine-tuning (07)": (masked_lm.FINETUNE, 120, 16, 3e-4, 12, 0.1, 0.01, True, default, None),
+        "VAE (08)": (vae_training.RECIPES["plain"].train, 4000, 128, 2e-3, 100, 0.1, 0.0, True, default, None),
+        "diffusion (10)": (diffusion.RECIPE.train, 4000, 128, 2e-3, 200, 0.01, 0.0, True, default, 1.0),
+        "ViT (11)": (vit_training.ClassifierTraining(), 3000, 64, 1e-3, 100, 0.01, 0.05, True, default, None),
+        "CLIP (12)": (clip_training.RECIPES["plain"].train, 3500, 64, 2e-3, 100, 0.02, 0.1, True, default, 1.0),
+        "readers (13)": (reader_training.RECIPE, 1500, 128, 2e-3, 100, 0.0, 0.01, True, default, None),
+        "prior (13)": (text_to_image.PRIOR.train, 3000, 256, 1e-3, 100, 0.02, 0.0, True, default, None),
+        "decoder (13)": (text_to_image.DECODER.train, 4000, 64, 2e-3, 200, 0.01, 0.0, True, default, 1.0),
+        "reward model (15)": (reward_training.RewardTraining(), 1200, 32, 1e-3, 20, 0.1, 0.1, False, default, 1.0),
+        "DPO (16)": (dpo.DPOTraining(), 150, 64, 1e-4, 10, 1.0, 0.0, True, default, 1.0),
+    }
+    fields = ("steps", "batch", "lr", "warmup", "min_lr_ratio", "weight_decay", "decay_vectors", "betas", "grad_clip")
+    for name, (config, *values) in expected.items():
+        assert tuple(getattr(config, f) for f in fields) == tuple(values), name
+
+
+def test_every_training_config_is_an_optimisation_and_no_task_builds_its_own_optimizer():
+    """One way to train: the task code calls `optimise`, never the loop, AdamW or the schedule itself; the
+    exceptions are the ones the README names (the GANs' two optimizers, PPO's rollouts, the epoch-counted
+    translators and judge), each in its one function."""
+    import ast
+    import dataclasses
+    import importlib
+    from pathlib import Path
+
+    from course_lib.train import Optimisation
+
+    root = Path(__file__).parent.parent / "course_lib"
+    allowed = {  # file -> the functions that may build an optimizer or call the loop themselves
+        "vision/gan_training.py": {"train_gan", "train_growing"},
+        "text/translation.py": {"train_translator"},
+        "vision/judge_training.py": {"_train"},
+        "alignment/ppo.py": {"train_ppo"},
+    }
+    offenders, configs = [], []
+    for path in sorted(root.rglob("*.py")):
+        rel = path.relative_to(root).as_posix()
+        if rel == "train.py":
+            continue
+        tree = ast.parse(path.read_text())
+        from_train = {  # names this module took from course_lib.train (a parameter called `train` is not the loop)
+            alias.asname or alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module == "course_lib.train"
+            for alias in node.names
+            if alias.name in {"train", "fit", "adamw", "warmup_cosine"}
+        }
+        for top in tree.body:  # each call is charged to the top-level function it is written in
+            owner = top.name if isinstance(top, (ast.FunctionDef, ast.ClassDef)) else "<module>"
+            for node in ast.walk(top):
+                if not isinstance(node, ast.Call):
+                    continue
+                func = node.func
+                ours = isinstance(func, ast.Name) and func.id in from_train
+                torch_optim = isinstance(func, ast.Attribute) and ast.unparse(func.value) in {"optim", "torch.optim"}
+                if (ours or torch_optim) and owner not in allowed.get(rel, set()):
+                    offenders.append(f"{rel}:{node.lineno} {ast.unparse(func)} in {owner}")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and node.name.endswith("Training"):
+                module = importlib.import_module("course_lib." + rel.removesuffix(".py").replace("/", "."))
+                configs.append(getattr(module, node.name))
+    assert not offenders, sorted(set(offenders))
+    not_optimised = {"GANTraining", "GrowingTraining", "TranslatorTraining"}  # train_gan, train_growing, fit
+    assert len(configs) >= 11, configs
+    for config in configs:
+        assert dataclasses.is_dataclass(config)
+        assert issubclass(config, Optimisation) or config.__name__ in not_optimised, config

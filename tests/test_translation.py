@@ -55,9 +55,7 @@ def test_a_transformer_learns_the_task_quickly(task):
     torch.manual_seed(0)
     model = nmt.build_translator("transformer", task)
     before = nmt.evaluate_translator(model, task)["exact_match"]
-    history = nmt.train_translator(
-        model, task, nmt.TranslatorTraining(epochs=12, lr=3e-3, batch_size=32), progress=False
-    )
+    history = nmt.train_translator(model, task, nmt.TranslatorTraining(epochs=12, lr=3e-3, batch=32), progress=False)
     after = nmt.evaluate_translator(model, task)
     assert history.step_loss[-1] < 0.3 * history.step_loss[0]
     assert before == 0.0 and after["token_accuracy"] > 0.5

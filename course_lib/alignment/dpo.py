@@ -17,7 +17,7 @@ from course_lib.alignment.policy import response_logits, token_logprobs
 from course_lib.alignment.preferences import PROMPT_CHARS, Preferences
 from course_lib.artifacts import pretrained
 from course_lib.models.gpt import GPT
-from course_lib.train import TensorBatches, adamw, train, warmup_cosine
+from course_lib.train import Optimisation, TensorBatches, optimise
 
 
 def sequence_logprob(model: GPT, sequences: torch.Tensor, prompt_len: int = PROMPT_CHARS) -> torch.Tensor:
@@ -38,14 +38,15 @@ def dpo_loss(
     return -F.logsigmoid(margin).mean()
 
 
-@dataclass(frozen=True)
-class DPOTraining:
-    beta: float = 0.1
+@dataclass(frozen=True, kw_only=True)
+class DPOTraining(Optimisation):
     steps: int = 150
     batch: int = 64  # pairs
     lr: float = 1e-4
     warmup: int = 10
-    seed: int = 0
+    min_lr_ratio: float = 1.0  # constant after the warm-up
+    grad_clip: float | None = 1.0
+    beta: float = 0.1
     log_every: int = 20
     eval_pairs: int = 512
 
@@ -76,14 +77,11 @@ def train_dpo(
         return {"chosen": chosen.mean().item(), "rejected": rejected.mean().item(), "accuracy": right.mean().item()}
 
     start = {"step": 0, **evaluate(policy)}
-    history = train(
+    history = optimise(
         policy,
         TensorBatches(data.split(test=False), batch_size=t.batch, seed=t.seed, drop_last=True),
         loss_fn,
-        adamw(policy, lr=t.lr, weight_decay=0.0),
-        steps=t.steps,
-        lr_schedule=lambda step: warmup_cosine(step, warmup=t.warmup, total=t.steps, peak=t.lr, floor=t.lr),
-        grad_clip=1.0,
+        t,
         evaluate=evaluate,
         eval_every=t.log_every,
         progress=progress,

@@ -21,7 +21,7 @@ from course_lib.artifacts import config_hash, pretrained
 from course_lib.device import seeded
 from course_lib.models.gpt import GPT
 from course_lib.models.reward_model import RewardModel
-from course_lib.train import TensorBatches, adamw, train, warmup_cosine
+from course_lib.train import Optimisation, TensorBatches, optimise
 
 
 def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
@@ -46,17 +46,19 @@ def pair_accuracy(model: RewardModel, data: Preferences, pairs: torch.Tensor) ->
     return {"labels": right.float().mean().item(), "truth": (right == truth).float().mean().item()}
 
 
-@dataclass(frozen=True)
-class RewardTraining:
+@dataclass(frozen=True, kw_only=True)
+class RewardTraining(Optimisation):
     steps: int = 1200
     batch: int = 32  # prompts, each with all its responses
-    prompts: int | None = None  # train on the first this many training prompts (None: all of them)
     lr: float = 1e-3
     warmup: int = 20
+    min_lr_ratio: float = 0.1
     weight_decay: float = 0.1
+    decay_vectors: bool = False
+    grad_clip: float | None = 1.0
+    prompts: int | None = None  # train on the first this many training prompts (None: all of them)
     average: float = 0.995  # decay of the moving average of the weights that is kept (0: the last step's)
     train_embeddings: bool = False  # fine-tune the GPT's token and position embeddings too
-    seed: int = 0
 
 
 def train_reward_model(model: RewardModel, data: Preferences, training: RewardTraining = RewardTraining()) -> dict:
@@ -74,7 +76,6 @@ def train_reward_model(model: RewardModel, data: Preferences, training: RewardTr
     wins[pairs[:, 0], pairs[:, 1], pairs[:, 2]] = True
     for embedding in (model.backbone.tok_emb, model.backbone.pos_emb):
         embedding.weight.requires_grad_(t.train_embeddings)
-    optimizer = adamw(model, lr=t.lr, weight_decay=t.weight_decay, decay_vectors=False)
     device = next(model.parameters()).device
     if not 0 <= t.average < 1:
         raise ValueError(f"average is the moving average's decay, in [0, 1), got {t.average}")
@@ -86,14 +87,11 @@ def train_reward_model(model: RewardModel, data: Preferences, training: RewardTr
         p, i, j = torch.nonzero(wins[index], as_tuple=True)
         return bradley_terry_loss(s[p, i], s[p, j])
 
-    history = train(
+    history = optimise(
         model,
         TensorBatches(prompts, batch_size=t.batch, seed=t.seed, drop_last=True),
         loss_fn,
-        optimizer,
-        steps=t.steps,
-        lr_schedule=lambda step: warmup_cosine(step, warmup=t.warmup, total=t.steps, peak=t.lr, floor=0.1 * t.lr),
-        grad_clip=1.0,
+        t,
         on_step=lambda m, step: average.update_parameters(m),
         desc="reward model",
     )

@@ -22,7 +22,7 @@ from course_lib.nn.kv_cache import KVCache, LayerCache
 
 @dataclass(frozen=True)
 class GPTConfig:
-    vocab_size: int
+    vocab_size: int | None  # None only in a recipe, before the tokenizer is known (language_model.build_gpt)
     block_size: int = 128  # longest context the model can read
     layers: int = 4
     heads: int = 4
@@ -80,6 +80,8 @@ class GPT(nn.Module):
 
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
+        if config.vocab_size is None or config.vocab_size < 1:  # a recipe leaves it None, for the tokenizer to set
+            raise ValueError(f"vocab_size must be >= 1, got {config.vocab_size}: set it from the tokenizer")
         self.config = config
         self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
         self.pos_emb = nn.Embedding(config.block_size, config.d_model)

@@ -17,7 +17,7 @@ from course_lib.data.shapes import COLOURS, SHAPES, SIZES, Shapes, encode, is_he
 from course_lib.data.shapes import VERSION as DATA_VERSION
 from course_lib.device import seeded
 from course_lib.models.clip import CLIP, CLIPConfig
-from course_lib.train import TensorBatches, adamw, train, warmup_cosine
+from course_lib.train import Optimisation, TensorBatches, optimise
 
 SWAPS = ("colours", "shapes", "relation")
 OPPOSITE = {"left": "right", "right": "left", "above": "below", "below": "above"}
@@ -64,16 +64,18 @@ def contrastive_loss(logits: torch.Tensor) -> torch.Tensor:
     return (F.cross_entropy(logits, right) + F.cross_entropy(logits[:, :b].T, right)) / 2
 
 
-@dataclass(frozen=True)
-class CLIPTraining:
-    examples: int = 20_000
+@dataclass(frozen=True, kw_only=True)
+class CLIPTraining(Optimisation):
     steps: int = 3500
     batch: int = 64
     lr: float = 2e-3
+    warmup: int = 100
+    min_lr_ratio: float = 0.02  # cosine decay to lr / 50
     weight_decay: float = 0.1
+    grad_clip: float | None = 1.0
+    examples: int = 20_000
     hard_negatives: bool = False
     twin_free: bool = True  # no two captions of a batch hold the same words in another order (see train_clip)
-    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -132,18 +134,7 @@ def train_clip(model: CLIP, data: Shapes, t: CLIPTraining, *, progress: bool = F
         return contrastive_loss(m(images, texts))
 
     with seeded(t.seed):
-        history = train(
-            model,
-            batches,
-            loss,
-            adamw(model, lr=t.lr, weight_decay=t.weight_decay),
-            steps=t.steps,
-            lr_schedule=lambda s: warmup_cosine(s, warmup=100, total=t.steps, peak=t.lr, floor=t.lr / 50),
-            grad_clip=1.0,
-            device=device,
-            progress=progress,
-            desc="CLIP",
-        )
+        history = optimise(model, batches, loss, t, device=device, progress=progress, desc="CLIP")
     return {"step_loss": history.step_loss, "scale": scales, "kept": kept, "seconds": history.seconds}
 
 

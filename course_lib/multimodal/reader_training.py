@@ -13,17 +13,19 @@ from course_lib.artifacts import pretrained
 from course_lib.data.shapes import VERSION, make_shapes
 from course_lib.device import seeded
 from course_lib.models.readers import HEADS, AttributeReader
-from course_lib.train import TensorBatches, adamw, train, warmup_cosine
+from course_lib.train import Optimisation, TensorBatches, optimise
 
 
-@dataclass(frozen=True)
-class ReaderTraining:
-    examples: int = 24_000  # three quarters like the training split, one quarter with held-out objects
+@dataclass(frozen=True, kw_only=True)
+class ReaderTraining(Optimisation):
     steps: int = 1500
     batch: int = 128
     lr: float = 2e-3
+    warmup: int = 100
+    min_lr_ratio: float = 0.0  # cosine decay to 0
+    weight_decay: float = 0.01
+    examples: int = 24_000  # three quarters like the training split, one quarter with held-out objects
     noise: float = 0.1  # Gaussian noise of std up to this, so that imperfect samples are read too
-    seed: int = 0
     data: str = VERSION
 
 
@@ -76,13 +78,11 @@ def trained_readers(*, device: torch.device | str = "cpu") -> tuple[AttributeRea
             return reader_loss(m, x + std * torch.randn(x.shape, generator=generator).to(x.device), y)
 
         with seeded(RECIPE.seed):
-            history = train(
+            history = optimise(
                 model,
                 TensorBatches(images, scenes, batch_size=RECIPE.batch, seed=RECIPE.seed),
                 loss,
-                adamw(model, lr=RECIPE.lr),
-                steps=RECIPE.steps,
-                lr_schedule=lambda s: warmup_cosine(s, warmup=100, total=RECIPE.steps, peak=RECIPE.lr),
+                RECIPE,
                 device=next(model.parameters()).device,
                 progress=False,
             )

@@ -21,7 +21,7 @@ from course_lib.device import seeded
 from course_lib.models.prior import Prior
 from course_lib.models.unet import UNet, UNetConfig
 from course_lib.multimodal.clip_training import clip_key, embed_images, embed_texts, pretrained_clip
-from course_lib.train import TensorBatches, adamw, train, warmup_cosine
+from course_lib.train import Optimisation, TensorBatches, optimise
 from course_lib.vision.diffusion import (
     DiffusionTraining,
     Schedule,
@@ -103,12 +103,13 @@ def decode(
 # --- the prior ------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PriorTraining:
+@dataclass(frozen=True, kw_only=True)
+class PriorTraining(Optimisation):
     steps: int = 3000
     batch: int = 256
     lr: float = 1e-3
-    seed: int = 0
+    warmup: int = 100
+    min_lr_ratio: float = 0.02  # cosine decay to lr / 50
 
 
 @dataclass(frozen=True)
@@ -150,13 +151,11 @@ def pretrained_prior(*, device: torch.device | str = "cpu", use_shipped: bool = 
             return prior_loss(m, batch[0], batch[1], schedule)
 
         with seeded(t.seed):
-            history = train(
+            history = optimise(
                 model,
                 TensorBatches(images, texts, batch_size=t.batch, seed=t.seed, drop_last=True),
                 loss,
-                adamw(model, lr=t.lr, weight_decay=0.0),
-                steps=t.steps,
-                lr_schedule=lambda s: warmup_cosine(s, warmup=100, total=t.steps, peak=t.lr, floor=t.lr / 50),
+                t,
                 device=next(model.parameters()).device,
                 progress=False,
             )

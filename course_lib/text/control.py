@@ -23,7 +23,7 @@ from course_lib.text import language_model as lm
 from course_lib.tokenizers import CharTokenizer
 
 PLAYS: tuple[str, ...] = ("Hamlet", "Macbeth", "Romeo and Juliet", "Othello")
-FINETUNE = lm.LMTraining(iters=600, batch=24, lr=2e-3, warmup=20)
+FINETUNE = lm.LMTraining(steps=600, batch=24, lr=2e-3, warmup=20)
 
 
 def with_control_codes(model: GPT, codes: int) -> GPT:
@@ -97,7 +97,7 @@ def controlled_gpt(plays: tuple[str, ...] = PLAYS, *, device: torch.device | str
 
     def train(model: GPT) -> dict:
         windows = control_windows(texts, starts, first_code, FINETUNE.batch, model.config.block_size, FINETUNE.seed)
-        return lm.train_gpt(model, data, FINETUNE, eval_every=FINETUNE.iters, batches=windows, progress=False)
+        return lm.train_gpt(model, data, FINETUNE, eval_every=FINETUNE.steps, batches=windows, progress=False)
 
     model, record = pretrained(
         "shakespeare-gpt-control", lambda: with_control_codes(base, len(plays)), train, config, device=device

@@ -10,7 +10,7 @@ returns it from the cache, or trains it once (about 2 minutes).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -19,47 +19,34 @@ from course_lib.artifacts import pretrained
 from course_lib.device import seeded
 from course_lib.models.gpt import GPT, GPTConfig
 from course_lib.tokenizers import CharTokenizer
-from course_lib.train import adamw, train, warmup_cosine
+from course_lib.train import Optimisation, optimise
 
 
-@dataclass(frozen=True)
-class GPTSizes:
-    """The shape of a GPT, everything but its vocabulary."""
+@dataclass(frozen=True, kw_only=True)
+class LMTraining(Optimisation):
+    """A GPT's training: matrices decayed, vectors not, as GPT-2 and nanoGPT do."""
 
-    layers: int
-    heads: int
-    d_model: int
-    block_size: int
-    dropout: float = 0.0
-
-
-@dataclass(frozen=True)
-class LMTraining:
-    """AdamW (matrices decayed, vectors not), warm-up then cosine decay to floor * lr, gradient clipping."""
-
-    iters: int
-    batch: int
-    lr: float
-    warmup: int
-    floor: float = 0.1
+    min_lr_ratio: float = 0.1
     weight_decay: float = 0.1
-    beta2: float = 0.99
-    grad_clip: float = 1.0
-    seed: int = 0
+    decay_vectors: bool = False
+    betas: tuple[float, float] = (0.9, 0.99)
+    grad_clip: float | None = 1.0
 
 
 @dataclass(frozen=True)
 class GPTRecipe:
-    model: GPTSizes
+    model: GPTConfig  # its vocab_size is None: the tokenizer sets it when the model is built (`build_gpt`)
     train: LMTraining
 
 
 RECIPE = GPTRecipe(
-    GPTSizes(layers=3, heads=4, d_model=128, block_size=64), LMTraining(iters=1600, batch=24, lr=5e-3, warmup=100)
+    GPTConfig(vocab_size=None, layers=3, heads=4, d_model=128, block_size=64),
+    LMTraining(steps=1600, batch=24, lr=5e-3, warmup=100),
 )
 # nanoGPT's CPU recipe ("baby GPT" of its README), the published anchor: val loss 1.886 on tiny Shakespeare
 NANOGPT_CPU = GPTRecipe(
-    GPTSizes(layers=4, heads=4, d_model=128, block_size=64), LMTraining(iters=2000, batch=12, lr=1e-3, warmup=100)
+    GPTConfig(vocab_size=None, layers=4, heads=4, d_model=128, block_size=64),
+    LMTraining(steps=2000, batch=12, lr=1e-3, warmup=100),
 )
 
 
@@ -142,16 +129,12 @@ def train_gpt(
     "step_loss"}. `on_eval(model, step, val_loss)` runs at each evaluation (e.g. to print a sample).
     """
     t = training
-    optimizer = adamw(model, lr=t.lr, weight_decay=t.weight_decay, betas=(0.9, t.beta2), decay_vectors=False)
     device = next(model.parameters()).device
-    history = train(
+    history = optimise(
         model,
         batches or random_windows(data.train, t.batch, model.config.block_size, t.seed),
         lambda m, batch: m(*batch)[1],
-        optimizer,
-        steps=t.iters,
-        lr_schedule=lambda step: warmup_cosine(step, warmup=t.warmup, total=t.iters, peak=t.lr, floor=t.floor * t.lr),
-        grad_clip=t.grad_clip,
+        t,
         evaluate=lambda m: {"val_loss": estimate_loss(m, data.val, batches=eval_batches, batch=t.batch)},
         eval_every=eval_every,
         on_eval=None if on_eval is None else (lambda m, record: on_eval(m, int(record["step"]), record["val_loss"])),
@@ -162,10 +145,12 @@ def train_gpt(
     return {**record, "step_loss": history.step_loss}
 
 
-def build_gpt(vocab_size: int, sizes: GPTSizes = RECIPE.model, seed: int = RECIPE.train.seed) -> GPT:
-    """A GPT with the recipe's sizes (or `sizes`), initialised from `seed`."""
+def build_gpt(vocab_size: int, sizes: GPTConfig = RECIPE.model, seed: int = RECIPE.train.seed) -> GPT:
+    """A GPT of `vocab_size` tokens with the recipe's sizes (or those of `sizes`), initialised from `seed`."""
+    if sizes.vocab_size not in (None, vocab_size):
+        raise ValueError(f"sizes says {sizes.vocab_size} tokens, the tokenizer {vocab_size}: leave it None in a recipe")
     with seeded(seed):
-        return GPT(GPTConfig(vocab_size=vocab_size, **asdict(sizes)))
+        return GPT(replace(sizes, vocab_size=vocab_size))
 
 
 def pretrained_gpt(

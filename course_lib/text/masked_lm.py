@@ -16,7 +16,7 @@ What was tried on the way, with its numbers, is in docs/experiments.md.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from course_lib.device import seeded
 from course_lib.models.bert import IGNORE, BertConfig, BertEncoder, MaskedLM, mask_tokens, mean_pool
 from course_lib.text.language_model import random_batch
 from course_lib.tokenizers import BPETokenizer
-from course_lib.train import adamw, train, warmup_cosine
+from course_lib.train import Optimisation, optimise
 
 SPECIAL = ("<pad>", "<mask>")
 
@@ -39,52 +39,52 @@ class BPERecipe:
     train_chars: int = 1_000_000  # learned from this many characters of the training text
 
 
-@dataclass(frozen=True)
-class EncoderSizes:
-    max_len: int = 32
-    layers: int = 3
-    heads: int = 4
-    d_model: int = 128
-    dropout: float = 0.0
+@dataclass(frozen=True, kw_only=True)
+class MLMTraining(Optimisation):
+    """The pretraining steps; a fraction mask_p of the tokens chosen, a fraction short_p of the windows cut short
+    and padded."""
 
-
-@dataclass(frozen=True)
-class MLMTraining:
-    """AdamW, warm-up then cosine decay to lr / 10, clipping at 1; a fraction mask_p of the tokens chosen, a
-    fraction short_p of the windows cut short and padded."""
-
-    iters: int = 5000
+    steps: int = 5000
     batch: int = 256
     lr: float = 2e-3
     warmup: int = 50
+    min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
+    grad_clip: float | None = 1.0
     mask_p: float = 0.3
     short_p: float = 0.5
-    seed: int = 0
+
+
+TOKENIZER = BPERecipe()
 
 
 @dataclass(frozen=True)
 class MLMRecipe:
-    model: EncoderSizes = field(default_factory=EncoderSizes)
+    model: BertConfig = field(
+        default_factory=lambda: BertConfig(
+            vocab_size=TOKENIZER.vocab_size + len(SPECIAL), max_len=32, layers=3, heads=4, d_model=128, dropout=0.0
+        )
+    )
     train: MLMTraining = field(default_factory=MLMTraining)
     windows: str = "sentences"
 
 
-@dataclass(frozen=True)
-class FinetuneRecipe:
-    """`finetune`'s AdamW steps (warm-up for a tenth, cosine decay to lr / 10), dropout and line length."""
+@dataclass(frozen=True, kw_only=True)
+class FinetuneTraining(Optimisation):
+    """`finetune`'s AdamW steps, dropout and line length (tokens)."""
 
     steps: int = 120
     batch: int = 16
     lr: float = 3e-4
+    warmup: int = 12  # a tenth of the steps
+    min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
     dropout: float = 0.1
     max_len: int = 32
 
 
-TOKENIZER = BPERecipe()
 PRETRAIN = MLMRecipe()
-FINETUNE = FinetuneRecipe()
+FINETUNE = FinetuneTraining()
 
 
 def pretraining_key() -> dict:
@@ -218,17 +218,8 @@ def pretrain_mlm(
     t = training
     mask_id = model.encoder.config.vocab_size - 1  # <mask> is the last id, <pad> the one before
     batches = mlm_batches(ids, t, block=model.encoder.config.max_len, mask_id=mask_id, starts=starts, end_ids=end_ids)
-    history = train(
-        model,
-        batches,
-        masked_lm_loss,
-        adamw(model, lr=t.lr, weight_decay=t.weight_decay),
-        steps=t.iters,
-        lr_schedule=lambda step: warmup_cosine(step, warmup=t.warmup, total=t.iters, peak=t.lr, floor=t.lr / 10),
-        grad_clip=1.0,
-        device=next(model.parameters()).device,
-        progress=progress,
-        desc="pretraining",
+    history = optimise(
+        model, batches, masked_lm_loss, t, device=next(model.parameters()).device, progress=progress, desc="pretraining"
     )
     return {"step_loss": history.step_loss, "seconds": history.seconds}
 
@@ -246,9 +237,9 @@ def pretrained_bert(
     from course_lib.data import shakespeare_text
 
     tokenizer = bpe_tokenizer()
-    config = BertConfig(vocab_size=tokenizer.vocab_size, **asdict(PRETRAIN.model))
-    if tokenizer.special["<mask>"] != config.vocab_size - 1:
-        raise RuntimeError("the tokenizer must put <mask> last")
+    config = PRETRAIN.model
+    if tokenizer.vocab_size != config.vocab_size or tokenizer.special["<mask>"] != config.vocab_size - 1:
+        raise RuntimeError(f"the recipe expects {config.vocab_size} tokens with <mask> last, got {tokenizer.special}")
 
     def build() -> MaskedLM:
         with seeded(PRETRAIN.train.seed):
@@ -281,9 +272,9 @@ def pretrained_bert(
 
 def fresh_encoder(vocab_size: int, seed: int = 0, dropout: float | None = None) -> BertEncoder:
     """An untrained encoder of the pretrained one's size (the from-scratch baseline); `dropout` replaces its rate."""
-    sizes = asdict(PRETRAIN.model) if dropout is None else {**asdict(PRETRAIN.model), "dropout": dropout}
+    config = replace(PRETRAIN.model, vocab_size=vocab_size)
     with seeded(seed):
-        return BertEncoder(BertConfig(vocab_size=vocab_size, **sizes))
+        return BertEncoder(config if dropout is None else replace(config, dropout=dropout))
 
 
 def finetune(
@@ -291,14 +282,16 @@ def finetune(
     ids: torch.Tensor,
     mask: torch.Tensor,
     labels: torch.Tensor,
-    recipe: FinetuneRecipe = FINETUNE,
+    recipe: FinetuneTraining = FINETUNE,
     *,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> nn.Module:
     """Train a classifier ((ids, pad_mask) -> logits: a `Classifier` or a `ClozeClassifier`, every weight
-    trainable) on labelled examples for `recipe.steps` steps of AdamW, warm-up then cosine decay; dropout draws
-    from the global generator seeded with `seed` (and restored after). -> the model, in eval mode."""
+    trainable) on labelled examples for `recipe.steps` steps of AdamW, warm-up then cosine decay; the batches and
+    dropout draw from generators seeded with `seed` (default: `recipe.seed`; the global one is restored after).
+    -> the model, in eval mode."""
     r = recipe
+    seed = r.seed if seed is None else seed
 
     def picks() -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         generator = torch.Generator().manual_seed(seed)
@@ -311,18 +304,7 @@ def finetune(
         return nn.functional.cross_entropy(m(batch[0], batch[1]), batch[2])
 
     with seeded(seed):
-        train(
-            model,
-            picks(),
-            loss,
-            adamw(model, lr=r.lr, weight_decay=r.weight_decay),
-            steps=r.steps,
-            lr_schedule=lambda step: warmup_cosine(
-                step, warmup=r.steps // 10, total=r.steps, peak=r.lr, floor=r.lr / 10
-            ),
-            device=next(model.parameters()).device,
-            progress=False,
-        )
+        optimise(model, picks(), loss, r, device=next(model.parameters()).device, progress=False)
     return model.eval()
 
 

@@ -54,7 +54,7 @@ class TranslatorTraining:
 
     epochs: int
     lr: float
-    batch_size: int = 64
+    batch: int = 64
     seed: int = 0
 
 
@@ -146,7 +146,7 @@ def train_translator(
     With `evaluate_on=n`, the exact match on the first n held-out numbers is recorded after every epoch.
     """
     t = training
-    batches = TensorBatches(task.train_src, task.train_tgt, batch_size=t.batch_size, seed=t.seed)
+    batches = TensorBatches(task.train_src, task.train_tgt, batch_size=t.batch, seed=t.seed)
     optimizer = adamw(model, lr=t.lr)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=t.lr, total_steps=t.epochs * len(batches), pct_start=warmup

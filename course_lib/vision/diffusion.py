@@ -19,7 +19,7 @@ from course_lib.artifacts import pretrained
 from course_lib.data.digits import load_digits, to_signed, to_unit
 from course_lib.device import seeded
 from course_lib.models.unet import UNet, UNetConfig
-from course_lib.train import TensorBatches, adamw, train, warmup_cosine
+from course_lib.train import Optimisation, TensorBatches, optimise
 
 
 @dataclass(frozen=True)
@@ -179,13 +179,15 @@ def sample(
 # --- the digits model --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DiffusionTraining:
+@dataclass(frozen=True, kw_only=True)
+class DiffusionTraining(Optimisation):
     steps: int = 4000
     batch: int = 128
     lr: float = 2e-3
+    warmup: int = 200
+    min_lr_ratio: float = 0.01  # cosine decay to lr / 100
+    grad_clip: float | None = 1.0
     drop_label: float = 0.15  # share of training examples shown without their label
-    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -219,17 +221,7 @@ def train_diffusion(
         return diffusion_loss(m, *batch, schedule, drop_label=t.drop_label, classes=classes)
 
     with seeded(t.seed):
-        history = train(
-            model,
-            batches,
-            loss,
-            adamw(model, lr=t.lr, weight_decay=0.0),
-            steps=t.steps,
-            lr_schedule=lambda s: warmup_cosine(s, warmup=200, total=t.steps, peak=t.lr, floor=t.lr / 100),
-            grad_clip=1.0,
-            device=device,
-            progress=progress,
-        )
+        history = optimise(model, batches, loss, t, device=device, progress=progress)
     return {"step_loss": history.step_loss, "seconds": history.seconds}
 
 

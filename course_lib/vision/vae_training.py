@@ -17,7 +17,7 @@ from course_lib.artifacts import pretrained
 from course_lib.data.digits import Digits, load_digits
 from course_lib.device import seeded
 from course_lib.models.vae import VAE, VAEConfig
-from course_lib.train import TensorBatches, adamw, train, warmup_cosine
+from course_lib.train import Optimisation, TensorBatches, optimise
 
 LEVELS = 16  # a pixel is a count 0..16: the number of "on" cells in a 4x4 block of the original 32x32 scan
 
@@ -97,14 +97,15 @@ def active_units(model: VAE, counts: torch.Tensor, labels: torch.Tensor | None =
     return int((variance > threshold).sum()), variance
 
 
-@dataclass(frozen=True)
-class VAETraining:
+@dataclass(frozen=True, kw_only=True)
+class VAETraining(Optimisation):
     steps: int = 4000
     batch: int = 128
     lr: float = 2e-3
+    warmup: int = 100  # of the learning rate (kl_warmup, below, is the KL weight's)
+    min_lr_ratio: float = 0.1  # cosine decay to lr / 10
     kl_warmup: int = 0  # steps over which the KL weight rises from 0 to 1 (0: the plain ELBO from the start)
     free_bits: float = 0.0  # nats per latent dimension that cost nothing (Kingma et al. 2016); 0: off
-    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -144,16 +145,7 @@ def train_vae(model: VAE, digits: Digits, t: VAETraining, *, progress: bool = Fa
         return training_loss(m, counts, labels if conditional else None, step[0], t)
 
     with seeded(t.seed):
-        history = train(
-            model,
-            batches,
-            loss,
-            adamw(model, lr=t.lr, weight_decay=0.0),
-            steps=t.steps,
-            lr_schedule=lambda s: warmup_cosine(s, warmup=100, total=t.steps, peak=t.lr, floor=t.lr / 10),
-            device=device,
-            progress=progress,
-        )
+        history = optimise(model, batches, loss, t, device=device, progress=progress)
     return {"step_loss": history.step_loss, "seconds": history.seconds}
 
 

@@ -14,18 +14,19 @@ from course_lib.data.digits import Digits
 from course_lib.device import seeded
 from course_lib.models.vit import ViT, ViTConfig
 from course_lib.nn.attention import record_attention
-from course_lib.train import TensorBatches, adamw, train, warmup_cosine
+from course_lib.train import Optimisation, TensorBatches, optimise
 from course_lib.vision.judge_training import Judge, random_shift
 
 
-@dataclass(frozen=True)
-class ClassifierTraining:
+@dataclass(frozen=True, kw_only=True)
+class ClassifierTraining(Optimisation):
     steps: int = 3000
     batch: int = 64
     lr: float = 1e-3
+    warmup: int = 100
+    min_lr_ratio: float = 0.01  # cosine decay to lr / 100
     weight_decay: float = 0.05
     shift: int = 0  # random shifts of up to this many pixels (0: no augmentation)
-    seed: int = 0
 
 
 def data_fraction(digits: Digits, fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,13 +68,11 @@ def train_classifier(
 
     start = time.perf_counter()
     with seeded(t.seed):
-        train(
+        optimise(
             model,
             TensorBatches(images, labels, batch_size=min(t.batch, len(images)), seed=t.seed),
             loss,
-            adamw(model, lr=t.lr, weight_decay=t.weight_decay),
-            steps=t.steps,
-            lr_schedule=lambda s: warmup_cosine(s, warmup=100, total=t.steps, peak=t.lr, floor=t.lr / 100),
+            t,
             device=device,
             progress=False,
         )
