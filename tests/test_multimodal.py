@@ -168,3 +168,28 @@ def test_a_decoder_is_never_loaded_beside_another_clip():
     with torch.no_grad():
         b.image_tower.head.weight[0, 0] += 1e-6  # one weight, one bit or so
     assert weights_digest(a) != weights_digest(b)
+
+
+def test_binding_gives_a_bag_of_words_half_and_an_order_reader_all(monkeypatch):
+    """The binding test's scale: a text embedding that ignores word order ties every colour or shape swap (scored
+    half, a coin toss), one that reads the words in order and matches the picture beats every swap."""
+    data = S.make_shapes(60, "test")
+    pairs = [i for i, c in enumerate(data.captions) if len(c.split()) > 4]
+    vocabulary = sorted({w for c in data.captions for w in c.split()} | set(clip_training.OPPOSITE))
+    words = F.normalize(torch.randn(len(vocabulary), 64, generator=torch.Generator().manual_seed(0)), dim=-1)
+
+    def bag(caption: str) -> torch.Tensor:  # the words in sorted order: the same sum, bit for bit, for any order
+        return F.normalize(sum(words[vocabulary.index(w)] for w in sorted(caption.split())), dim=-1)
+
+    def in_order(caption: str) -> torch.Tensor:
+        return F.normalize(sum((k + 1) * words[vocabulary.index(w)] for k, w in enumerate(caption.split())), dim=-1)
+
+    model = CLIP(CLIPConfig())
+    for encode, expected in ((bag, 0.5), (in_order, 1.0)):
+        pictures = torch.stack([encode(data.captions[i]) for i in pairs])  # each picture "is" its caption
+        monkeypatch.setattr(
+            clip_training, "embed_texts", lambda m, captions, e=encode: torch.stack(list(map(e, captions)))
+        )
+        monkeypatch.setattr(clip_training, "embed_images", lambda m, images, p=pictures: p)
+        for kind in ("colours", "shapes"):
+            assert clip_training.binding_accuracy(model, data, kind) == pytest.approx(expected), (encode.__name__, kind)

@@ -121,9 +121,9 @@ def render(attributes: torch.Tensor, generator: torch.Generator | None = None) -
 
     size_r = torch.where(attributes[:, 3] == 1, RADIUS["large"], RADIUS["small"])
     r_a = torch.where(layout == 0, size_r, torch.tensor(RADIUS["pair"]))
-    # object a: anywhere (one object) or in its half; the other axis shared with b up to +-1 pixel
+    # object a: near the centre (one object, within JITTER) or in its half; the other axis shared with b up to +-1 pixel
     free, free_other = SIDE / 2 + uniform(-JITTER, JITTER), SIDE / 2 + uniform(-JITTER, JITTER)
-    gap = RADIUS["pair"] + 0.5  # the objects never touch: a in [gap, SIDE/2 - gap], b mirrored
+    gap = RADIUS["pair"] + 0.5  # the objects never touch: a in [gap, SIDE/2 - gap + 0.5], b mirrored
     near, far = uniform(gap, SIDE / 2 - gap + 0.5), uniform(SIDE / 2 + gap - 0.5, SIDE - gap)
     shared, jitter_a, jitter_b = SIDE / 2 + uniform(-JITTER, JITTER), uniform(-0.5, 0.5), uniform(-0.5, 0.5)
     ax = torch.where(layout == 0, free, torch.where(layout == 1, near, shared + jitter_a))

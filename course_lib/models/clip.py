@@ -30,7 +30,7 @@ class CLIPConfig:
     d_ff: int = 128
     embed: int = 64  # the shared space
     temperature: float = 0.07  # CLIP's initial temperature: logit scale 1 / 0.07 = 14.3
-    max_logit_scale: float = 100.0  # CLIP's clamp on exp(s), so the loss cannot shrink by inflating the scale
+    max_logit_scale: float = 100.0  # CLIP's clamp on exp(s), for the stability of training
 
 
 class TextTower(nn.Module):

@@ -1,8 +1,11 @@
-"""Lessons 10, 13: the noise predictors of a diffusion model: a small U-Net for 8x8 digits and an MLP for 2-D points.
+"""Lessons 10, 13: the noise predictors of a diffusion model: a small U-Net (lesson 10's 8x8 digits, lesson 13's
+16x16 colour pictures) and an MLP for 2-D points.
 
-Both map (x_t, t, labels) to a prediction of the noise in x_t. The time step enters through lesson 03's
-sinusoidal table and an MLP; the label through an embedding with one extra row, `classes`, meaning "no label"
-(classifier-free guidance trains with the label dropped to that row some of the time).
+Both map (x_t, t, conditioning) to a prediction of the noise in x_t. The time step enters through lesson 03's
+sinusoidal table and an MLP. Lesson 10's label enters through an embedding with one extra row, `classes`,
+meaning "no label"; lesson 13's CLIP embedding through a linear layer (the zero vector meaning "none") and
+also as a coarse 4x4 map of features (`where`), with two coordinate channels beside the pixels. Classifier-free
+guidance trains with the conditioning dropped to "none" some of the time.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ class TimeEmbedding(nn.Module):
 
 
 class ResBlock(nn.Module):
-    """GroupNorm -> SiLU -> 3x3 conv, plus the conditioning vector as a per-channel shift, twice; a skip."""
+    """GroupNorm -> SiLU -> 3x3 conv, plus the conditioning vector as a per-channel shift, then GroupNorm -> SiLU
+    -> 3x3 conv; a skip around both."""
 
     def __init__(self, inputs: int, outputs: int, cond: int) -> None:
         super().__init__()
@@ -48,7 +52,7 @@ class ResBlock(nn.Module):
 @dataclass(frozen=True)
 class UNetConfig:
     steps: int = 200  # diffusion steps T, the size of the time table
-    width: int = 32  # channels at 8x8; 4x4 has twice as many
+    width: int = 32  # channels at the full resolution; the half resolution has twice as many
     classes: int = 10  # the label embedding has classes + 1 rows; the last means "no label"
     channels: int = 1
     cond: int = 0  # > 0: condition on a vector of this width instead of a label (the zero vector: "none")
@@ -59,9 +63,9 @@ class UNetConfig:
 
 
 class UNet(nn.Module):
-    """x_t (b, channels, s, s), t (b,), labels (b,) or vectors (b, cond) -> predicted noise like x_t. For the 8x8
-    digits: ResBlock -> down to 4x4: ResBlock, ResBlock -> up to 8x8, joined with the 8x8 skip: ResBlock -> 3x3
-    conv. Lesson 13 runs the same on 16x16 colour images conditioned on CLIP embeddings."""
+    """x_t (b, channels, s, s), t (b,), labels (b,) or vectors (b, cond) -> predicted noise like x_t.
+    ResBlock at s x s -> down to s/2: ResBlock, ResBlock -> up to s, joined with the s x s skip: ResBlock -> 3x3
+    conv (s = 8 for the digits, 16 for lesson 13's pictures, conditioned on CLIP embeddings)."""
 
     def __init__(self, config: UNetConfig) -> None:
         super().__init__()
@@ -71,13 +75,13 @@ class UNet(nn.Module):
         self.label = nn.Embedding(c.classes + 1, e) if c.cond == 0 else nn.Linear(c.cond, e)
         self.stem = nn.Conv2d(c.channels + 2 * c.coordinates, w, 3, padding=1)
         self.down_block = ResBlock(w, w, e)
-        self.down = nn.Conv2d(w, 2 * w, 3, stride=2, padding=1)  # 8 -> 4
+        self.down = nn.Conv2d(w, 2 * w, 3, stride=2, padding=1)  # s -> s/2
         self.middle = nn.ModuleList([ResBlock(2 * w, 2 * w, e), ResBlock(2 * w, 2 * w, e)])
         if c.cond:  # the vector also as a coarse map: it can say where things go, not only what they are
             self.where = nn.Sequential(
                 nn.Linear(c.cond, e), nn.SiLU(), nn.Linear(e, 2 * w * 16), nn.Unflatten(1, (2 * w, 4, 4))
             )
-        self.up = nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(2 * w, w, 3, padding=1))  # 4 -> 8
+        self.up = nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(2 * w, w, 3, padding=1))  # s/2 -> s
         self.up_block = ResBlock(2 * w, w, e)
         self.out = nn.Sequential(nn.GroupNorm(8, w), nn.SiLU(), nn.Conv2d(w, c.channels, 3, padding=1))
 
@@ -89,13 +93,13 @@ class UNet(nn.Module):
             side = torch.linspace(-1, 1, x.shape[-1], device=x.device)
             grid = torch.stack(torch.meshgrid(side, side, indexing="ij")).expand(len(x), -1, -1, -1)
             x = torch.cat([x, grid], dim=1)
-        skip = self.down_block(self.stem(x), cond)  # (b, w, 8, 8)
+        skip = self.down_block(self.stem(x), cond)  # (b, w, s, s)
         h = self.down(skip)  # (b, 2w, s/2, s/2)
         if self.config.cond:
             h = h + F.interpolate(self.where(labels), size=h.shape[-2:])
         for block in self.middle:
             h = block(h, cond)
-        h = torch.cat([self.up(h), skip], dim=1)  # (b, 2w, 8, 8)
+        h = torch.cat([self.up(h), skip], dim=1)  # (b, 2w, s, s)
         return self.out(self.up_block(h, cond))
 
 

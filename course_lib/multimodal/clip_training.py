@@ -1,8 +1,11 @@
 """Lessons 12-13: training CLIP on the captioned shapes and measuring it: zero-shot classification from prompts,
 retrieval (recall@k), and the binding test (the true caption against the same words with attributes swapped).
 
-Hard negatives (Yuksekgonul et al. 2023, NegCLIP): each image also meets its own caption with two words swapped,
-as an extra wrong caption in the image -> text direction, so word order has to matter.
+Hard negatives, in the spirit of NegCLIP (Yuksekgonul et al. 2023, which adds one word-swapped caption per image
+and nearest-neighbour negative images): each image also meets three wrong versions of its own caption (a
+two-object caption with its colours swapped, its shapes swapped, its relation reversed; a one-object caption
+with its size, its colour or its shape changed), extra columns of the image -> text softmax that every image of
+the batch sees, so word order has to matter.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ OPPOSITE = {"left": "right", "right": "left", "above": "below", "below": "above"
 
 
 def hard_negative(text: str, kind: str) -> str:
-    """The same caption with two words exchanged: "colours" or "shapes" of the two objects swapped, or the
-    "relation" reversed (left <-> right, above <-> below)."""
+    """The same caption in a wrong arrangement: the two objects' "colours" or "shapes" exchanged, or the
+    "relation" reversed (one word: left <-> right, above <-> below)."""
     words = text.split()
     if len(words) < 7 or kind not in SWAPS:
         raise ValueError(f"kind must be one of {SWAPS} for a two-object caption, got {kind!r} for {text!r}")
@@ -156,7 +159,8 @@ def pretrained_clip(
     retrain: bool = False,
 ) -> tuple[CLIP, dict]:
     """The lesson's CLIP ("plain" or "hard-negatives"): from the cache, else (hard negatives, if `use_shipped`)
-    the checkpoint the repository ships, else trained now (2-5 minutes on 2 cores). `retrain=True` always trains."""
+    the checkpoint the repository ships, else trained now (plain CLIP in about 2 minutes on 2 cores; hard
+    negatives take longer). `retrain=True` always trains."""
     if kind not in RECIPES:
         raise ValueError(f"kind must be one of {sorted(RECIPES)}, got {kind!r}")
     recipe = RECIPES[kind]
@@ -197,15 +201,16 @@ def describes(captions: list[str], scenes: torch.Tensor) -> torch.Tensor:
 
 
 def binding_accuracy(model: CLIP, data: Shapes, kind: str) -> float:
-    """Share of two-object images whose similarity to their caption beats the same caption with `kind` swapped
-    (50% is chance, and what a bag of words gets)."""
+    """Share of two-object images whose similarity to their caption beats the same caption with `kind` swapped,
+    a tie counting half (50% is chance, and what a bag of words gets: it scores both captions alike)."""
     pairs = [i for i, c in enumerate(data.captions) if len(c.split()) > 4]
     if not pairs:
         raise ValueError("the binding test needs two-object scenes")
     images = embed_images(model, data.images[pairs])
     true = embed_texts(model, [data.captions[i] for i in pairs])
     swapped = embed_texts(model, [hard_negative(data.captions[i], kind) for i in pairs])
-    return ((images * true).sum(-1) > (images * swapped).sum(-1)).float().mean().item()
+    right, wrong = (images * true).sum(-1), (images * swapped).sum(-1)
+    return ((right > wrong).float() + 0.5 * (right == wrong).float()).mean().item()
 
 
 def object_prompts() -> tuple[list[str], list[tuple[int, int]]]:

@@ -1,8 +1,10 @@
 """Lessons 10, 13: denoising diffusion (Ho et al. 2020), DDIM sampling (Song et al. 2021) and classifier-free guidance
-(Ho and Salimans 2022), for any shape of data: 2-D points in the warm-up, 8x8 digits after it.
+(Ho and Salimans 2022), for any shape of data: 2-D points in the warm-up, 8x8 digits after it, and lesson 13's
+16x16 pictures conditioned on CLIP embeddings.
 
 Notation: alpha_t = 1 - beta_t, alpha_bar_t = prod_{s<=t} alpha_s, time steps t = 0..T-1 (0 is the least noisy).
-A noise predictor is called as model(x_t, t, labels) -> eps_hat; labels == classes means "no label".
+A noise predictor is called as model(x_t, t, labels) -> eps_hat; "no label" is labels == classes for class
+labels, the zero vector for conditioning vectors.
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ def diffusion_loss(
     classes: int = 10,
 ) -> torch.Tensor:
     """The simplified DDPM loss: E_{t, eps} |eps - eps_hat(x_t, t)|^2 at a uniformly random t per sample, with the
-    label replaced by "no label" (index `classes`) with probability `drop_label` (classifier-free guidance)."""
+    label replaced by "no label" (index `classes`, or the zero vector for conditioning vectors) with probability
+    `drop_label` (classifier-free guidance)."""
     t = torch.randint(0, schedule.steps, (len(x0),), device=x0.device)
     noise = torch.randn_like(x0)
     dropped = torch.rand(len(x0), device=x0.device) < drop_label
