@@ -62,7 +62,12 @@ TOKENIZER = BPERecipe()
 class MLMRecipe:
     model: BertConfig = field(
         default_factory=lambda: BertConfig(
-            vocab_size=TOKENIZER.vocab_size + len(SPECIAL), max_len=32, layers=3, heads=4, d_model=128, dropout=0.0
+            vocab_size=TOKENIZER.vocab_size,
+            max_len=32,
+            layers=3,
+            heads=4,
+            d_model=128,
+            dropout=0.0,  # <pad>, <mask> included
         )
     )
     train: MLMTraining = field(default_factory=MLMTraining)
