@@ -42,6 +42,10 @@ def test_the_references_agree_with_independent_computations(seed):
             ours = exercise.call(exercise.reference, case.fresh())
             theirs = exercise.call(INDEPENDENT[exercise.id], case)
             where = f"{exercise.id}, {case.name}"
+            if exercise.id == "accumulated_step":  # same losses and weights; only the reference accumulates
+                assert ours[2].endswith(": 0"), where
+                assert theirs[2].endswith(": 0") == (case.args[2] == 1), where
+                ours, theirs = ours[:2], theirs[:2]
             torch.testing.assert_close(ours, theirs, rtol=exercise.rtol, atol=exercise.atol, msg=f"{where}: differs")
 
 
@@ -103,6 +107,12 @@ def test_accumulated_step_with_a_mean_per_chunk_fails():
 
     lines = check_messages("accumulated_step", mean_per_chunk)
     assert len(lines) >= 1 and all("uneven" in line for line in lines), lines
+
+
+def test_accumulated_step_on_the_whole_batch_at_once_fails():
+    """The same update computed without accumulating: right numbers, but the model sees the whole batch."""
+    lines = check_messages("accumulated_step", full_batch_step)
+    assert len(lines) == 3 and all("more than" in line and "at once: 3" in line for line in lines), lines
 
 
 def test_forbidden_names_are_seen_as_keywords_and_strings_too():

@@ -305,6 +305,7 @@ WRONG = {
             "p = p - images_seen / speed_images",
         ),
         "not clamped": ("ada_update", "return float(min(max(p, 0.0), 1.0))", "return float(p)"),
+        "p falls when r_t equals the target": ("ada_update", "elif r_t < target:", "else:"),
     },
     "gan_training_step": {
         "generator trained on the discriminator's loss": (
@@ -319,6 +320,20 @@ WRONG = {
         "    d_opt.zero_grad(); loss_of_d.backward(); d_opt.step()\n"
         "    loss_of_g = generator_loss(old_logits)\n"
         "    g_opt.zero_grad(); loss_of_g.backward(); g_opt.step()\n"
+        "    return loss_of_d.item(), loss_of_g.item()\n",
+        "fakes not detached in the discriminator's step": "def gan_training_step(generator, discriminator, g_opt, d_opt, real, z, labels):\n"
+        "    fakes = generator(z, labels)\n"
+        "    loss_of_d = discriminator_loss(discriminator(real, labels), discriminator(fakes, labels))\n"
+        "    d_opt.zero_grad(); loss_of_d.backward(retain_graph=True); d_opt.step()\n"
+        "    loss_of_g = generator_loss(discriminator(fakes, labels))\n"
+        "    g_opt.zero_grad(); loss_of_g.backward(); g_opt.step()\n"
+        "    return loss_of_d.item(), loss_of_g.item()\n",
+        "discriminator stepped again in the generator's step": "def gan_training_step(generator, discriminator, g_opt, d_opt, real, z, labels):\n"
+        "    fakes = generator(z, labels)\n"
+        "    loss_of_d = discriminator_loss(discriminator(real, labels), discriminator(fakes.detach(), labels))\n"
+        "    d_opt.zero_grad(); loss_of_d.backward(); d_opt.step()\n"
+        "    loss_of_g = generator_loss(discriminator(fakes, labels))\n"
+        "    g_opt.zero_grad(); d_opt.zero_grad(); loss_of_g.backward(); g_opt.step(); d_opt.step()\n"
         "    return loss_of_d.item(), loss_of_g.item()\n",
     },
     "q_sample": {
@@ -466,6 +481,7 @@ WRONG = {
             "rows = F.cross_entropy(logits[:, :b], right)",
         ),
         "optimizer not stepped": ("clip_step", "    optimizer.step()\n", ""),
+        "gradients never zeroed": ("clip_step", "    optimizer.zero_grad()\n", ""),
     },
     "prior_loss": {
         "predicts the noise (lesson 10's target)": (
@@ -548,6 +564,17 @@ WRONG = {
             "ppo_update",
             "clipped_policy_loss(picked(new_logits), old, adv, clip)",
             "clipped_policy_loss(picked(new_logits), picked(reference_logits), adv, clip)",
+        ),
+        "max for min in the clipped objective": (
+            "ppo_update",
+            "total = clipped_policy_loss(picked(new_logits), old, adv, clip)",
+            "ratio = torch.exp(picked(new_logits) - old)\n"
+            "        total = -torch.max(ratio * adv, torch.clamp(ratio, 1 - clip, 1 + clip) * adv).mean()",
+        ),
+        "old log-probabilities taken afresh every epoch": (
+            "ppo_update",
+            "total = clipped_policy_loss(picked(new_logits), old, adv, clip)",
+            "total = clipped_policy_loss(picked(new_logits), picked(new_logits).detach(), adv, clip)",
         ),
     },
     "dpo_loss": {

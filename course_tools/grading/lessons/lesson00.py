@@ -125,10 +125,13 @@ def _train_cases(g: torch.Generator) -> list[Case]:
 
 
 def _run_train_step(fn, case: Case):
-    """Build a seeded model and optimizer, call `fn` three times, return the losses and final weights."""
+    """Build a seeded model and optimizer, call `fn` three times, return the losses, the final weights and how
+    many examples the model saw at once (accumulation exists so that it never sees more than one chunk)."""
     x, y, micro_batches = case.args
     torch.manual_seed(case.kwargs["init_seed"])
     model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
+    batch_sizes = []
+    model.register_forward_pre_hook(lambda module, inputs: batch_sizes.append(len(inputs[0])))
     kind = case.kwargs.get("optimizer", "sgd")
     if kind == "adam":
         optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
@@ -136,7 +139,9 @@ def _run_train_step(fn, case: Case):
         optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9 if kind == "momentum" else 0.0)
     losses = tuple(fn(model, optimizer, x, y, micro_batches) for _ in range(3))
     weights = torch.cat([p.detach().flatten() for p in model.parameters()])
-    return losses, weights
+    chunk = -(-len(x) // micro_batches)  # x.chunk's size: ceil(N / micro_batches)
+    calls = f"model calls on more than {chunk} examples at once: {sum(size > chunk for size in batch_sizes)}"
+    return losses, weights, calls
 
 
 EXERCISES = [

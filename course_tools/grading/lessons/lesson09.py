@@ -82,6 +82,7 @@ def _ada_cases(g: torch.Generator) -> list[Case]:
         Case("underfitting: r_t below target, p falls", (0.3, 0.2, 0.6, 256, 20_000)),
         Case("p cannot go below 0", (0.001, 0.1, 0.6, 256, 20_000)),
         Case("p cannot go above 1", (0.999, 0.95, 0.6, 512, 10_000)),
+        Case("r_t exactly at the target: p stays where it is", (0.4, 0.6, 0.6, 256, 20_000)),
     ]
 
 
@@ -104,6 +105,13 @@ def _run_step(fn, case: Case):
     real = torch.rand(b, 1, 8, 8) * 2 - 1
     z = torch.randn(b, config.noise)
     labels = torch.randint(0, 10, (b,)) if config.classes else None
+    backward_into_generator = []  # one entry per backward pass that reaches the generator's output
+
+    def count_backward(module, inputs, output):
+        if output.requires_grad:
+            output.register_hook(lambda grad: backward_into_generator.append(1))
+
+    generator.register_forward_hook(count_backward)
     out = fn(generator, discriminator, g_opt, d_opt, real, z, labels)
     if not isinstance(out, tuple) or len(out) != 2:
         return out  # compared as it is: the message says what was expected
@@ -112,6 +120,8 @@ def _run_step(fn, case: Case):
         torch.tensor([d_loss, g_loss]),
         generator.body[-2].weight.detach().clone(),  # the generator's last convolution, after its step
         discriminator.head.weight.detach().clone(),  # the discriminator's head, after its step
+        # the discriminator's step must not back-propagate into the generator (detach the fakes there)
+        f"backward passes that reach the generator: {len(backward_into_generator)}",
     )
 
 

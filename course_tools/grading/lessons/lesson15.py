@@ -42,15 +42,19 @@ def clipped_policy_loss(logprob, old_logprob, advantages, clip):
     return ppo.clipped_policy_loss(logprob, old_logprob, advantages, clip)
 
 
-def ppo_update(policy, optimizer, reference, reward_model, sequences, prompt_len, beta, clip, value_coef):
-    """Everything PPO computes from one batch of sampled sequences, then one optimizer step on all of it."""
+def ppo_update(policy, optimizer, reference, reward_model, sequences, prompt_len, beta, clip, value_coef, epochs):
+    """Everything PPO computes from one batch of sampled sequences, once; then `epochs` optimizer steps on all of
+    it, each against the stored old log-probabilities, advantages and returns; -> the loss of each step."""
     config = ppo.PPOConfig(beta=beta, clip=clip, value_coef=value_coef)  # gamma 1, lambda 0.95
     rollout = ppo.score_rollout(policy, reference, reward_model, sequences, config, prompt_len)
-    loss = ppo.ppo_loss(policy, rollout, torch.arange(len(sequences)), config)
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    return loss.item()
+    losses = []
+    for _ in range(epochs):
+        loss = ppo.ppo_loss(policy, rollout, torch.arange(len(sequences)), config)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
 
 
 # --- cases ----------------------------------------------------------------------------------------
@@ -146,21 +150,27 @@ class _TinyReward(torch.nn.Module):
 
 
 def _run_update(fn, case: Case):
-    """Two steps of `fn` with SGD on a small policy (the second one sees ratios away from 1)."""
+    """`fn` with SGD on a small policy: three epochs on one batch (the second and third see ratios away from 1, so
+    the clip acts), then one epoch on the same batch scored afresh."""
     seed, beta, clip = case.kwargs["seed"], case.kwargs["beta"], case.kwargs.get("clip", 0.2)
     torch.manual_seed(seed)
     reference = GPT(GPTConfig(vocab_size=11, block_size=16, layers=1, heads=2, d_model=16))
     policy = PolicyWithValue(reference)
     with torch.no_grad():
         policy.value_head.weight.normal_(0, 0.5)
-    optimizer = torch.optim.SGD(policy.parameters(), lr=0.5)
+    # lr large enough that the clip acts from the second epoch on, small enough that four steps stay stable
+    optimizer = torch.optim.SGD(policy.parameters(), lr=0.1)
     sequences = torch.randint(0, 11, (6, 12), generator=torch.Generator().manual_seed(seed))
     reward_model = _TinyReward(11, 5, seed)
-    losses = [fn(policy, optimizer, reference, reward_model, sequences, 5, beta, clip, 0.5) for _ in range(2)]
-    if not all(isinstance(loss, float) for loss in losses):
-        return losses
+    losses = [
+        fn(policy, optimizer, reference, reward_model, sequences, 5, beta, clip, 0.5, epochs) for epochs in (3, 1)
+    ]
+    if not all(
+        type(out) is list and len(out) == n and all(type(v) is float for v in out) for out, n in zip(losses, (3, 1))
+    ):
+        raise TypeError(f"ppo_update must return a list of `epochs` floats, one loss per epoch; got {losses[0]!r:.80}")
     return (
-        torch.tensor(losses),
+        torch.tensor(losses[0] + losses[1]),
         policy.value_head.weight.detach().clone(),
         policy.gpt.tok_emb.weight.detach().clone(),
         policy.gpt.blocks[0].mlp[0].weight.detach().clone(),
