@@ -250,13 +250,27 @@ WRONG = {
         ),
         "no final LayerNorm": ("bert_encoder", 'return norm(x, "ln_f")', "return x"),
     },
-    "reparameterize": {
-        "sigma = exp(logvar)": "def reparameterize(mu, logvar, eps):\n    return mu + logvar.exp() * eps\n",
+    "gaussian_log_density": {
+        "sigma where sigma squared belongs": "def gaussian_log_density(z, mu, logvar):\n"
+        "    return -0.5 * ((z - mu) ** 2 / (0.5 * logvar).exp() + logvar + math.log(2 * math.pi)).sum(-1)\n",
+        "no 2 pi (an unnormalised density)": "def gaussian_log_density(z, mu, logvar):\n"
+        "    return -0.5 * ((z - mu) ** 2 / logvar.exp() + logvar).sum(-1)\n",
+        "mean over dimensions instead of sum": (
+            "gaussian_log_density",
+            "+ logvar + math.log(2 * math.pi)).sum(dim=-1)",
+            "+ logvar + math.log(2 * math.pi)).mean(dim=-1)",
+        ),
     },
-    "gaussian_kl": {
-        "KL sign flipped": "def gaussian_kl(mu, logvar):\n    return -(mu ** 2 + logvar.exp() - 1 - logvar) / 2\n",
-        "variance and log-variance swapped": "def gaussian_kl(mu, logvar):\n"
-        "    return (mu ** 2 + logvar - 1 - logvar.exp()) / 2\n",
+    "gaussian_kl_between": {
+        "KL(p || q), the other direction": "def gaussian_kl_between(mu_q, logvar_q, mu_p, logvar_p):\n"
+        "    return ((logvar_p - logvar_q).exp() + (mu_q - mu_p) ** 2 / logvar_q.exp() - 1 - (logvar_p - logvar_q)) / 2\n",
+        "the prior's formula with the means subtracted": "def gaussian_kl_between(mu_q, logvar_q, mu_p, logvar_p):\n"
+        "    return ((mu_q - mu_p) ** 2 + logvar_q.exp() - logvar_q - 1) / 2\n",
+        "shift not divided by the prior's variance": (
+            "gaussian_kl_between",
+            "shift = (mu_q - mu_p) ** 2 / logvar_p.exp()",
+            "shift = (mu_q - mu_p) ** 2",
+        ),
     },
     "binomial_log_likelihood": {
         "mean over pixels instead of sum": ("binomial_log_likelihood", ").sum(dim=-1)", ").mean(dim=-1)"),
@@ -270,13 +284,13 @@ WRONG = {
     "vae_forward": {
         "KL sign flipped": (
             "vae_forward",
-            '"kl": gaussian_kl(mu, logvar).sum(dim=-1)',
-            '"kl": -gaussian_kl(mu, logvar).sum(dim=-1)',
+            '"kl": gaussian_kl_between(mu, logvar, prior, prior).sum(dim=-1)',
+            '"kl": -gaussian_kl_between(mu, logvar, prior, prior).sum(dim=-1)',
         ),
         "KL averaged over dimensions": (
             "vae_forward",
-            '"kl": gaussian_kl(mu, logvar).sum(dim=-1)',
-            '"kl": gaussian_kl(mu, logvar).mean(dim=-1)',
+            '"kl": gaussian_kl_between(mu, logvar, prior, prior).sum(dim=-1)',
+            '"kl": gaussian_kl_between(mu, logvar, prior, prior).mean(dim=-1)',
         ),
         "encoder reads raw counts": ("vae_forward", 'network(counts / 16, "encoder")', 'network(counts, "encoder")'),
     },

@@ -23,6 +23,23 @@ def test_gaussian_kl_matches_torch_distributions():
     torch.testing.assert_close(vae_training.gaussian_kl(mu, logvar), expected)
 
 
+def test_the_graders_gaussian_references_match_torch_distributions():
+    """Lesson 08's exercises 1-2 are graded against these; the exercise forbids torch.distributions."""
+    from course_tools.grading.lessons import lesson08
+
+    z, mu, logvar = torch.randn(5, 3, 4), torch.randn(3, 4), torch.randn(3, 4)
+    expected = torch.distributions.Normal(mu, (0.5 * logvar).exp()).log_prob(z).sum(-1)
+    torch.testing.assert_close(lesson08.gaussian_log_density(z, mu, logvar), expected)
+    mu_p, logvar_p = torch.randn(3, 4), torch.randn(3, 4)
+    q, p = (
+        torch.distributions.Normal(mu, (0.5 * logvar).exp()),
+        torch.distributions.Normal(mu_p, (0.5 * logvar_p).exp()),
+    )
+    torch.testing.assert_close(
+        lesson08.gaussian_kl_between(mu, logvar, mu_p, logvar_p), torch.distributions.kl_divergence(q, p)
+    )
+
+
 def test_the_importance_weighted_bound_is_tighter_than_the_elbo():
     torch.manual_seed(0)
     model = VAE(VAEConfig(latent=4, hidden=32)).eval()

@@ -1,11 +1,13 @@
-"""Lesson 08 exercises: the reparameterised sample, the Gaussian KL, the binomial log-likelihood, the
-importance-weighted bound, and the whole VAE forward pass (its loss terms) from a trained state dict."""
+"""Lesson 08 exercises: the log-density of a diagonal Gaussian, the KL between two diagonal Gaussians, the
+binomial log-likelihood, the importance-weighted bound, and the whole VAE forward pass (its loss terms) from a
+trained state dict."""
 
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
 
 from course_lib.models.vae import VAE, VAEConfig
 from course_lib.vision import vae_training
@@ -23,14 +25,22 @@ from einops import rearrange, einsum
 # --- references ---------------------------------------------------------------------------------
 
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
-    """z = mu + exp(logvar / 2) * eps."""
-    return mu + (0.5 * logvar).exp() * eps
+def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag exp(logvar)) summed over the last axis; the arguments broadcast. Computed here as
+    PyTorch's full Gaussian negative log-likelihood, negated (tests/test_vae.py checks it against
+    torch.distributions, which the exercise forbids)."""
+    z, mu, logvar = torch.broadcast_tensors(z, mu, logvar)
+    nll = F.gaussian_nll_loss(mu, z, logvar.exp(), full=True, eps=0.0, reduction="none")
+    return -nll.sum(dim=-1)
 
 
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, 1)) per dimension, same shape as mu."""
-    return vae_training.gaussian_kl(mu, logvar)
+def gaussian_kl_between(
+    mu_q: torch.Tensor, logvar_q: torch.Tensor, mu_p: torch.Tensor, logvar_p: torch.Tensor
+) -> torch.Tensor:
+    """KL(N(mu_q, exp(logvar_q)) || N(mu_p, exp(logvar_p))) per dimension (broadcast shape):
+    (log sigma_p^2 - log sigma_q^2 + (sigma_q^2 + (mu_q - mu_p)^2) / sigma_p^2 - 1) / 2 (tests/test_vae.py checks
+    it against torch.distributions)."""
+    return (logvar_p - logvar_q + (logvar_q.exp() + (mu_q - mu_p) ** 2) / logvar_p.exp() - 1) / 2
 
 
 def binomial_log_likelihood(counts: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
@@ -68,20 +78,39 @@ def _randn(g: torch.Generator):
     return randn
 
 
-def _reparam_cases(g: torch.Generator) -> list[Case]:
+def _density_cases(g: torch.Generator) -> list[Case]:
     randn = _randn(g)
     return [
-        Case("batch 4, latent 3 (catches sigma = exp(logvar))", (randn(4, 3), randn(4, 3), randn(4, 3))),
-        Case("logvar 0: z = mu + eps", (randn(2, 5), torch.zeros(2, 5), randn(2, 5))),
+        Case(
+            "batch 4, latent 3 (catches sigma = exp(logvar), a missing 2 pi)", (randn(4, 3), randn(4, 3), randn(4, 3))
+        ),
+        Case(
+            "the standard normal: mu 0, logvar 0 (the prior p(z))", (randn(5, 2), torch.zeros(5, 2), torch.zeros(5, 2))
+        ),
+        Case(
+            "K samples (K, b, d) against one posterior (b, d): broadcasting, and narrow posteriors",
+            (randn(6, 2, 4), randn(2, 4), torch.full((2, 4), -3.0)),
+        ),
     ]
 
 
 def _kl_cases(g: torch.Generator) -> list[Case]:
     randn = _randn(g)
+    same_mu, same_logvar = randn(2, 3), randn(2, 3)
     return [
-        Case("random mu and logvar (catches a flipped sign)", (randn(4, 6), randn(4, 6))),
-        Case("the prior itself: KL 0", (torch.zeros(2, 3), torch.zeros(2, 3))),
-        Case("narrow posteriors", (randn(3, 2), torch.full((3, 2), -4.0))),
+        Case(
+            "random q and p (catches KL(p || q), the other direction)",
+            (randn(4, 6), randn(4, 6), randn(4, 6), randn(4, 6)),
+        ),
+        Case(
+            "p the standard normal: the lesson's KL from the prior",
+            (randn(3, 5), randn(3, 5), torch.zeros(3, 5), torch.zeros(3, 5)),
+        ),
+        Case("q equal to p: KL 0", (same_mu, same_logvar, same_mu.clone(), same_logvar.clone())),
+        Case(
+            "a wide p and a narrow q, shifted (catches a missing variance ratio)",
+            (randn(2, 4), torch.full((2, 4), -3.0), randn(2, 4) + 2, torch.full((2, 4), 1.5)),
+        ),
     ]
 
 
@@ -139,8 +168,22 @@ def _run_forward(fn, case: Case):
 
 
 EXERCISES = [
-    Exercise(reparameterize, NOTEBOOK, 1.0, _reparam_cases, setup=SETUP),
-    Exercise(gaussian_kl, NOTEBOOK, 1.0, _kl_cases, setup=SETUP, forbidden=("kl_divergence",)),
+    Exercise(
+        gaussian_log_density,
+        NOTEBOOK,
+        1.0,
+        _density_cases,
+        setup=SETUP,
+        forbidden=("distributions", "log_prob", "Normal"),
+    ),
+    Exercise(
+        gaussian_kl_between,
+        NOTEBOOK,
+        1.0,
+        _kl_cases,
+        setup=SETUP,
+        forbidden=("kl_divergence", "distributions", "Normal"),
+    ),
     Exercise(
         binomial_log_likelihood,
         NOTEBOOK,
