@@ -509,30 +509,47 @@ WRONG = {
             "keep * image + (1 - keep) * noise",
         ),
     },
-    "guided_ddim_step": {
-        "guidance weight on the wrong term": (
-            "guided_ddim_step",
-            "eps = (1 + weight) * with_text - weight * without",
-            "eps = (1 + weight) * without - weight * with_text",
+    "prior_ddim_sample": {
+        "the prediction used as the noise (lesson 10's sampler as it is)": (
+            "prior_ddim_sample",
+            "implied_noise = (z - math.sqrt(now) * z0) / math.sqrt(1 - now)",
+            "implied_noise = z0",
         ),
-        "x0 not clipped": ("guided_ddim_step", ".clamp(-1, 1)", ""),
-        "no-condition pass given the embedding": (
-            "guided_ddim_step",
-            "decoder(x, steps, torch.zeros_like(embedding))",
-            "decoder(x, steps, embedding)",
+        "last step not taken to alpha_bar 1": (
+            "prior_ddim_sample",
+            "if i + 1 < len(times) else 1.0",
+            "if i + 1 < len(times) else now",
+        ),
+        "not scaled to unit length": ("prior_ddim_sample", "return z / z.norm(dim=-1, keepdim=True)", "return z"),
+    },
+    "clip_rerank": {
+        "candidates read as (k, n)": (
+            "clip_rerank",
+            "images = clip.encode_image(pictures).reshape(n, k, -1)           # (n, k, e)",
+            "images = clip.encode_image(pictures).reshape(k, n, -1).transpose(0, 1)",
+        ),
+        "the worst candidate kept": ("clip_rerank", "best = scores.argmax(dim=1)", "best = scores.argmin(dim=1)"),
+        "every candidate scored against caption 0": (
+            "clip_rerank",
+            "scores = (images * texts[:, None, :]).sum(dim=-1)",
+            "scores = (images * texts[:1, None, :]).sum(dim=-1)",
         ),
     },
     "text_to_image": {
-        "prior sample not scaled to unit length": ("text_to_image", "    z = z / z.norm(dim=-1, keepdim=True)\n", ""),
+        "captions repeated as a block, not each k times": (
+            "text_to_image",
+            "clip.encode_text(tokens).repeat_interleave(k, dim=0)",
+            "clip.encode_text(tokens).repeat(k, 1)",
+        ),
         "decoder conditioned on the text embedding": (
             "text_to_image",
-            "x = guided_ddim_step(decoder, x, t, z, guidance",
-            "x = guided_ddim_step(decoder, x, t, text, guidance",
+            "clip_rerank(clip, decode(embeddings, image_noise), tokens, k)",
+            "clip_rerank(clip, decode(text, image_noise), tokens, k)",
         ),
-        "last step not taken to alpha_bar 1": (
+        "the first candidate, not the best": (
             "text_to_image",
-            "later = bars[times[i + 1]].item() if i + 1 < len(times) else 1.0\n        x =",
-            "later = bars[times[i + 1]].item() if i + 1 < len(times) else bars[t].item()\n        x =",
+            "    best, _ = clip_rerank(clip, decode(embeddings, image_noise), tokens, k)\n    return best",
+            "    return decode(embeddings, image_noise)[::k]",
         ),
     },
     "bradley_terry_loss": {
