@@ -435,18 +435,25 @@ WRONG = {
             'norm(x[:, -1], "norm")',
         ),
     },
-    "clip_loss": {
+    "multi_positive_clip_loss": {
+        "copies treated as negatives (the lesson's loss)": "def multi_positive_clip_loss(images, texts, matches, log_scale):\n"
+        "    logits = log_scale.exp() * images @ texts.T\n    right = torch.arange(len(images))\n"
+        "    return (F.cross_entropy(logits, right) + F.cross_entropy(logits.T, right)) / 2\n",
+        "columns normalised by the rows' counts": (
+            "multi_positive_clip_loss",
+            "m / m.sum(0, keepdim=True) * logits.log_softmax(dim=0)",
+            "m / m.sum(1, keepdim=True) * logits.log_softmax(dim=0)",
+        ),
+        "one direction only": (
+            "multi_positive_clip_loss",
+            "return (image_to_text + text_to_image) / 2",
+            "return image_to_text",
+        ),
         "temperature applied inverted": (
-            "clip_loss",
-            "logits = log_scale.exp() * images",
-            "logits = (-log_scale).exp() * images",
+            "multi_positive_clip_loss",
+            "logits = log_scale.exp() * images @ texts.T",
+            "logits = (-log_scale).exp() * images @ texts.T",
         ),
-        "loss over one direction only": (
-            "clip_loss",
-            "(F.cross_entropy(logits, right) + F.cross_entropy(logits.T, right)) / 2",
-            "F.cross_entropy(logits, right)",
-        ),
-        "scale not exponentiated": ("clip_loss", "logits = log_scale.exp() * images", "logits = log_scale * images"),
     },
     "zero_shot_logits": {
         "class means not renormalised": (

@@ -1,6 +1,6 @@
-"""Lesson 12 exercises: CLIP's symmetric contrastive loss, zero-shot logits from prompt embeddings, recall@k, a
-hard-negative caption, and one training step with hard negatives, checked on small CLIPs and, in the solutions
-notebook, on the lesson's trained one."""
+"""Lesson 12 exercises: CLIP's symmetric contrastive loss when a caption appears more than once in a batch,
+zero-shot logits from prompt embeddings, recall@k, a hard-negative caption, and one training step with hard
+negatives, checked on small CLIPs and, in the solutions notebook, on the lesson's trained one."""
 
 from __future__ import annotations
 
@@ -23,9 +23,17 @@ import torch.nn.functional as F
 # --- references ---------------------------------------------------------------------------------
 
 
-def clip_loss(images: torch.Tensor, texts: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
-    """Unit embeddings (b, e), (b, e) and s -> the symmetric cross-entropy of exp(s) * images @ texts^T."""
-    return clip_training.contrastive_loss(log_scale.exp() * images @ texts.T)
+def multi_positive_clip_loss(
+    images: torch.Tensor, texts: torch.Tensor, matches: torch.Tensor, log_scale: torch.Tensor
+) -> torch.Tensor:
+    """Unit embeddings (b, e), (b, e), matches (b, b) bool (caption j describes image i; the diagonal is True)
+    and s -> the symmetric cross-entropy of exp(s) * images @ texts^T against targets spread evenly over each
+    image's matching captions (rows) and each caption's matching images (columns)."""
+    logits = log_scale.exp() * images @ texts.T
+    weights = matches.float()
+    rows = F.cross_entropy(logits, weights / weights.sum(1, keepdim=True))
+    columns = F.cross_entropy(logits.T, (weights / weights.sum(0, keepdim=True)).T)
+    return (rows + columns) / 2
 
 
 def zero_shot_logits(images, prompts, per_class, scale):
@@ -59,15 +67,27 @@ def _unit(g: torch.Generator, *shape: int) -> torch.Tensor:
 
 
 def _loss_cases(g: torch.Generator) -> list[Case]:
+    captions = make_shapes(24, "train", seed=draw_seed(g) % 100_000).captions
+    captions[-1] = captions[0]  # at least one exact copy; one-object captions repeat often anyway
+    copies = torch.tensor([[a == b for b in captions] for a in captions])
+    extra = (torch.rand(5, 5, generator=g) < 0.3) | torch.eye(5, dtype=torch.bool)
     return [
         Case(
-            "b 6, e 8, s = ln 14.3 (catches one direction only)", (_unit(g, 6, 8), _unit(g, 6, 8), torch.tensor(2.66))
+            "b 6, no repeated caption: CLIP's loss (catches one direction only)",
+            (_unit(g, 6, 8), _unit(g, 6, 8), torch.eye(6, dtype=torch.bool), torch.tensor(2.66)),
+        ),
+        Case(
+            "24 generated captions with exact copies (catches copies treated as negatives)",
+            (_unit(g, 24, 8), _unit(g, 24, 8), copies, torch.tensor(2.0)),
+        ),
+        Case(
+            "matches not symmetric (catches rows and columns normalised alike)",
+            (_unit(g, 5, 6), _unit(g, 5, 6), extra, torch.tensor(1.5)),
         ),
         Case(
             "b 4, s = 0.5 (catches the temperature applied inverted)",
-            (_unit(g, 4, 5), _unit(g, 4, 5), torch.tensor(0.5)),
+            (_unit(g, 4, 5), _unit(g, 4, 5), torch.eye(4, dtype=torch.bool), torch.tensor(0.5)),
         ),
-        Case("b 1: the loss of a single pair is 0", (_unit(g, 1, 3), _unit(g, 1, 3), torch.tensor(1.0))),
     ]
 
 
@@ -143,7 +163,7 @@ def _run_step(fn, case: Case):
 
 
 EXERCISES = [
-    Exercise(clip_loss, NOTEBOOK, 2.0, _loss_cases, setup=SETUP),
+    Exercise(multi_positive_clip_loss, NOTEBOOK, 2.0, _loss_cases, setup=SETUP),
     Exercise(zero_shot_logits, NOTEBOOK, 1.0, _zero_shot_cases, setup=SETUP, atol=1e-4),
     Exercise(recall_at_k, NOTEBOOK, 1.0, _recall_cases, setup=SETUP),
     Exercise(swap_words, NOTEBOOK, 1.0, _swap_cases, setup=SETUP),
