@@ -294,61 +294,72 @@ WRONG = {
         ),
         "encoder reads raw counts": ("vae_forward", 'network(counts / 16, "encoder")', 'network(counts, "encoder")'),
     },
-    "discriminator_loss": {
-        "sign flipped on the fake term": (
-            "discriminator_loss",
-            "says_fake = F.logsigmoid(-fake_logits)",
-            "says_fake = F.logsigmoid(fake_logits)",
+    "hinge_discriminator_loss": {
+        "no max(0, .): logits pushed without end": "def hinge_discriminator_loss(real_logits, fake_logits):\n"
+        "    return (1 - real_logits).mean() + (1 + fake_logits).mean()\n",
+        "fake term with the wrong sign": (
+            "hinge_discriminator_loss",
+            "fake_short = torch.clamp(1 + fake_logits, min=0)",
+            "fake_short = torch.clamp(1 - fake_logits, min=0)",
         ),
         "sum instead of mean": (
-            "discriminator_loss",
-            "return -(says_real.mean() + says_fake.mean())",
-            "return -(says_real.sum() + says_fake.sum())",
+            "hinge_discriminator_loss",
+            "return real_short.mean() + fake_short.mean()",
+            "return real_short.sum() + fake_short.sum()",
         ),
     },
-    "generator_loss": {
-        "saturating minimax loss log(1 - D)": "def generator_loss(fake_logits):\n"
-        "    return F.logsigmoid(-fake_logits).mean()\n",
-        "log of the probability, unstable": "def generator_loss(fake_logits):\n"
-        "    return -torch.log(torch.sigmoid(fake_logits)).mean()\n",
-    },
-    "ada_update": {
-        "feedback sign flipped": (
-            "ada_update",
-            "p = p + images_seen / speed_images",
-            "p = p - images_seen / speed_images",
+    "gradient_penalty": {
+        "graph not kept (create_graph=False)": (
+            "gradient_penalty",
+            "(slope,) = torch.autograd.grad(logits.sum(), between, create_graph=True)",
+            "(slope,) = torch.autograd.grad(logits.sum(), between)",
         ),
-        "not clamped": ("ada_update", "return float(min(max(p, 0.0), 1.0))", "return float(p)"),
-        "p falls when r_t equals the target": ("ada_update", "elif r_t < target:", "else:"),
+        "norm over the whole batch, not per image": (
+            "gradient_penalty",
+            "norms = slope.reshape(slope.shape[0], -1).norm(dim=1)",
+            "norms = slope.norm()",
+        ),
+        "alpha on the fakes": (
+            "gradient_penalty",
+            "between = alpha * real + (1 - alpha) * fake",
+            "between = (1 - alpha) * real + alpha * fake",
+        ),
+        "penalises the norm itself, not its distance to 1": (
+            "gradient_penalty",
+            "return ((norms - 1) ** 2).mean()",
+            "return (norms**2).mean()",
+        ),
     },
     "gan_training_step": {
         "generator trained on the discriminator's loss": (
             "gan_training_step",
-            "loss_of_g = generator_loss(discriminator(fakes, labels))",
-            "loss_of_g = discriminator_loss(discriminator(real, labels), discriminator(fakes, labels))",
+            "loss_of_g = -discriminator(fakes, labels).mean()",
+            "loss_of_g = hinge_discriminator_loss(discriminator(real, labels), discriminator(fakes, labels))",
         ),
-        "generator step through the old discriminator": "def gan_training_step(generator, discriminator, g_opt, d_opt, real, z, labels):\n"
+        "penalty left out": (
+            "gan_training_step",
+            "    loss_of_d = loss_of_d + gp_weight * gradient_penalty(discriminator, real, held, labels, alpha)\n",
+            "",
+        ),
+        "generator step through the old discriminator": "def gan_training_step(generator, discriminator, g_opt, d_opt, real, z, labels, alpha, gp_weight):\n"
         "    fakes = generator(z, labels)\n"
         "    old_logits = discriminator(fakes, labels)\n"
-        "    loss_of_d = discriminator_loss(discriminator(real, labels), discriminator(fakes.detach(), labels))\n"
+        "    loss_of_d = hinge_discriminator_loss(discriminator(real, labels), discriminator(fakes.detach(), labels))\n"
+        "    loss_of_d = loss_of_d + gp_weight * gradient_penalty(discriminator, real, fakes.detach(), labels, alpha)\n"
         "    d_opt.zero_grad(); loss_of_d.backward(); d_opt.step()\n"
-        "    loss_of_g = generator_loss(old_logits)\n"
+        "    loss_of_g = -old_logits.mean()\n"
         "    g_opt.zero_grad(); loss_of_g.backward(); g_opt.step()\n"
         "    return loss_of_d.item(), loss_of_g.item()\n",
-        "fakes not detached in the discriminator's step": "def gan_training_step(generator, discriminator, g_opt, d_opt, real, z, labels):\n"
-        "    fakes = generator(z, labels)\n"
-        "    loss_of_d = discriminator_loss(discriminator(real, labels), discriminator(fakes, labels))\n"
-        "    d_opt.zero_grad(); loss_of_d.backward(retain_graph=True); d_opt.step()\n"
-        "    loss_of_g = generator_loss(discriminator(fakes, labels))\n"
-        "    g_opt.zero_grad(); loss_of_g.backward(); g_opt.step()\n"
-        "    return loss_of_d.item(), loss_of_g.item()\n",
-        "discriminator stepped again in the generator's step": "def gan_training_step(generator, discriminator, g_opt, d_opt, real, z, labels):\n"
-        "    fakes = generator(z, labels)\n"
-        "    loss_of_d = discriminator_loss(discriminator(real, labels), discriminator(fakes.detach(), labels))\n"
-        "    d_opt.zero_grad(); loss_of_d.backward(); d_opt.step()\n"
-        "    loss_of_g = generator_loss(discriminator(fakes, labels))\n"
-        "    g_opt.zero_grad(); d_opt.zero_grad(); loss_of_g.backward(); g_opt.step(); d_opt.step()\n"
-        "    return loss_of_d.item(), loss_of_g.item()\n",
+        "fakes not detached in the discriminator's step": (
+            "gan_training_step",
+            "    held = fakes.detach()",
+            "    held = fakes",
+        ),
+        "discriminator stepped again in the generator's step": (
+            "gan_training_step",
+            "    g_opt.zero_grad()\n    loss_of_g.backward()\n    g_opt.step()\n",
+            "    g_opt.zero_grad()\n    d_opt.zero_grad()\n    loss_of_g.backward()\n    g_opt.step()\n    d_opt.step()\n",
+        ),
     },
     "q_sample": {
         "wrong alpha-bar index (t - 1)": (

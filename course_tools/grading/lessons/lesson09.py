@@ -1,12 +1,13 @@
-"""Lesson 09 exercises: the discriminator's and the generator's losses, one update of ADA's probability, and one
-full GAN training step (both players), checked on small GANs and, in the solutions notebook, on the trained one."""
+"""Lesson 09 exercises: the hinge loss of the discriminator, the WGAN-GP gradient penalty, and one full GAN training
+step (both players) with them, checked on small GANs and, in the solutions notebook, on the trained one. The
+lesson trains with the binary cross-entropy losses; these are the variants that SAGAN, BigGAN and WGAN-GP use."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from course_lib.models.gan import Discriminator, GANConfig, Generator
-from course_lib.vision import gan_training
 from course_tools.grading.spec import Case, Exercise, draw_seed
 
 NOTEBOOK = "09_gan"
@@ -20,29 +21,29 @@ import torch.nn.functional as F
 # --- references ---------------------------------------------------------------------------------
 
 
-def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """-mean log sigmoid(real) - mean log(1 - sigmoid(fake))."""
-    return gan_training.discriminator_loss(real_logits, fake_logits)
+def hinge_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """mean(max(0, 1 - D(real))) + mean(max(0, 1 + D(fake))), each mean over its own batch."""
+    return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
 
 
-def generator_loss(fake_logits: torch.Tensor) -> torch.Tensor:
-    """The non-saturating loss: -mean log sigmoid(fake)."""
-    return gan_training.generator_loss(fake_logits)
+def gradient_penalty(discriminator, real, fake, labels, alpha) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): x_hat = alpha real + (1 - alpha) fake; mean over the batch of
+    (||d D(x_hat) / d x_hat||_2 - 1)^2, differentiable in the discriminator's weights."""
+    mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(discriminator(mixed, labels).sum(), mixed, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
-def ada_update(p: float, r_t: float, target: float, images_seen: int, speed_images: int) -> float:
-    return gan_training.ada_update(p, r_t, target, images_seen, speed_images)
-
-
-def gan_training_step(generator, discriminator, g_opt, d_opt, real, z, labels) -> tuple[float, float]:
-    """One discriminator step on real and (detached) fakes, then one generator step through the updated
-    discriminator on the same fakes; -> (discriminator loss, generator loss) as floats."""
+def gan_training_step(generator, discriminator, g_opt, d_opt, real, z, labels, alpha, gp_weight):
+    """The discriminator's step on its hinge loss plus gp_weight x the gradient penalty (fakes detached), then
+    the generator's step on -mean D(G(z)) through the updated discriminator, same fakes; -> (d loss, g loss)."""
     fake = generator(z, labels)
-    d_loss = gan_training.discriminator_loss(discriminator(real, labels), discriminator(fake.detach(), labels))
+    d_loss = hinge_discriminator_loss(discriminator(real, labels), discriminator(fake.detach(), labels))
+    d_loss = d_loss + gp_weight * gradient_penalty(discriminator, real, fake.detach(), labels, alpha)
     d_opt.zero_grad()
     d_loss.backward()
     d_opt.step()
-    g_loss = gan_training.generator_loss(discriminator(fake, labels))
+    g_loss = -discriminator(fake, labels).mean()
     g_opt.zero_grad()
     g_loss.backward()
     g_opt.step()
@@ -52,15 +53,15 @@ def gan_training_step(generator, discriminator, g_opt, d_opt, real, z, labels) -
 # --- cases ----------------------------------------------------------------------------------------
 
 
-def _d_cases(g: torch.Generator) -> list[Case]:
+def _hinge_cases(g: torch.Generator) -> list[Case]:
     return [
         Case(
-            "batch 8 of each (catches a swapped or missing sign)",
-            (torch.randn(8, generator=g), torch.randn(8, generator=g)),
+            "batch 8 of each, logits around 0 (catches a missing max(0, .))",
+            (torch.randn(8, generator=g) * 2, torch.randn(8, generator=g) * 2),
         ),
         Case(
-            "confident logits (catches log(sigmoid) underflow)",
-            (torch.tensor([120.0, 2.0]), torch.tensor([-30.0, 120.0])),
+            "confident, right verdicts cost nothing: real 3, fake -3",
+            (torch.tensor([3.0, 1.5]), torch.tensor([-3.0, -1.0])),
         ),
         Case(
             "different batch sizes (catches a sum instead of a mean)",
@@ -69,35 +70,56 @@ def _d_cases(g: torch.Generator) -> list[Case]:
     ]
 
 
-def _g_cases(g: torch.Generator) -> list[Case]:
+def _small_gan(seed: int, classes: int) -> tuple[Generator, Discriminator, GANConfig]:
+    torch.manual_seed(seed)
+    config = GANConfig(width=16, classes=classes)
+    return Generator(config), Discriminator(config), config
+
+
+def _penalty_cases(g: torch.Generator) -> list[Case]:
     return [
-        Case("batch 6 (catches the saturating log(1 - D))", (torch.randn(6, generator=g) * 3,)),
-        Case("rejected fakes, logits -120 (catches log(sigmoid) underflow)", (torch.tensor([-120.0, -5.0, 0.0]),)),
+        Case("conditional discriminator, batch 6", (), {"seed": draw_seed(g), "classes": 10, "batch": 6}),
+        Case("unconditional discriminator, batch 4", (), {"seed": draw_seed(g), "classes": 0, "batch": 4}),
     ]
 
 
-def _ada_cases(g: torch.Generator) -> list[Case]:
-    return [
-        Case("overfitting: r_t above target, p rises", (0.3, 0.9, 0.6, 256, 20_000)),
-        Case("underfitting: r_t below target, p falls", (0.3, 0.2, 0.6, 256, 20_000)),
-        Case("p cannot go below 0", (0.001, 0.1, 0.6, 256, 20_000)),
-        Case("p cannot go above 1", (0.999, 0.95, 0.6, 512, 10_000)),
-        Case("r_t exactly at the target: p stays where it is", (0.4, 0.6, 0.6, 256, 20_000)),
-    ]
+def _run_penalty(fn, case: Case):
+    """The penalty's value and its gradient in the discriminator's last weights (it must be differentiable)."""
+    _, discriminator, config = _small_gan(case.kwargs["seed"], case.kwargs["classes"])
+    b = case.kwargs["batch"]
+    real, fake = torch.rand(b, 1, 8, 8) * 2 - 1, torch.rand(b, 1, 8, 8) * 2 - 1
+    labels = torch.randint(0, 10, (b,)) if config.classes else None
+    alpha = torch.rand(b, 1, 1, 1)
+    penalty = fn(discriminator, real, fake, labels, alpha)
+    if type(penalty) is not torch.Tensor or penalty.shape != ():
+        return penalty  # compared as it is: the message says what was expected
+    if not penalty.requires_grad:
+        raise TypeError(
+            "the penalty must be differentiable in the discriminator's weights: take the gradient with respect "
+            "to x_hat with create_graph=True"
+        )
+    penalty.backward()
+    return penalty.detach(), discriminator.head.weight.grad.clone()
 
 
 def _step_cases(g: torch.Generator) -> list[Case]:
     return [
-        Case("conditional GAN, width 16, batch 8", (), {"seed": draw_seed(g), "classes": 10, "batch": 8}),
-        Case("unconditional GAN, width 16, batch 5", (), {"seed": draw_seed(g), "classes": 0, "batch": 5}),
+        Case(
+            "conditional GAN, width 16, batch 8, penalty weight 10",
+            (),
+            {"seed": draw_seed(g), "classes": 10, "batch": 8},
+        ),
+        Case(
+            "unconditional GAN, width 16, batch 5, no penalty",
+            (),
+            {"seed": draw_seed(g), "classes": 0, "batch": 5, "gp_weight": 0.0},
+        ),
     ]
 
 
 def _run_step(fn, case: Case):
     """Build the case's GAN from its seed, run one step of `fn`, return its losses and a few weights after it."""
-    torch.manual_seed(case.kwargs["seed"])
-    config = GANConfig(width=16, classes=case.kwargs["classes"])
-    generator, discriminator = Generator(config), Discriminator(config)
+    generator, discriminator, config = _small_gan(case.kwargs["seed"], case.kwargs["classes"])
     # plain SGD: Adam's first step is lr * sign(gradient), which would turn rounding noise into visible differences
     g_opt = torch.optim.SGD(generator.parameters(), lr=0.1)
     d_opt = torch.optim.SGD(discriminator.parameters(), lr=0.1)
@@ -105,6 +127,7 @@ def _run_step(fn, case: Case):
     real = torch.rand(b, 1, 8, 8) * 2 - 1
     z = torch.randn(b, config.noise)
     labels = torch.randint(0, 10, (b,)) if config.classes else None
+    alpha, gp_weight = torch.rand(b, 1, 1, 1), case.kwargs.get("gp_weight", 10.0)
     backward_into_generator = []  # one entry per backward pass that reaches the generator's output
 
     def count_backward(module, inputs, output):
@@ -112,7 +135,7 @@ def _run_step(fn, case: Case):
             output.register_hook(lambda grad: backward_into_generator.append(1))
 
     generator.register_forward_hook(count_backward)
-    out = fn(generator, discriminator, g_opt, d_opt, real, z, labels)
+    out = fn(generator, discriminator, g_opt, d_opt, real, z, labels, alpha, gp_weight)
     if not isinstance(out, tuple) or len(out) != 2:
         return out  # compared as it is: the message says what was expected
     d_loss, g_loss = (float(v) for v in out)
@@ -126,9 +149,8 @@ def _run_step(fn, case: Case):
 
 
 EXERCISES = [
-    Exercise(discriminator_loss, NOTEBOOK, 1.0, _d_cases, setup=SETUP, forbidden=("binary_cross_entropy", "BCE")),
-    Exercise(generator_loss, NOTEBOOK, 1.0, _g_cases, setup=SETUP, forbidden=("binary_cross_entropy", "BCE")),
-    Exercise(ada_update, NOTEBOOK, 1.0, _ada_cases, setup=SETUP),
+    Exercise(hinge_discriminator_loss, NOTEBOOK, 1.0, _hinge_cases, setup=SETUP),
+    Exercise(gradient_penalty, NOTEBOOK, 2.0, _penalty_cases, call=_run_penalty, setup=SETUP, atol=1e-4),
     Exercise(
         gan_training_step,
         NOTEBOOK,
@@ -136,7 +158,6 @@ EXERCISES = [
         _step_cases,
         call=_run_step,
         setup=SETUP,
-        forbidden=("binary_cross_entropy", "BCE"),
         atol=1e-4,
     ),
 ]
