@@ -361,50 +361,58 @@ WRONG = {
             "    g_opt.zero_grad()\n    d_opt.zero_grad()\n    loss_of_g.backward()\n    g_opt.step()\n    d_opt.step()\n",
         ),
     },
-    "q_sample": {
-        "wrong alpha-bar index (t - 1)": (
-            "q_sample",
-            "signal = alpha_bars[t]",
-            "signal = alpha_bars[(t - 1).clamp(min=0)]",
+    "posterior": {
+        "alpha_bar[t] where alpha_bar[t - 1] belongs": (
+            "posterior",
+            "bar_before = torch.cumprod(alphas, dim=0)[t - 1]",
+            "bar_before = torch.cumprod(alphas, dim=0)[t]",
         ),
-        "no square roots": (
-            "q_sample",
-            "return torch.sqrt(signal) * x0 + torch.sqrt(1 - signal) * noise",
-            "return signal * x0 + (1 - signal) * noise",
+        "the forward step's variance beta_t": (
+            "posterior",
+            "    return mean, variance",
+            "    return mean, betas[t]",
+        ),
+        "precisions not added (variances added instead)": (
+            "posterior",
+            "precision = alphas[t] / betas[t] + 1 / (1 - bar_before)",
+            "precision = 1 / (betas[t] / alphas[t] + (1 - bar_before))",
         ),
     },
-    "ddpm_step": {
-        "wrong alpha-bar index in the mean": (
-            "ddpm_step",
-            "beta, bar = betas[t], alpha_bars[t]",
-            "beta, bar = betas[t], alpha_bars[t - 1]",
+    "v_to_x0_and_eps": {
+        "the two outputs swapped": ("v_to_x0_and_eps", "    return x0, eps", "    return eps, x0"),
+        "sign of v in x0 flipped": (
+            "v_to_x0_and_eps",
+            "x0 = signal * x_t - noise_level * v",
+            "x0 = signal * x_t + noise_level * v",
         ),
-        "noise added at t = 0": ("ddpm_step", "    if t == 0:\n        return denoised_mean\n", ""),
+        "one level for the whole batch": (
+            "v_to_x0_and_eps",
+            "a = alpha_bar.reshape(-1, *[1] * (x_t.dim() - 1))",
+            "a = alpha_bar[0]",
+        ),
     },
-    "ddim_step": {
+    "ddim_step_eta": {
+        "sigma without the 1 - abar_t / abar_prev factor": (
+            "ddim_step_eta",
+            " * math.sqrt(1 - alpha_bar_t / alpha_bar_prev)",
+            "",
+        ),
+        "noise kept at sqrt(1 - abar_prev), ignoring sigma": (
+            "ddim_step_eta",
+            "kept_noise = math.sqrt(max(1 - alpha_bar_prev - sigma ** 2, 0.0))",
+            "kept_noise = math.sqrt(1 - alpha_bar_prev)",
+        ),
         "x0 not clipped": (
-            "ddim_step",
+            "ddim_step_eta",
             "clean = torch.clamp((x_t - lose * eps) / keep, -1.0, 1.0)",
             "clean = (x_t - lose * eps) / keep",
-        ),
-        "square roots forgotten on alpha_bar_prev": (
-            "ddim_step",
-            "return math.sqrt(alpha_bar_prev) * clean + math.sqrt(1 - alpha_bar_prev) * noise_in_x",
-            "return alpha_bar_prev * clean + (1 - alpha_bar_prev) * noise_in_x",
-        ),
-    },
-    "guided_noise": {
-        "guidance weight on the wrong term": (
-            "guided_noise",
-            "return eps_conditional + weight * toward_label",
-            "return eps_unconditional - weight * toward_label",
         ),
     },
     "ddim_sample": {
         "guidance weight applied to the wrong term": (
             "ddim_sample",
-            "eps = guided_noise(model(x, when, labels), model(x, when, unlabelled), weight)",
-            "eps = guided_noise(model(x, when, unlabelled), model(x, when, labels), weight)",
+            "eps = (1 + weight) * with_label - weight * without",
+            "eps = (1 + weight) * without - weight * with_label",
         ),
         "last step stops at the smallest t instead of alpha_bar = 1": (
             "ddim_sample",

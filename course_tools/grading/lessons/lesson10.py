@@ -1,8 +1,10 @@
-"""Lesson 10 exercises: the closed-form forward noising, one DDPM reverse step, one DDIM step, the guided noise
-estimate, and the whole DDIM sampling loop, checked on small U-Nets and, in the solutions notebook, on the
-lesson's trained one."""
+"""Lesson 10 exercises: the DDPM posterior q(x_{t-1} | x_t, x_0) derived into code, the v-parameterisation, a DDIM
+step with eta > 0, and the whole guided DDIM sampling loop, checked on small U-Nets and, in the solutions notebook,
+on the lesson's trained one. The lesson prints the epsilon-form steps; these ask for what it only derives or names."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -21,22 +23,32 @@ NO_LABEL = 10
 # --- references ---------------------------------------------------------------------------------
 
 
-def q_sample(x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor, alpha_bars: torch.Tensor) -> torch.Tensor:
-    """x_t = sqrt(alpha_bar[t]) x0 + sqrt(1 - alpha_bar[t]) noise, t (b,) one step per sample."""
-    a = alpha_bars[t].view(-1, *([1] * (x0.dim() - 1)))
-    return a.sqrt() * x0 + (1 - a).sqrt() * noise
+def posterior(x0: torch.Tensor, x_t: torch.Tensor, t: int, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """q(x_{t-1} | x_t, x_0) = N(mean, variance): mean = sqrt(abar_{t-1}) beta_t / (1 - abar_t) x0
+    + sqrt(alpha_t) (1 - abar_{t-1}) / (1 - abar_t) x_t, variance = beta_t (1 - abar_{t-1}) / (1 - abar_t) (a 0-d
+    tensor), with abar_{-1} = 1 (so at t = 0 the mean is x0 and the variance 0)."""
+    alpha_bars = torch.cumprod(1 - betas, dim=0)
+    bar, beta = alpha_bars[t], betas[t]
+    before = alpha_bars[t - 1] if t > 0 else torch.tensor(1.0)
+    mean = (before.sqrt() * beta * x0 + (1 - beta).sqrt() * (1 - before) * x_t) / (1 - bar)
+    return mean, beta * (1 - before) / (1 - bar)
 
 
-def ddpm_step(x_t: torch.Tensor, eps: torch.Tensor, t: int, betas: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
-    return diffusion.ddpm_step(x_t, eps, t, diffusion.Schedule(betas), noise)
+def v_to_x0_and_eps(x_t: torch.Tensor, v: torch.Tensor, alpha_bar: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """v = sqrt(abar) eps - sqrt(1 - abar) x0 (Salimans and Ho 2022); alpha_bar (b,), one level per sample ->
+    (x0 = sqrt(abar) x_t - sqrt(1 - abar) v, eps = sqrt(1 - abar) x_t + sqrt(abar) v)."""
+    a = alpha_bar.view(-1, *([1] * (x_t.dim() - 1)))
+    return a.sqrt() * x_t - (1 - a).sqrt() * v, (1 - a).sqrt() * x_t + a.sqrt() * v
 
 
-def ddim_step(x_t: torch.Tensor, eps: torch.Tensor, alpha_bar_t: float, alpha_bar_prev: float) -> torch.Tensor:
-    return diffusion.ddim_step(x_t, eps, alpha_bar_t, alpha_bar_prev)
-
-
-def guided_noise(eps_conditional: torch.Tensor, eps_unconditional: torch.Tensor, weight: float) -> torch.Tensor:
-    return (1 + weight) * eps_conditional - weight * eps_unconditional
+def ddim_step_eta(x_t, eps, alpha_bar_t: float, alpha_bar_prev: float, eta: float, noise):
+    """DDIM (Song et al. 2021, eq. 12) with eta: x0_hat clipped to [-1, 1] and the noise recomputed from it, as
+    the course's sampler does; sigma = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev);
+    x_prev = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev - sigma^2) eps_hat + sigma noise."""
+    x0 = ((x_t - math.sqrt(1 - alpha_bar_t) * eps) / math.sqrt(alpha_bar_t)).clamp(-1, 1)
+    eps = (x_t - math.sqrt(alpha_bar_t) * x0) / math.sqrt(1 - alpha_bar_t)
+    sigma = eta * math.sqrt((1 - alpha_bar_prev) / (1 - alpha_bar_t) * (1 - alpha_bar_t / alpha_bar_prev))
+    return math.sqrt(alpha_bar_prev) * x0 + math.sqrt(1 - alpha_bar_prev - sigma**2) * eps + sigma * noise
 
 
 def ddim_sample(model, x_T: torch.Tensor, labels: torch.Tensor, alpha_bars: torch.Tensor, steps: int, weight: float):
@@ -58,53 +70,44 @@ def _bars(steps: int) -> torch.Tensor:
     return diffusion.cosine_schedule(steps).alpha_bars
 
 
-def _q_cases(g: torch.Generator) -> list[Case]:
-    x0 = torch.rand(4, 1, 8, 8, generator=g) * 2 - 1
+def _posterior_cases(g: torch.Generator) -> list[Case]:
+    betas = diffusion.cosine_schedule(20).betas
+    x0, x_t = torch.rand(3, 1, 8, 8, generator=g) * 2 - 1, torch.randn(3, 1, 8, 8, generator=g)
+    return [
+        Case("a middle step, t = 10 (catches alpha_bar[t] for alpha_bar[t - 1])", (x0, x_t, 10, betas)),
+        Case("t = 0: the posterior is x0 itself, variance 0", (x0, x_t, 0, betas)),
+        Case(
+            "the first step, t = 19, 2-D points",
+            (torch.randn(4, 2, generator=g), torch.randn(4, 2, generator=g), 19, betas),
+        ),
+    ]
+
+
+def _v_cases(g: torch.Generator) -> list[Case]:
+    bars = _bars(30)
     return [
         Case(
-            "four digits at four noise levels (catches alpha_bar[t - 1] and sqrt(alpha) for sqrt(alpha_bar))",
-            (x0, torch.tensor([0, 3, 7, 19]), torch.randn(4, 1, 8, 8, generator=g), _bars(20)),
-        ),
-        Case(
-            "2-D points, t = 0 (almost no noise)",
+            "four images at four levels (catches a level shared by the batch)",
             (
-                torch.randn(3, 2, generator=g),
-                torch.zeros(3, dtype=torch.long),
-                torch.randn(3, 2, generator=g),
-                _bars(50),
+                torch.randn(4, 1, 8, 8, generator=g),
+                torch.randn(4, 1, 8, 8, generator=g),
+                bars[torch.tensor([0, 9, 18, 29])],
             ),
         ),
+        Case(
+            "2-D points (catches the two outputs swapped)",
+            (torch.randn(3, 2, generator=g), torch.randn(3, 2, generator=g), bars[torch.tensor([5, 15, 25])]),
+        ),
     ]
 
 
-def _ddpm_cases(g: torch.Generator) -> list[Case]:
-    betas = diffusion.cosine_schedule(20).betas
+def _eta_cases(g: torch.Generator) -> list[Case]:
     x, eps, z = (torch.randn(3, 1, 8, 8, generator=g) for _ in range(3))
     return [
-        Case("a middle step, t = 10 (catches alpha_bar[t - 1] in the mean)", (x, eps, 10, betas, z)),
-        Case("the last step, t = 0: no noise added", (x, eps, 0, betas, z)),
-        Case("the first step, t = 19", (x, eps, 19, betas, z)),
-    ]
-
-
-def _ddim_cases(g: torch.Generator) -> list[Case]:
-    x, eps = torch.randn(3, 1, 8, 8, generator=g) * 0.5, torch.randn(3, 1, 8, 8, generator=g)
-    return [
-        Case("0.5 -> 0.8: x0_hat inside [-1, 1]", (x * 0.3, eps * 0.3, 0.5, 0.8)),
-        Case(
-            "a large jump from almost pure noise (catches a missing clip)",
-            (torch.randn(3, 1, 8, 8, generator=g), eps, 0.01, 0.9),
-        ),
-        Case("the final step to alpha_bar = 1", (x, eps, 0.7, 1.0)),
-    ]
-
-
-def _guided_cases(g: torch.Generator) -> list[Case]:
-    c, u = torch.randn(2, 4, generator=g), torch.randn(2, 4, generator=g)
-    return [
-        Case("w = 2 (catches the weight on the wrong term)", (c, u, 2.0)),
-        Case("w = 0 is the conditional prediction", (c, u, 0.0)),
-        Case("w = 0.5", (c, u, 0.5)),
+        Case("eta 0 is the course's DDIM step", (x * 0.3, eps * 0.3, 0.5, 0.8, 0.0, z)),
+        Case("eta 1 (catches sigma without the 1 - abar_t / abar_prev factor)", (x * 0.3, eps * 0.3, 0.3, 0.6, 1.0, z)),
+        Case("eta 0.5 from almost pure noise (catches a missing clip)", (x, eps, 0.01, 0.9, 0.5, z)),
+        Case("the final step to alpha_bar = 1: sigma 0", (x * 0.3, eps * 0.3, 0.7, 1.0, 1.0, z)),
     ]
 
 
@@ -125,9 +128,8 @@ def _run_sample(fn, case: Case):
 
 
 EXERCISES = [
-    Exercise(q_sample, NOTEBOOK, 1.0, _q_cases, setup=SETUP, atol=1e-5),
-    Exercise(ddpm_step, NOTEBOOK, 2.0, _ddpm_cases, setup=SETUP, atol=1e-4),
-    Exercise(ddim_step, NOTEBOOK, 2.0, _ddim_cases, setup=SETUP, atol=1e-4),
-    Exercise(guided_noise, NOTEBOOK, 1.0, _guided_cases, setup=SETUP),
+    Exercise(posterior, NOTEBOOK, 2.0, _posterior_cases, setup=SETUP, atol=1e-5),
+    Exercise(v_to_x0_and_eps, NOTEBOOK, 2.0, _v_cases, setup=SETUP, atol=1e-5),
+    Exercise(ddim_step_eta, NOTEBOOK, 2.0, _eta_cases, setup=SETUP, atol=1e-4),
     Exercise(ddim_sample, NOTEBOOK, 3.0, _sample_cases, call=_run_sample, setup=SETUP, atol=1e-3),
 ]
