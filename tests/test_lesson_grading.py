@@ -420,18 +420,17 @@ WRONG = {
             "levels = [alpha_bars[t].item() for t in schedule] + [alpha_bars[0].item()]",
         ),
     },
-    "vit_embed": {
-        "patches flattened in the wrong order (columns first)": (
-            "vit_embed",
-            '"b c (rows p) (cols q) -> b (rows cols) (p q c)"',
-            '"b c (rows p) (cols q) -> b (cols rows) (p q c)"',
+    "resize_positions": {
+        "the class token resized with the grid": "def resize_positions(positions, side):\n"
+        "    g = math.isqrt(positions.shape[1] - 1)\n"
+        "    out = F.interpolate(positions.transpose(1, 2), size=1 + side * side, mode='linear', align_corners=False)\n"
+        "    return out.transpose(1, 2)\n",
+        "rows and columns exchanged": (
+            "resize_positions",
+            '"one (rows cols) d -> one d rows cols"',
+            '"one (rows cols) d -> one d cols rows"',
         ),
-        "channels first within a patch": (
-            "vit_embed",
-            '"b c (rows p) (cols q) -> b (rows cols) (p q c)"',
-            '"b c (rows p) (cols q) -> b (rows cols) (c p q)"',
-        ),
-        "class token last": ("vit_embed", "torch.cat((cls, embedded), dim=1)", "torch.cat((embedded, cls), dim=1)"),
+        "align_corners=True": ("resize_positions", "align_corners=False", "align_corners=True"),
     },
     "attention_rollout": {
         "product in the wrong order": ("attention_rollout", "total = mixed @ total", "total = total @ mixed"),
@@ -452,6 +451,16 @@ WRONG = {
             "vit_forward",
             'norm(x[:, 0], "norm")',
             'norm(x[:, -1], "norm")',
+        ),
+        "patches flattened in the wrong order (columns first)": (
+            "vit_forward",
+            '"b c (rows p) (cols q) -> b (rows cols) (p q c)"',
+            '"b c (rows p) (cols q) -> b (cols rows) (p q c)"',
+        ),
+        "class token last": (
+            "vit_forward",
+            'torch.cat((cls, linear(cut, "patch_embedding")), dim=1)',
+            'torch.cat((linear(cut, "patch_embedding"), cls), dim=1)',
         ),
     },
     "multi_positive_clip_loss": {

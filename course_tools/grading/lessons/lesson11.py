@@ -1,12 +1,13 @@
-"""Lesson 11 exercises: patch tokens with the class token and positions, the attention-rollout product, and
-the whole ViT forward pass from its state dict, checked on small ViTs and, in the solutions notebook, on the
-lesson's trained one."""
+"""Lesson 11 exercises: learned position embeddings resized to a new grid (how a ViT is fine-tuned at a higher
+resolution), the attention-rollout product, and the whole ViT forward pass from its state dict, checked on small
+ViTs and, in the solutions notebook, on the lesson's trained one."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from course_lib.models.vit import ViT, ViTConfig, patchify
+from course_lib.models.vit import ViT, ViTConfig
 from course_lib.vision import vit_training
 from course_tools.grading.spec import Case, Exercise, draw_seed
 
@@ -22,10 +23,15 @@ from einops import rearrange, einsum
 # --- references ---------------------------------------------------------------------------------
 
 
-def vit_embed(images: torch.Tensor, patch: int, weight: torch.Tensor, bias: torch.Tensor, class_token, positions):
-    """images (b, c, H, W) -> (b, 1 + tokens, d): [class token; patches @ W^T + b] + positions."""
-    tokens = patchify(images, patch) @ weight.T + bias
-    return torch.cat([class_token.expand(len(images), -1, -1), tokens], dim=1) + positions
+def resize_positions(positions: torch.Tensor, side: int) -> torch.Tensor:
+    """(1, 1 + g*g, d) learned positions of a g x g grid (reading order, class token first) -> (1, 1 + side*side, d):
+    the class token's kept, the grid's resized bilinearly as a d-channel image (align_corners=False), as
+    Dosovitskiy et al. (2021, section 3.2) do to fine-tune at a higher resolution."""
+    grid = positions[:, 1:]
+    g = round(grid.shape[1] ** 0.5)
+    image = grid.reshape(1, g, g, -1).permute(0, 3, 1, 2)  # (1, d, g, g)
+    resized = F.interpolate(image, size=(side, side), mode="bilinear", align_corners=False)
+    return torch.cat([positions[:, :1], resized.permute(0, 2, 3, 1).reshape(1, side * side, -1)], dim=1)
 
 
 def attention_rollout(maps: list[torch.Tensor]) -> torch.Tensor:
@@ -54,22 +60,15 @@ def vit_forward(params: dict[str, torch.Tensor], images: torch.Tensor, heads: in
 # --- cases ----------------------------------------------------------------------------------------
 
 
-def _embed_cases(g: torch.Generator) -> list[Case]:
-    def args(b: int, c: int, side: int, patch: int, d: int) -> tuple:
-        tokens = (side // patch) ** 2
-        return (
-            torch.randn(b, c, side, side, generator=g),
-            patch,
-            torch.randn(d, patch * patch * c, generator=g),
-            torch.randn(d, generator=g),
-            torch.randn(1, 1, d, generator=g),
-            torch.randn(1, tokens + 1, d, generator=g),
-        )
+def _resize_cases(g: torch.Generator) -> list[Case]:
+    def positions(grid: int, d: int) -> torch.Tensor:
+        return torch.randn(1, 1 + grid * grid, d, generator=g)
 
     return [
-        Case("8x8 digits, 2x2 patches (catches patches in the wrong order)", args(2, 1, 8, 2, 6)),
-        Case("3 channels, 4x4 patches of a 8x8 image (catches (c p1 p2) for (p1 p2 c))", args(2, 3, 8, 4, 5)),
-        Case("a 6x6 image, 3x3 patches, batch 3", args(3, 1, 6, 3, 4)),
+        Case("4x4 -> 8x8, d 6 (catches the class token resized with the grid)", (positions(4, 6), 8)),
+        Case("3x3 -> 5x5 (catches rows and columns exchanged)", (positions(3, 4), 5)),
+        Case("4x4 -> 2x2, smaller", (positions(4, 3), 2)),
+        Case("the same grid: nothing changes", (positions(4, 5), 4)),
     ]
 
 
@@ -103,7 +102,7 @@ def _run_forward(fn, case: Case):
 
 
 EXERCISES = [
-    Exercise(vit_embed, NOTEBOOK, 2.0, _embed_cases, setup=SETUP, atol=1e-4),
+    Exercise(resize_positions, NOTEBOOK, 2.0, _resize_cases, setup=SETUP, atol=1e-5),
     Exercise(attention_rollout, NOTEBOOK, 1.0, _rollout_cases, setup=SETUP),
     Exercise(
         vit_forward,
