@@ -355,6 +355,8 @@ WRONG = {
             "    held = fakes.detach()",
             "    held = fakes",
         ),
+        "discriminator's gradients never zeroed": ("gan_training_step", "    d_opt.zero_grad()\n", ""),
+        "generator's gradients never zeroed": ("gan_training_step", "    g_opt.zero_grad()\n", ""),
         "discriminator stepped again in the generator's step": (
             "gan_training_step",
             "    g_opt.zero_grad()\n    loss_of_g.backward()\n    g_opt.step()\n",
@@ -430,7 +432,11 @@ WRONG = {
             '"one (rows cols) d -> one d rows cols"',
             '"one (rows cols) d -> one d cols rows"',
         ),
-        "align_corners=True": ("resize_positions", "align_corners=False", "align_corners=True"),
+        "the other corner convention, not the one asked for": (
+            "resize_positions",
+            "align_corners=False",
+            "align_corners=True",
+        ),
     },
     "attention_rollout": {
         "product in the wrong order": ("attention_rollout", "total = mixed @ total", "total = total @ mixed"),
@@ -464,7 +470,7 @@ WRONG = {
         ),
     },
     "multi_positive_clip_loss": {
-        "copies treated as negatives (the lesson's loss)": "def multi_positive_clip_loss(images, texts, matches, log_scale):\n"
+        "paraphrases treated as negatives (the lesson's loss)": "def multi_positive_clip_loss(images, texts, matches, log_scale):\n"
         "    logits = log_scale.exp() * images @ texts.T\n    right = torch.arange(len(images))\n"
         "    return (F.cross_entropy(logits, right) + F.cross_entropy(logits.T, right)) / 2\n",
         "columns normalised by the rows' counts": (
@@ -556,6 +562,11 @@ WRONG = {
             "if i + 1 < len(times) else now",
         ),
         "not scaled to unit length": ("prior_ddim_sample", "return z / z.norm(dim=-1, keepdim=True)", "return z"),
+        "prediction not clipped": (
+            "prior_ddim_sample",
+            "prior(z, torch.full((z.shape[0],), t), text).clamp(-1, 1)",
+            "prior(z, torch.full((z.shape[0],), t), text)",
+        ),
     },
     "clip_rerank": {
         "candidates read as (k, n)": (

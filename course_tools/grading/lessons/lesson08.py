@@ -91,6 +91,10 @@ def _density_cases(g: torch.Generator) -> list[Case]:
             "K samples (K, b, d) against one posterior (b, d): broadcasting, and narrow posteriors",
             (randn(6, 2, 4), randn(2, 4), torch.full((2, 4), -3.0)),
         ),
+        Case(
+            "the prior as 0-d tensors mu = 0, logvar = 0 (broadcast against (b, d))",
+            (randn(3, 5), torch.zeros(()), torch.zeros(())),
+        ),
     ]
 
 

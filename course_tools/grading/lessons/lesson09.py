@@ -118,7 +118,7 @@ def _step_cases(g: torch.Generator) -> list[Case]:
 
 
 def _run_step(fn, case: Case):
-    """Build the case's GAN from its seed, run one step of `fn`, return its losses and a few weights after it."""
+    """Build the case's GAN from its seed, run two steps of `fn` on one batch, return the losses and a few weights."""
     generator, discriminator, config = _small_gan(case.kwargs["seed"], case.kwargs["classes"])
     # plain SGD: Adam's first step is lr * sign(gradient), which would turn rounding noise into visible differences
     g_opt = torch.optim.SGD(generator.parameters(), lr=0.1)
@@ -135,16 +135,16 @@ def _run_step(fn, case: Case):
             output.register_hook(lambda grad: backward_into_generator.append(1))
 
     generator.register_forward_hook(count_backward)
-    out = fn(generator, discriminator, g_opt, d_opt, real, z, labels, alpha, gp_weight)
-    if not isinstance(out, tuple) or len(out) != 2:
-        return out  # compared as it is: the message says what was expected
-    d_loss, g_loss = (float(v) for v in out)
+    outs = [fn(generator, discriminator, g_opt, d_opt, real, z, labels, alpha, gp_weight) for _ in range(2)]
+    for out in outs:  # two steps in a row: gradients left over from the first would show in the second
+        if not isinstance(out, tuple) or len(out) != 2:
+            return out  # compared as it is: the message says what was expected
     return (
-        torch.tensor([d_loss, g_loss]),
+        torch.tensor([float(v) for out in outs for v in out]),
         generator.body[-2].weight.detach().clone(),  # the generator's last convolution, after its step
         discriminator.head.weight.detach().clone(),  # the discriminator's head, after its step
-        # the discriminator's step must not back-propagate into the generator (detach the fakes there)
-        f"backward passes that reach the generator: {len(backward_into_generator)}",
+        # the discriminator's step must not back-propagate into the generator (detach the fakes there): one per step
+        f"backward passes that reach the generator in two steps: {len(backward_into_generator)}",
     )
 
 

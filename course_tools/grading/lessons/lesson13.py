@@ -1,7 +1,7 @@
 """Lesson 13 exercises: the prior's training loss (its target is the clean image embedding), the prior's sampler
-(an x_0-predicting network turned into DDIM steps), CLIP re-ranking of candidate pictures, and the whole
-caption -> k candidates -> best picture pipeline of DALL-E 2, checked on small models and, in the solutions
-notebook, on the lesson's trained ones."""
+(an x_0-predicting network turned into DDIM steps), CLIP re-ranking of candidate pictures (the first DALL-E's
+practice; DALL-E 2 ranks prior samples instead), and the whole caption -> k candidates -> best picture
+pipeline, checked on small models and, in the solutions notebook, on the lesson's trained ones."""
 
 from __future__ import annotations
 
@@ -57,8 +57,9 @@ def clip_rerank(clip, pictures, tokens, k):
 
 
 def text_to_image(clip, prior, decode, tokens, prior_noise, image_noise, prior_schedule, k):
-    """DALL-E 2 with re-ranking: each caption's text embedding k times, the prior's DDIM sample from
-    prior_noise (n k, e), decode(embeddings, image_noise) -> pictures in [0, 1], the best of each k by CLIP."""
+    """The text -> prior -> decoder pipeline with the pictures re-ranked: each caption's text embedding k times,
+    the prior's DDIM sample from prior_noise (n k, e), decode(embeddings, image_noise) -> pictures in [0, 1],
+    the best of each k by CLIP."""
     text = clip.encode_text(tokens).repeat_interleave(k, dim=0)  # (n k, e): caption 0 k times first
     z = prior_ddim_sample(prior, text, prior_noise, *prior_schedule)
     return clip_rerank(clip, decode(z, image_noise), tokens, k)[0]
@@ -100,6 +101,11 @@ def _sampler_cases(g: torch.Generator) -> list[Case]:
         Case("5 embeddings, 6 of 40 steps", (), {"seed": draw_seed(g), "n": 5, "steps": 6}),
         Case("one step, straight to alpha_bar 1", (), {"seed": draw_seed(g), "n": 3, "steps": 1}),
         Case("every step of 12", (), {"seed": draw_seed(g), "n": 2, "steps": 12, "total": 12}),
+        Case(
+            "a prior whose predictions leave [-1, 1] (catches a missing clip)",
+            (),
+            {"seed": draw_seed(g), "n": 4, "steps": 5, "loud": 30.0},
+        ),
     ]
 
 
@@ -107,6 +113,8 @@ def _run_sampler(fn, case: Case):
     torch.manual_seed(case.kwargs["seed"])
     total, n = case.kwargs.get("total", 40), case.kwargs["n"]
     prior = Prior(embed=8, width=32, steps=total).eval()
+    with torch.no_grad():
+        prior.body[-1].weight.mul_(case.kwargs.get("loud", 1.0))  # scales the predictions
     text, noise = F.normalize(torch.randn(n, 8), dim=-1), torch.randn(n, 8)
     with torch.no_grad():
         return fn(prior, text, noise, cosine_schedule(total).alpha_bars, ddim_times(total, case.kwargs["steps"]))
