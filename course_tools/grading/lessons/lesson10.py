@@ -43,7 +43,8 @@ def v_to_x0_and_eps(x_t: torch.Tensor, v: torch.Tensor, alpha_bar: torch.Tensor)
 
 def ddim_step_eta(x_t, eps, alpha_bar_t: float, alpha_bar_prev: float, eta: float, noise):
     """DDIM (Song et al. 2021, eq. 12, sigma from eq. 16) with eta: x0_hat clipped to [-1, 1] and the noise
-    recomputed from it, as the course's sampler does; sigma = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev);
+    recomputed from it, as the course's sampler does;
+    sigma = eta sqrt((1 - abar_prev) / (1 - abar_t)) sqrt(1 - abar_t / abar_prev);
     x_prev = sqrt(abar_prev) x0_hat + sqrt(1 - abar_prev - sigma^2) eps_hat + sigma noise."""
     x0 = ((x_t - math.sqrt(1 - alpha_bar_t) * eps) / math.sqrt(alpha_bar_t)).clamp(-1, 1)
     eps = (x_t - math.sqrt(alpha_bar_t) * x0) / math.sqrt(1 - alpha_bar_t)
