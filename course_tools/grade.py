@@ -74,6 +74,7 @@ def build_job(exercise: Exercise, source: str, cases: list[Case], *, alone: bool
     return {
         "exercise": exercise.id,
         "function": exercise.function,
+        "trap": list(exercise.trap),
         "setup": exercise.setup,
         "helpers": helpers if alone else "",
         "harness": harness,
@@ -162,7 +163,7 @@ def run_in_sandbox(
     payload = {"jobs": [build_job(e, source, cases, alone=alone) for e, source, cases in work]}
     if not alone:
         payload |= {"bundle": True, "timeout": timeout}
-    hidden = library_without(tuple(e.function for e, _, _ in work)) if sandbox.sandboxed() else []
+    hidden = library_without(tuple(n for e, _, _ in work for n in (e.function, *e.trap))) if sandbox.sandboxed() else []
     outcome = sandbox.run_job(
         wire.dumps(payload), timeout, unsandboxed=unsandboxed, replacements=hidden, stages=len(work)
     )

@@ -220,7 +220,8 @@ class Prepared:
 def run_alone(job: dict, channel: Channel) -> None:
     """One exercise in this process: prepare, disarm, then `run_cell`."""
     prepared = Prepared(job)
-    disarm(prepared.function)
+    for function in (prepared.function, *job.get("trap", ())):
+        disarm(function)
     run_cell(prepared, channel)
 
 
@@ -350,7 +351,7 @@ def run_bundle(jobs: list[dict], channel: Channel, timeout: float) -> None:
     it kills whatever the last one left running and empties the scratch folder. Each cell has `timeout` seconds;
     after it, one "timeout" or "ended" record says how its process finished."""
     prepared = [Prepared(job) for job in jobs]
-    for function in sorted({p.function for p in prepared}):
+    for function in sorted({name for p in prepared for name in (p.function, *p.job.get("trap", ()))}):
         disarm(function)
     _prctl(_PR_SET_DUMPABLE, 0)
     become_subreaper(True)  # what a cell's processes leave behind becomes this parent's, to end

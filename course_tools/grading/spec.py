@@ -62,6 +62,8 @@ class Exercise:
     call: Callable[[Callable, Case], Any] = call_with_args  # runs a function on a case, returns plain data
     setup: str = "import torch"  # the imports an exercise cell may rely on
     forbidden: tuple[str, ...] = ()  # names the cell may not use (the thing it asks you to write)
+    # library functions that compute the whole answer under another name: hidden from the job like the reference
+    trap: tuple[str, ...] = ()
     atol: float = 1e-5
     rtol: float = 1e-4
 

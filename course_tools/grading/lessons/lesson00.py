@@ -106,8 +106,8 @@ def _train_cases(g: torch.Generator) -> list[Case]:
 
     return [
         Case(
-            "16 examples in 4 micro-batches, SGD (catches a sum of chunk means)",
-            (*batch(16), 4),
+            "18 examples in 4 uneven micro-batches (5, 5, 5, 3), SGD (catches a sum of chunk means)",
+            (*batch(18), 4),
             {"init_seed": draw_seed(g)},
         ),
         Case(
@@ -120,7 +120,7 @@ def _train_cases(g: torch.Generator) -> list[Case]:
             (*batch(8), 1),
             {"init_seed": draw_seed(g), "optimizer": "adam"},
         ),
-        Case("6 examples in 6 micro-batches of one, SGD", (*batch(6), 6), {"init_seed": draw_seed(g)}),
+        Case("7 examples in 3 uneven micro-batches (3, 3, 1), SGD", (*batch(7), 3), {"init_seed": draw_seed(g)}),
     ]
 
 
@@ -130,8 +130,8 @@ def _run_train_step(fn, case: Case):
     x, y, micro_batches = case.args
     torch.manual_seed(case.kwargs["init_seed"])
     model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
-    batch_sizes = []
-    model.register_forward_pre_hook(lambda module, inputs: batch_sizes.append(len(inputs[0])))
+    batch_sizes = []  # examples reaching the first layer per call (model.forward(x) passes through it too)
+    model[0].register_forward_pre_hook(lambda module, inputs: batch_sizes.append(inputs[0].shape[:-1].numel()))
     kind = case.kwargs.get("optimizer", "sgd")
     if kind == "adam":
         optimizer = torch.optim.Adam(model.parameters(), lr=0.01)

@@ -92,7 +92,7 @@ def _run_penalty(fn, case: Case):
     alpha = torch.rand(b, 1, 1, 1)
     penalty = fn(discriminator, real, fake, labels, alpha)
     if type(penalty) is not torch.Tensor or penalty.shape != ():
-        return penalty  # compared as it is: the message says what was expected
+        raise TypeError(f"gradient_penalty must return a 0-dimensional tensor; got {penalty!r:.80}")
     if not penalty.requires_grad:
         raise TypeError(
             "the penalty must be differentiable in the discriminator's weights: take the gradient with respect "
@@ -110,9 +110,9 @@ def _step_cases(g: torch.Generator) -> list[Case]:
             {"seed": draw_seed(g), "classes": 10, "batch": 8},
         ),
         Case(
-            "unconditional GAN, width 16, batch 5, no penalty",
+            "unconditional GAN, width 16, batch 5, penalty weight 1",
             (),
-            {"seed": draw_seed(g), "classes": 0, "batch": 5, "gp_weight": 0.0},
+            {"seed": draw_seed(g), "classes": 0, "batch": 5, "gp_weight": 1.0},
         ),
     ]
 
@@ -134,11 +134,13 @@ def _run_step(fn, case: Case):
         if output.requires_grad:
             output.register_hook(lambda grad: backward_into_generator.append(1))
 
-    generator.register_forward_hook(count_backward)
+    generator.body[-1].register_forward_hook(count_backward)  # the last layer: generator.forward(...) passes it too
     outs = [fn(generator, discriminator, g_opt, d_opt, real, z, labels, alpha, gp_weight) for _ in range(2)]
     for out in outs:  # two steps in a row: gradients left over from the first would show in the second
-        if not isinstance(out, tuple) or len(out) != 2:
-            return out  # compared as it is: the message says what was expected
+        if type(out) is not tuple or len(out) != 2 or not all(type(v) is float for v in out):
+            raise TypeError(
+                f"gan_training_step must return (discriminator loss, generator loss) as two floats; got {out!r:.80}"
+            )
     return (
         torch.tensor([float(v) for out in outs for v in out]),
         generator.body[-2].weight.detach().clone(),  # the generator's last convolution, after its step

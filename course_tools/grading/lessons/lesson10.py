@@ -109,6 +109,7 @@ def _eta_cases(g: torch.Generator) -> list[Case]:
         Case("eta 1 (catches sigma without the 1 - abar_t / abar_prev factor)", (x * 0.3, eps * 0.3, 0.3, 0.6, 1.0, z)),
         Case("eta 0.5 from almost pure noise (catches a missing clip)", (x, eps, 0.01, 0.9, 0.5, z)),
         Case("the final step to alpha_bar = 1: sigma 0", (x * 0.3, eps * 0.3, 0.7, 1.0, 1.0, z)),
+        Case("eta 0.8, a small jump", (x * 0.3, eps * 0.3, 0.6, 0.65, 0.8, z)),
     ]
 
 
@@ -132,5 +133,14 @@ EXERCISES = [
     Exercise(posterior, NOTEBOOK, 2.0, _posterior_cases, setup=SETUP, atol=1e-5),
     Exercise(v_to_x0_and_eps, NOTEBOOK, 2.0, _v_cases, setup=SETUP, atol=1e-5),
     Exercise(ddim_step_eta, NOTEBOOK, 2.0, _eta_cases, setup=SETUP, atol=1e-4),
-    Exercise(ddim_sample, NOTEBOOK, 3.0, _sample_cases, call=_run_sample, setup=SETUP, atol=1e-3),
+    Exercise(
+        ddim_sample,
+        NOTEBOOK,
+        3.0,
+        _sample_cases,
+        call=_run_sample,
+        setup=SETUP,
+        atol=1e-3,
+        trap=("sample",),  # diffusion.sample is this exercise under another name
+    ),
 ]

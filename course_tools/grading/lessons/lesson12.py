@@ -90,7 +90,12 @@ def _loss_cases(g: torch.Generator) -> list[Case]:
         ),
         Case(
             "b 4, s = 0.5 (catches the temperature applied inverted)",
-            (_unit(g, 4, 5), _unit(g, 4, 5), torch.eye(4, dtype=torch.bool), torch.tensor(0.5)),
+            (
+                _unit(g, 4, 5),
+                _unit(g, 4, 5),
+                (torch.rand(4, 4, generator=g) < 0.4) | torch.eye(4, dtype=torch.bool),
+                torch.tensor(0.5),
+            ),
         ),
     ]
 
@@ -156,8 +161,8 @@ def _run_step(fn, case: Case):
     tokens = data.tokens
     negatives = clip_training.negative_tokens(decode(tokens)) if case.kwargs["hard"] else None
     losses = [fn(model, optimizer, data.images, tokens, negatives) for _ in range(2)]
-    if not all(isinstance(loss, float) for loss in losses):
-        return next(loss for loss in losses if not isinstance(loss, float))
+    if not all(type(loss) is float for loss in losses):
+        raise TypeError(f"clip_step must return the loss as a Python float; got {losses!r:.80}")
     return (
         torch.tensor(losses),
         model.logit_scale.detach().clone(),
