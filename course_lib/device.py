@@ -13,6 +13,7 @@ import torch
 DEVICE_ENV = "COURSE_DEVICE"  # e.g. COURSE_DEVICE=cpu forces the CPU on a GPU machine
 SEED_ENV = "COURSE_SEED"  # e.g. COURSE_SEED=1 trains every model from other initial weights and batch orders
 _KNOWN = ("cuda", "mps", "cpu")
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"  # cgroup v2: "<quota> <period>" in microseconds, or "max <period>"
 
 
 def pick_device(preferred: str | None = None) -> torch.device:
@@ -75,10 +76,26 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
+def usable_cores() -> int:
+    """The cores this process may really use: those it is allowed to run on, capped by a cgroup CPU quota (a
+    container limited to 2 CPUs on a 64-core host sees 64 in os.cpu_count(); 64 threads on 2 CPUs spin and wait)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS, Windows
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = open(CGROUP_CPU_MAX, encoding="ascii").read().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
 def set_threads(n: int | None = None) -> int:
-    """Set torch's intra-op threads (default: $COURSE_THREADS or all cores); return the count."""
+    """Set torch's intra-op threads (default: $COURSE_THREADS or the usable cores); return the count."""
     if n is None:
-        n = int(os.environ.get("COURSE_THREADS", "0")) or (os.cpu_count() or 1)
+        n = int(os.environ.get("COURSE_THREADS", "0")) or usable_cores()
     if n < 1:
         raise ValueError(f"thread count must be >= 1, got {n}")
     torch.set_num_threads(n)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from course_lib.device import usable_cores
 from course_tools.grading import registry, sandbox, shipping, wire
 from course_tools.grading.discovery import MAX_CELL, Submission, exercise_sources, find_submissions
 from course_tools.grading.execute import NOT_IMPLEMENTED, run_cases
@@ -387,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write {student: {notebook: {exercise: {...}}}} here")
     parser.add_argument("--csv", type=Path, help="write one row per student and exercise here")
     parser.add_argument("--seed", type=int, help="seed for the test cases (default: fresh each run, printed)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded in parallel")
+    parser.add_argument("--jobs", type=int, default=usable_cores(), help="submissions graded in parallel")
     parser.add_argument(
         "--unsandboxed",
         action="store_true",

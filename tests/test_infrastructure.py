@@ -458,3 +458,20 @@ def test_every_training_config_is_an_optimisation_and_no_task_builds_its_own_opt
     for config in configs:
         assert dataclasses.is_dataclass(config)
         assert issubclass(config, Optimisation) or config.__name__ in not_optimised, config
+
+
+def test_usable_cores_follows_the_affinity_and_a_cgroup_quota(tmp_path, monkeypatch):
+    """A container limited to 2 CPUs on a big host must not start a thread per host core."""
+    from course_lib import device
+
+    monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    quota = tmp_path / "cpu.max"
+    monkeypatch.setattr(device, "CGROUP_CPU_MAX", str(quota))
+    quota.write_text("200000 100000\n")
+    assert device.usable_cores() == 2
+    quota.write_text("150000 100000\n")  # 1.5 CPUs: two threads, the second one half used
+    assert device.usable_cores() == 2
+    quota.write_text("max 100000\n")
+    assert device.usable_cores() == 64
+    monkeypatch.setattr(device, "CGROUP_CPU_MAX", str(tmp_path / "absent"))
+    assert device.usable_cores() == 64
