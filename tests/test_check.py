@@ -140,3 +140,13 @@ def test_dynamic_access_is_seen_in_every_spelling():
         assert what in dynamic_access(source), source
     assert dynamic_access("def f(x):\n    return getattr(x, 'shape')\n") == []
     assert dynamic_access("import sys\nsys.exit(0)\n") == []
+
+
+def test_getattr_with_a_dynamic_constant_name_is_flagged():
+    """getattr(sys, "modules") reached the library's whole answers under other names before it was screened."""
+    from course_tools.grading.execute import dynamic_access
+
+    assert dynamic_access("import sys\nlib = getattr(sys, 'modules')['course_lib.vision.diffusion']\n")
+    assert dynamic_access("g = getattr(kl_shaped_rewards, '__globals__')\n")
+    assert dynamic_access("model._forward_pre_hooks.clear()\n")
+    assert dynamic_access("x = getattr(model, 'weight')\n") == []

@@ -593,8 +593,8 @@ HIJACKS = {  # the first cell rewrites how the next exercise runs (attacker revi
     "        self.job = dict(self.job, source=" + RIGHT_MATMUL + ")\n"
     "    return real(self)\n"
     "runner.Prepared.run = hijacked\n",
-    "rewrites_the_next_job": "import sys, concurrent.futures\n"  # gc on a library thread: not flagged
-    "collector = getattr(sys, 'modules')['gc']\n"
+    "rewrites_the_next_job": "import timeit, concurrent.futures\n"  # gc by a door the screen does not see
+    "collector = timeit.gc\n"
     "found = concurrent.futures.ThreadPoolExecutor(1).submit(collector.get_objects).result()\n"
     "hits = [p for p in found if type(p).__name__ == 'Prepared' and p.exercise.startswith('batched')]\n"
     "assert hits, 'the next cell was not found'  # the attack reaches its target, in this cell's process\n"
