@@ -9,6 +9,14 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
+from course_lib.cores import usable_cores
+
+# One OpenMP/MKL thread per core this process may really use, for pytest and for every notebook kernel it starts
+# (they inherit the environment): on a container limited to 2 CPUs of a big host, the libraries would otherwise
+# start a thread per host core. A value already set wins.
+for _variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, str(usable_cores()))
+
 _NOTEBOOK_SECONDS: dict[str, float] = defaultdict(float)
 _NOTEBOOK_FAILED: set[str] = set()
 

@@ -10,10 +10,11 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from course_lib.cores import usable_cores
+
 DEVICE_ENV = "COURSE_DEVICE"  # e.g. COURSE_DEVICE=cpu forces the CPU on a GPU machine
 SEED_ENV = "COURSE_SEED"  # e.g. COURSE_SEED=1 trains every model from other initial weights and batch orders
 _KNOWN = ("cuda", "mps", "cpu")
-CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"  # cgroup v2: "<quota> <period>" in microseconds, or "max <period>"
 
 
 def pick_device(preferred: str | None = None) -> torch.device:
@@ -74,22 +75,6 @@ def seeded(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed + seed_offset())
         yield
-
-
-def usable_cores() -> int:
-    """The cores this process may really use: those it is allowed to run on, capped by a cgroup CPU quota (a
-    container limited to 2 CPUs on a 64-core host sees 64 in os.cpu_count(); 64 threads on 2 CPUs spin and wait)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # macOS, Windows
-        cores = os.cpu_count() or 1
-    try:
-        quota, period = open(CGROUP_CPU_MAX, encoding="ascii").read().split()[:2]
-        if quota != "max":
-            cores = min(cores, max(1, -(-int(quota) // int(period))))
-    except (OSError, ValueError):
-        pass
-    return max(1, cores)
 
 
 def set_threads(n: int | None = None) -> int:

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from course_lib.device import usable_cores
+from course_lib.cores import usable_cores
 from course_tools.grading import registry, sandbox, shipping, wire
 from course_tools.grading.discovery import MAX_CELL, Submission, exercise_sources, find_submissions
 from course_tools.grading.execute import NOT_IMPLEMENTED, run_cases

@@ -462,7 +462,7 @@ def test_every_training_config_is_an_optimisation_and_no_task_builds_its_own_opt
 
 def test_usable_cores_follows_the_affinity_and_a_cgroup_quota(tmp_path, monkeypatch):
     """A container limited to 2 CPUs on a big host must not start a thread per host core."""
-    from course_lib import device
+    from course_lib import cores as device
 
     monkeypatch.setattr(device.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
     quota = tmp_path / "cpu.max"
