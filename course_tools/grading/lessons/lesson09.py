@@ -145,6 +145,7 @@ def _run_step(fn, case: Case):
         torch.tensor([float(v) for out in outs for v in out]),
         generator.body[-2].weight.detach().clone(),  # the generator's last convolution, after its step
         discriminator.head.weight.detach().clone(),  # the discriminator's head, after its step
+        generator.project[1].running_mean.clone(),  # batch norm's statistics: one generator call per step
         # the discriminator's step must not back-propagate into the generator (detach the fakes there): one per step
         f"backward passes that reach the generator in two steps: {len(backward_into_generator)}",
     )

@@ -25,8 +25,8 @@ from einops import rearrange, einsum
 
 def resize_positions(positions: torch.Tensor, side: int) -> torch.Tensor:
     """(1, 1 + g*g, d) learned positions of a g x g grid (reading order, class token first) -> (1, 1 + side*side, d):
-    the class token's kept, the grid's resized bilinearly as a d-channel image (align_corners=False, timm's
-    convention; Dosovitskiy et al.'s code aligns the corners), to fine-tune at a higher resolution (their 3.2)."""
+    the class token's kept, the grid's resized bilinearly as a d-channel image (align_corners=False, as timm, which
+    is bicubic; Dosovitskiy et al.'s code aligns the corners), to fine-tune at a higher resolution (their 3.2)."""
     grid = positions[:, 1:]
     g = round(grid.shape[1] ** 0.5)
     image = grid.reshape(1, g, g, -1).permute(0, 3, 1, 2)  # (1, d, g, g)

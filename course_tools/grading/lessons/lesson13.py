@@ -15,7 +15,7 @@ from course_lib.models.clip import CLIP, CLIPConfig
 from course_lib.models.prior import Prior
 from course_lib.models.unet import UNet, UNetConfig
 from course_lib.multimodal.text_to_image import decode
-from course_lib.vision.diffusion import cosine_schedule, ddim_step, ddim_times
+from course_lib.vision.diffusion import cosine_schedule, ddim_times
 from course_tools.grading.spec import Case, Exercise, draw_seed
 
 NOTEBOOK = "13_text_to_image"
@@ -42,8 +42,9 @@ def prior_ddim_sample(prior, text, noise, alpha_bars, times):
     for i, t in enumerate(times):
         now = alpha_bars[t].item()
         later = alpha_bars[times[i + 1]].item() if i + 1 < len(times) else 1.0
-        z0 = prior(z, torch.full((len(z),), t), text)
-        z = ddim_step(z, (z - math.sqrt(now) * z0) / math.sqrt(1 - now), now, later)
+        z0 = prior(z, torch.full((len(z),), t), text).clamp(-1, 1)
+        eps = (z - math.sqrt(now) * z0) / math.sqrt(1 - now)
+        z = math.sqrt(later) * z0 + math.sqrt(1 - later) * eps
     return F.normalize(z, dim=-1)
 
 
