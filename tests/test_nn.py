@@ -177,3 +177,32 @@ def test_seq2seq_gru_overfits_a_batch(attention):
         assert alignment.shape == (8, decoded.shape[1], 5) and (alignment[:4, :, 4] == 0).all()
     else:
         assert alignment is None
+
+
+@pytest.mark.parametrize("kind", ["gru", "transformer"])
+def test_a_translator_config_holds_its_constructors_size_arguments_and_defaults(kind):
+    """Each config is the one statement of a model's sizes: its fields are keyword arguments of the constructor
+    with the same defaults, so `Model(src, tgt, **asdict(config))` builds what the config says."""
+    import inspect
+    from dataclasses import asdict, fields
+
+    from course_lib.models.seq2seq import Seq2SeqGRU, Seq2SeqGRUConfig
+    from course_lib.models.transformer import Seq2SeqTransformerConfig
+
+    model_class, config_class = {
+        "gru": (Seq2SeqGRU, Seq2SeqGRUConfig),
+        "transformer": (Seq2SeqTransformer, Seq2SeqTransformerConfig),
+    }[kind]
+    keywords = {
+        name: p.default
+        for name, p in inspect.signature(model_class).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    assert {f.name: f.default for f in fields(config_class)}.items() <= keywords.items()
+    small = {"gru": Seq2SeqGRUConfig(embed=8, hidden=12), "transformer": Seq2SeqTransformerConfig(d_model=16, d_ff=24)}
+    model = model_class(10, 11, **asdict(small[kind]))
+    if kind == "gru":
+        assert model.src_embed.weight.shape == (10, 8) and model.decoder.hidden_size == 12
+    else:
+        assert model.head.weight.shape == (11, 16)
+        assert {p.shape for p in model.encoder[0].parameters()} >= {(24, 16), (16, 24)}  # the feed-forward's d_ff

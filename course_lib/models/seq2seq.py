@@ -8,11 +8,23 @@ alpha_j = softmax_j(v^T tanh(W_q s + W_k h_j)).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
 from course_lib.nn.attention import AdditiveAttention
 from course_lib.nn.greedy import greedy_decode
+
+
+@dataclass(frozen=True)
+class Seq2SeqGRUConfig:
+    """The recurrent translator's sizes, the constructor's keyword arguments (its defaults too): the vocabularies
+    come from the data, so a model is `Seq2SeqGRU(src_vocab, tgt_vocab, **asdict(config))`."""
+
+    embed: int = 64
+    hidden: int = 128
+    attention: bool = True
 
 
 class Seq2SeqGRU(nn.Module):

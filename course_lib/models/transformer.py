@@ -7,6 +7,7 @@ stack of decoder layers with cross-attention, and a linear head to target logits
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -15,6 +16,19 @@ from course_lib.nn.attention import causal_mask
 from course_lib.nn.greedy import greedy_decode
 from course_lib.nn.positional import SinusoidalPositions
 from course_lib.nn.transformer_layers import DecoderLayer, EncoderLayer
+
+
+@dataclass(frozen=True)
+class Seq2SeqTransformerConfig:
+    """The Transformer translator's sizes, keyword arguments of the constructor with its defaults (the vocabularies
+    come from the data; `max_len`, `pad_id` and `positions` keep theirs): a model is
+    `Seq2SeqTransformer(src_vocab, tgt_vocab, **asdict(config))`."""
+
+    d_model: int = 128
+    heads: int = 4
+    layers: int = 2
+    d_ff: int = 256
+    dropout: float = 0.1
 
 
 class Seq2SeqTransformer(nn.Module):

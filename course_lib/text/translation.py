@@ -17,8 +17,8 @@ from torch import nn
 from course_lib.artifacts import pretrained
 from course_lib.data.number_words import Pair, translation_pairs
 from course_lib.device import seeded
-from course_lib.models.seq2seq import Seq2SeqGRU
-from course_lib.models.transformer import Seq2SeqTransformer
+from course_lib.models.seq2seq import Seq2SeqGRU, Seq2SeqGRUConfig
+from course_lib.models.transformer import Seq2SeqTransformer, Seq2SeqTransformerConfig
 from course_lib.nn.attention import record_attention
 from course_lib.plots import AttentionRecord
 from course_lib.tokenizers import WordVocab, word_tokens
@@ -33,22 +33,6 @@ class TaskRecipe:
 
 
 @dataclass(frozen=True)
-class GRUSizes:
-    embed: int = 64
-    hidden: int = 64
-    attention: bool = True
-
-
-@dataclass(frozen=True)
-class TransformerSizes:
-    d_model: int = 64
-    heads: int = 4
-    layers: int = 2
-    d_ff: int = 128
-    dropout: float = 0.0
-
-
-@dataclass(frozen=True)
 class TranslatorTraining:
     """AdamW with a one-cycle schedule (warm-up for `warmup` of the steps, then cosine decay), clipping at 1."""
 
@@ -60,16 +44,18 @@ class TranslatorTraining:
 
 @dataclass(frozen=True)
 class TranslatorRecipe:
-    model: GRUSizes | TransformerSizes
+    model: Seq2SeqGRUConfig | Seq2SeqTransformerConfig
     train: TranslatorTraining = field(default_factory=lambda: TranslatorTraining(epochs=2, lr=3e-3))
 
 
 TASK = TaskRecipe()
 # The lesson models, small enough to train in about a minute on 2 CPU cores, and close in size.
 RECIPES: dict[str, TranslatorRecipe] = {
-    "gru-fixed": TranslatorRecipe(GRUSizes(attention=False)),
-    "gru-attention": TranslatorRecipe(GRUSizes(attention=True)),
-    "transformer": TranslatorRecipe(TransformerSizes(), TranslatorTraining(epochs=10, lr=2e-3)),
+    "gru-fixed": TranslatorRecipe(Seq2SeqGRUConfig(hidden=64, attention=False)),
+    "gru-attention": TranslatorRecipe(Seq2SeqGRUConfig(hidden=64, attention=True)),
+    "transformer": TranslatorRecipe(
+        Seq2SeqTransformerConfig(d_model=64, d_ff=128, dropout=0.0), TranslatorTraining(epochs=10, lr=2e-3)
+    ),
 }
 
 
@@ -236,24 +222,28 @@ def evaluate_translator(model: nn.Module, task: NumberTask, *, limit: int | None
 
 
 def build_translator(
-    kind: str, task: NumberTask, sizes: GRUSizes | TransformerSizes | None = None, *, positions: bool = True
+    kind: str,
+    task: NumberTask,
+    config: Seq2SeqGRUConfig | Seq2SeqTransformerConfig | None = None,
+    *,
+    positions: bool = True,
 ) -> nn.Module:
     """A fresh, seeded model of one of the lesson recipes ("gru-fixed", "gru-attention", "transformer"), or of
-    other `sizes` of the same kind; `positions=False` leaves a Transformer without positional encodings."""
+    another `config` of the same kind; `positions=False` leaves a Transformer without positional encodings."""
     if kind not in RECIPES:
         raise ValueError(f"kind must be one of {sorted(RECIPES)}, got {kind!r}")
     recipe = RECIPES[kind]
-    sizes = sizes or recipe.model
-    if not isinstance(sizes, type(recipe.model)):
-        raise TypeError(f"{kind} takes {type(recipe.model).__name__}, got {type(sizes).__name__}")
+    config = config or recipe.model
+    if not isinstance(config, type(recipe.model)):
+        raise TypeError(f"{kind} takes {type(recipe.model).__name__}, got {type(config).__name__}")
     with seeded(recipe.train.seed):
-        if isinstance(sizes, TransformerSizes):
+        if isinstance(config, Seq2SeqTransformerConfig):
             return Seq2SeqTransformer(
-                len(task.src_vocab), len(task.tgt_vocab), max_len=64, positions=positions, **asdict(sizes)
+                len(task.src_vocab), len(task.tgt_vocab), max_len=64, positions=positions, **asdict(config)
             )
         if not positions:
             raise ValueError("positions=False is for the Transformer; a GRU reads its input in order")
-        return Seq2SeqGRU(len(task.src_vocab), len(task.tgt_vocab), **asdict(sizes))
+        return Seq2SeqGRU(len(task.src_vocab), len(task.tgt_vocab), **asdict(config))
 
 
 def pretrained_translator(
