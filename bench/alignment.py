@@ -1,6 +1,6 @@
 """Lessons 15-16: the PPO loop and the DPO loop, timed on lesson 05's GPT with the lessons' data and recipes.
 
-PPO (`alignment.ppo.PPOConfig`, beta 0.3): rollout tokens per second (sampling alone, and the whole iteration
+PPO (`alignment.ppo.PPOTraining`, beta 0.3): rollout tokens per second (sampling alone, and the whole iteration
 with its updates), and the wall seconds of training until the held-out true reward first stands 1.5 standard
 deviations of the starting model's rewards above it at a KL of at most 5 nats (evaluated every 4 iterations,
 evaluation time excluded). DPO (beta 0.1): pairs per second, model FLOP utilisation of a step, and where its
@@ -48,7 +48,7 @@ def main() -> None:
     mean, std = base.true_reward.mean().item(), base.true_reward.std().item()
     peak = matmul_peak_gflops()
 
-    config = replace(ppo.PPOConfig(), eval_every=4)
+    config = replace(ppo.PPOTraining(), eval_every=4)
     batch = prompt_windows(data.train, tokenizer, config.batch, seed=9)
     sample_continuations(gpt, batch, generator=torch.Generator().manual_seed(0))  # warm-up
     start = time.perf_counter()

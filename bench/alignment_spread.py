@@ -59,7 +59,7 @@ def main() -> None:
                 data.train,
                 prompts,
                 tokenizer,
-                replace(ppo.PPOConfig(), seed=seed),
+                replace(ppo.PPOTraining(), seed=seed),
                 device=device,
                 progress=False,
             )
@@ -76,7 +76,7 @@ def main() -> None:
                 data.train,
                 prompts,
                 tokenizer,
-                ppo.PPOConfig(iterations=100, lr=1e-4, beta=0.0, seed=seed),
+                ppo.PPOTraining(iterations=100, lr=1e-4, beta=0.0, seed=seed),
                 device=device,
                 progress=False,
             )

@@ -20,20 +20,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import emit
 
 from course_lib import pick_device, seed_everything, set_threads
-from course_lib.data import shapes as S
+from course_lib.data import shapes
 from course_lib.device import seed_offset
-from course_lib.multimodal import clip_training as C
-from course_lib.multimodal import reader_training, text_to_image
+from course_lib.multimodal import clip_training, reader_training, text_to_image
 
 KERNELS = ("MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
 
 
-def zero_shot(model, data: S.Shapes) -> float:
+def zero_shot(model, data: shapes.Shapes) -> float:
     """Share of one-object images whose (colour, shape) prompt pair wins, as lesson 12's `zero_shot`."""
-    prompts, classes = C.object_prompts()
+    prompts, classes = clip_training.object_prompts()
     one = data.attributes[:, 0] == 0
     truth = torch.tensor([classes.index((c, s)) for c, s in data.attributes[one][:, 1:3].tolist()])
-    logits = C.zero_shot_logits(C.embed_images(model, data.images[one]), C.embed_texts(model, prompts), per_class=2)
+    logits = clip_training.zero_shot_logits(
+        clip_training.embed_images(model, data.images[one]), clip_training.embed_texts(model, prompts), per_class=2
+    )
     return (logits.argmax(1) == truth).float().mean().item()
 
 
@@ -46,15 +47,17 @@ def main() -> None:
         "course_seed": seed_offset(),
         **{k: os.environ.get(k, "") for k in KERNELS},
     }
-    splits = {"seen": S.make_shapes(1_000, "test"), "unseen": S.make_shapes(1_000, "unseen")}
+    splits = {"seen": shapes.make_shapes(1_000, "test"), "unseen": shapes.make_shapes(1_000, "unseen")}
     clips = {}
-    for kind in C.RECIPES:
-        model, _ = C.pretrained_clip(kind, device=device, use_shipped=False)
+    for kind in clip_training.RECIPES:
+        model, _ = clip_training.pretrained_clip(kind, device=device, use_shipped=False)
         clips[kind] = model
         for split, data in splits.items():
             figures[f"l12 {kind} zero-shot {split}"] = round(zero_shot(model, data), 4)
-            for swap in C.SWAPS:
-                figures[f"l12 {kind} binding {split} {swap}"] = round(C.binding_accuracy(model, data, swap), 4)
+            for swap in clip_training.SWAPS:
+                figures[f"l12 {kind} binding {split} {swap}"] = round(
+                    clip_training.binding_accuracy(model, data, swap), 4
+                )
 
     clip = clips[text_to_image.CLIP_KIND]
     readers, _ = reader_training.trained_readers(device=device)
@@ -62,11 +65,11 @@ def main() -> None:
     decoder, _ = text_to_image.pretrained_decoder(device=device, use_shipped=False)
     shuffle = torch.randperm(400, generator=torch.Generator().manual_seed(0))
     for split, data in {
-        "seen": S.make_shapes(400, "test", seed=5),
-        "unseen": S.make_shapes(400, "unseen", seed=6),
+        "seen": shapes.make_shapes(400, "test", seed=5),
+        "unseen": shapes.make_shapes(400, "unseen", seed=6),
     }.items():
-        image = C.embed_images(clip, data.images)
-        text = C.embed_texts(clip, data.captions)
+        image = clip_training.embed_images(clip, data.images)
+        text = clip_training.embed_texts(clip, data.captions)
         prior_out = text_to_image.prior_sample(prior, text)
         figures[f"l13 prior cosine {split}"] = round((prior_out * image).sum(-1).mean().item(), 4)
         figures[f"l13 shuffled cosine {split}"] = round((prior_out[shuffle] * image).sum(-1).mean().item(), 4)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -26,7 +25,7 @@ from common import emit, matmul_peak_gflops
 from course_lib import seed_everything
 from course_lib.data import load_digits
 from course_lib.models.vae import VAE, VAEConfig
-from course_lib.train import adamw
+from course_lib.train import adamw, train
 from course_lib.vision import vae_training
 
 BUDGET = 20.0  # seconds of training for each model
@@ -59,24 +58,31 @@ def examples_loss(model: ExamplesVAE, counts: torch.Tensor) -> torch.Tensor:
     return (bce + kld) / len(x)
 
 
-def run(name: str, model: nn.Module, step, train_counts: torch.Tensor, test_counts: torch.Tensor) -> dict:
-    """Train for BUDGET seconds (evaluation time excluded); -> the NLL curve and the throughput."""
+def run(name: str, model: nn.Module, loss_fn, optimizer, lr_schedule, train_counts, test_counts) -> dict:
+    """Train for BUDGET seconds (evaluation time excluded) with the course's loop, measuring the test NLL after each
+    of CHECKS equal slices of it; -> the NLL curve and the throughput."""
     generator = torch.Generator().manual_seed(0)
-    trained, images, curve = 0.0, 0, []
-    next_check = BUDGET / CHECKS
-    while trained < BUDGET:
-        start = time.perf_counter()
-        for _ in range(20):
-            batch = train_counts[torch.randint(len(train_counts), (128,), generator=generator)]
-            step(batch)
-            images += len(batch)
-        trained += time.perf_counter() - start
-        if trained >= next_check or trained >= BUDGET:
-            model.eval()
-            curve.append((round(trained, 2), vae_training.iwae_nll(model, test_counts, samples=500).mean().item()))
-            model.train()
-            next_check += BUDGET / CHECKS
-    return {"name": name, "curve": curve, "images_per_s": images / trained}
+
+    def batches():  # endless random batches of 128, the example's batch size
+        while True:
+            yield train_counts[torch.randint(len(train_counts), (128,), generator=generator)]
+
+    stream, done, trained, curve = batches(), 0, 0.0, []
+    for _ in range(CHECKS):
+        history = train(
+            model,
+            stream,
+            loss_fn,
+            optimizer,
+            steps=10**9,
+            lr_schedule=None if lr_schedule is None else (lambda step, done=done: lr_schedule(done + step)),
+            time_budget=BUDGET / CHECKS,
+            progress=False,
+        )
+        done += len(history.step_loss)
+        trained += history.evals[-1]["seconds"]
+        curve.append((round(trained, 2), vae_training.iwae_nll(model, test_counts, samples=500).mean().item()))
+    return {"name": name, "curve": curve, "images_per_s": 128 * done / trained}
 
 
 def main() -> None:
@@ -89,30 +95,25 @@ def main() -> None:
     seed_everything(0)
     ours = VAE(VAEConfig())
     recipe = vae_training.RECIPES["plain"].train
-    optimizer = adamw(ours, lr=recipe.lr, weight_decay=recipe.weight_decay, betas=recipe.betas)
+    optimizer = adamw(
+        ours, lr=recipe.lr, weight_decay=recipe.weight_decay, betas=recipe.betas, decay_vectors=recipe.decay_vectors
+    )
     steps = [0]
 
-    def our_step(batch: torch.Tensor) -> None:
-        steps[0] += 1
-        for group in optimizer.param_groups:
-            group["lr"] = recipe.learning_rate(steps[0])
-        loss = vae_training.training_loss(ours, batch, None, steps[0], recipe)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    def our_loss(model: VAE, batch: torch.Tensor) -> torch.Tensor:
+        steps[0] += 1  # the KL warm-up counts from 1, as vae_training.train_vae does
+        return vae_training.training_loss(model, batch, None, steps[0], recipe)
 
     seed_everything(0)
     anchor = ExamplesVAE()
     anchor_optimizer = torch.optim.Adam(anchor.parameters(), lr=1e-3)
 
-    def anchor_step(batch: torch.Tensor) -> None:
-        loss = examples_loss(anchor, batch)
-        anchor_optimizer.zero_grad()
-        loss.backward()
-        anchor_optimizer.step()
-
-    for name, model, step in (("course VAE", ours, our_step), ("pytorch/examples VAE", anchor, anchor_step)):
-        result = run(name, model, step, train_counts, test_counts)
+    runs = (
+        ("course VAE", ours, our_loss, optimizer, recipe.learning_rate),
+        ("pytorch/examples VAE", anchor, examples_loss, anchor_optimizer, None),
+    )
+    for name, model, loss_fn, model_optimizer, schedule in runs:
+        result = run(name, model, loss_fn, model_optimizer, schedule, train_counts, test_counts)
         reached = next((t for t, nll in result["curve"] if nll <= target), None)
         params = sum(p.numel() for p in model.parameters())
         flops_per_image = 6 * params  # forward + backward, matmuls only

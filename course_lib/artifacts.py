@@ -24,10 +24,18 @@ from course_lib.device import SEED_ENV, seed_offset
 from course_lib.paths import atomic_path, atomic_write_bytes, cache_dir, sha256_file
 
 
+def _stable_text(value: Any) -> str:
+    """A value JSON cannot write, as its text, if that text is the same in every run (a path, a device)."""
+    text = str(value)
+    if text.startswith("<") or " at 0x" in text:
+        raise TypeError(f"{type(value).__name__} {text} has no stable text to hash (a function or an object?)")
+    return text
+
+
 def config_hash(config: dict[str, Any]) -> str:
-    """A short stable hash of a JSON-serialisable config."""
+    """A short stable hash of a JSON-serialisable config (paths, devices and the like as their text)."""
     try:
-        text = json.dumps(config, sort_keys=True, default=str)
+        text = json.dumps(config, sort_keys=True, default=_stable_text)
     except TypeError as err:
         raise TypeError(f"config must be JSON-serialisable (numbers, strings, lists, dicts): {err}") from None
     return hashlib.sha256(text.encode()).hexdigest()[:12]
@@ -129,7 +137,8 @@ def ship_artifact(
     name: str, config: dict[str, Any], model: nn.Module, metrics: dict[str, Any], made_on: str, *, half: bool = False
 ) -> Path:
     """Write a trained model to the folder of shipped checkpoints, named and checksummed as `load_or_train`
-    expects (the key without $COURSE_SEED); `half`: in float16, half the bytes. -> the weights' path."""
+    expects (the key without $COURSE_SEED); `half`: in float16, half the bytes. -> the weights' path.
+    A maintainer's step, run in a checkout: it writes into the package's own folder and records the commit."""
     cached, _ = artifact_paths(name, config, with_seed_offset=False)
     weights, meta_path = SHIPPED / cached.name, SHIPPED / cached.with_suffix(".json").name
     SHIPPED.mkdir(exist_ok=True)

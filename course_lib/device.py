@@ -64,6 +64,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
+def training_generator(seed: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """A generator for the draws that pick, order or perturb training batches, seeded with `seed` plus $COURSE_SEED
+    (as `seeded` and `train.TensorBatches` are). Data sets, splits and evaluation samples keep plain seeds."""
+    return torch.Generator(device).manual_seed(seed + seed_offset())
+
+
 @contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """Run a block with torch's global generators seeded, then put them back as they were.

@@ -1,5 +1,7 @@
 """course_lib.lessons: the course's map, from each lesson to its notebook, the library code it teaches from, its
-exercise spec, its tests and its benchmarks. Plain data: importing it loads nothing else of the course.
+exercise spec, its tests and its benchmarks. Plain data: importing it loads nothing else of the course. The
+paths (notebooks, specs, tests, benches) are a checkout's, from the repository root: an installed copy of the
+library has the modules only.
 
     >>> from course_lib.lessons import lesson
     >>> lesson(5).modules[:2]

@@ -45,6 +45,9 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb") as f:
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp's file is private (0600); a shared cache must be readable
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():

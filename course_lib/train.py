@@ -121,8 +121,9 @@ class Optimisation:
     linearly over `warmup` steps to `lr`, then falls on a cosine to `min_lr_ratio * lr` at the last step
     (`min_lr_ratio=1`: constant after the warm-up); `weight_decay` on every parameter, or with
     `decay_vectors=False` on matrices and embeddings only; gradients clipped to norm `grad_clip` (None: never).
-    `seed` is the run's seed: the task code draws its initial weights and batch order from it (`optimise` draws
-    nothing).
+    `batch` and `seed` are for the task code that makes the batches and the model: it builds batches of `batch`
+    examples (fewer where the data set is smaller) and draws initial weights and batch order from `seed`;
+    `optimise` reads neither.
 
     Keyword-only, so that a lesson's config inherits it, states its own schedule and adds its task's options:
 
@@ -190,11 +191,18 @@ def optimise(
 
 def _forever(batches: Iterable) -> Iterator:
     """The batches again and again (a new epoch each pass); an endless generator is read once, as it is."""
+    read = 0
     while True:
         empty = True
         for batch in batches:
             empty = False
+            read += 1
             yield batch
+        if empty and read:
+            raise ValueError(
+                f"the batches ran out after {read}: a generator is read once; pass a list, a TensorBatches or an "
+                "endless generator, or fewer steps"
+            )
         if empty:
             raise ValueError("the batches are empty: nothing to train on")
 

@@ -47,7 +47,9 @@ def python_problem(version: tuple[int, int]) -> tuple[bool, str] | None:
 
 
 def pinned_torch(constraints: Path = CONSTRAINTS) -> str:
-    """The torch version the lock pins."""
+    """The torch version the lock pins (constraints.txt is a checkout's file: an installed copy has none)."""
+    if not constraints.is_file():
+        raise FileNotFoundError(f"{constraints} not found: the install helper runs from a checkout of the course")
     for line in constraints.read_text().splitlines():
         name, _, version = line.partition("==")
         if name.strip().lower() == "torch" and version:

@@ -200,7 +200,7 @@ def test_ppo_raises_the_reward_of_a_tiny_policy():
     reference = tiny_gpt(tokenizer.vocab_size)
     policy = PolicyWithValue(reference)
     target = tokenizer.encode("!")[0]
-    config = ppo.PPOConfig(iterations=15, batch=16, minibatch=8, lr=3e-3, beta=0.01, eval_every=15, eval_prompts=16)
+    config = ppo.PPOTraining(iterations=15, batch=16, minibatch=8, lr=3e-3, beta=0.01, eval_every=15, eval_prompts=16)
     prompts = prompt_windows(ids, tokenizer, 16, seed=1)
     history = ppo.train_ppo(policy, reference, CountReward(target), ids, prompts, tokenizer, config, progress=False)
     assert history["eval_score"][-1] > history["eval_score"][0] + 3, history["eval_score"]

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.data import shapes as S
+from course_lib.data import shapes
 from course_lib.models.clip import CLIP, CLIPConfig
 from course_lib.models.prior import Prior
 from course_lib.models.unet import UNet, UNetConfig
@@ -16,28 +16,28 @@ from course_lib.vision.diffusion import cosine_schedule, diffusion_loss, guided_
 
 
 def test_shapes_are_deterministic_and_captions_name_the_scene():
-    a, b = S.make_shapes(300, "train"), S.make_shapes(300, "train")
+    a, b = shapes.make_shapes(300, "train"), shapes.make_shapes(300, "train")
     assert torch.equal(a.images, b.images) and a.captions == b.captions
-    assert a.images.shape == (300, 3, S.SIDE, S.SIDE) and 0 <= a.images.min() and a.images.max() <= 1
+    assert a.images.shape == (300, 3, shapes.SIDE, shapes.SIDE) and 0 <= a.images.min() and a.images.max() <= 1
     for text, scene in zip(a.captions, a.attributes):
-        assert torch.equal(S.scene_of(text), scene), text
-    assert S.decode(a.tokens) == a.captions
-    assert not torch.equal(S.make_shapes(300, "test").images, a.images)
+        assert torch.equal(shapes.scene_of(text), scene), text
+    assert shapes.decode(a.tokens) == a.captions
+    assert not torch.equal(shapes.make_shapes(300, "test").images, a.images)
 
 
 def test_held_out_objects_never_in_training_and_always_in_unseen():
     def held(scene):
-        return S.is_held_out(int(scene[1]), int(scene[2])) or S.is_held_out(int(scene[4]), int(scene[5]))
+        return shapes.is_held_out(int(scene[1]), int(scene[2])) or shapes.is_held_out(int(scene[4]), int(scene[5]))
 
-    assert not any(held(s) for s in S.make_shapes(3000, "train").attributes)
-    assert all(held(s) for s in S.make_shapes(500, "unseen").attributes)
-    assert not any("green triangle" in c or "blue square" in c for c in S.make_shapes(3000, "train").captions)
+    assert not any(held(s) for s in shapes.make_shapes(3000, "train").attributes)
+    assert all(held(s) for s in shapes.make_shapes(500, "unseen").attributes)
+    assert not any("green triangle" in c or "blue square" in c for c in shapes.make_shapes(3000, "train").captions)
 
 
 def test_objects_are_drawn_where_the_layout_says():
     # a red circle left of a blue square; a yellow triangle above a green circle
     scene = torch.tensor([[1, 0, 0, 0, 2, 1], [2, 3, 2, 0, 1, 0]])
-    images = S.render(scene)
+    images = shapes.render(scene)
     left, right = images[0, :, :, :8].sum((1, 2)), images[0, :, :, 8:].sum((1, 2))  # (3,) colour totals
     assert left.argmax() == 0 and right.argmax() == 2  # red on the left, blue on the right
     top, bottom = images[1, :, :8].sum((1, 2)), images[1, :, 8:].sum((1, 2))
@@ -47,11 +47,11 @@ def test_objects_are_drawn_where_the_layout_says():
 
 def test_bad_captions_and_splits_are_refused():
     with pytest.raises(ValueError, match="not a caption"):
-        S.scene_of("a purple circle")
+        shapes.scene_of("a purple circle")
     with pytest.raises(ValueError, match="unknown words"):
-        S.encode(["a red hexagon"])
+        shapes.encode(["a red hexagon"])
     with pytest.raises(ValueError, match="split"):
-        S.make_shapes(3, "validation")
+        shapes.make_shapes(3, "validation")
 
 
 def test_hard_negatives_keep_the_words_and_change_the_scene():
@@ -62,7 +62,7 @@ def test_hard_negatives_keep_the_words_and_change_the_scene():
     for kind in clip_training.SWAPS:
         wrong = clip_training.hard_negative(text, kind)
         assert sorted(wrong.replace("right", "left").split()) == sorted(text.split())
-        assert not torch.equal(S.scene_of(wrong), S.scene_of(text))
+        assert not torch.equal(shapes.scene_of(wrong), shapes.scene_of(text))
     assert "green triangle" not in " ".join(clip_training.one_object_negatives("a small green circle"))
     with pytest.raises(ValueError):
         clip_training.hard_negative("a small red circle", "colours")
@@ -92,17 +92,17 @@ def test_recall_and_zero_shot_against_direct_computation():
 def test_text_tower_ignores_padding_and_reads_word_order():
     torch.manual_seed(0)
     model = CLIP(CLIPConfig()).eval()
-    tokens = S.encode(["a red circle left of a blue square", "a small red circle"])
+    tokens = shapes.encode(["a red circle left of a blue square", "a small red circle"])
     short = tokens[1:, :5]  # the same one-object caption with fewer pads
     with torch.no_grad():
         torch.testing.assert_close(model.encode_text(tokens[1:]), model.encode_text(short), atol=1e-5, rtol=1e-4)
-        swapped = model.encode_text(S.encode(["a blue circle left of a red square"]))
+        swapped = model.encode_text(shapes.encode(["a blue circle left of a red square"]))
         assert not torch.allclose(model.encode_text(tokens[:1]), swapped)
 
 
 def test_a_tiny_clip_overfits_one_batch():
     torch.manual_seed(0)
-    data = S.make_shapes(16, "train", seed=3)
+    data = shapes.make_shapes(16, "train", seed=3)
     keep = [i for i, c in enumerate(data.captions) if data.captions.count(c) == 1]
     model = CLIP(CLIPConfig(layers=1, d_model=32, d_ff=64, embed=32))
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -173,7 +173,7 @@ def test_a_decoder_is_never_loaded_beside_another_clip():
 def test_binding_gives_a_bag_of_words_half_and_an_order_reader_all(monkeypatch):
     """The binding test's scale: a text embedding that ignores word order ties every colour or shape swap (scored
     half, a coin toss), one that reads the words in order and matches the picture beats every swap."""
-    data = S.make_shapes(60, "test")
+    data = shapes.make_shapes(60, "test")
     pairs = [i for i, c in enumerate(data.captions) if len(c.split()) > 4]
     vocabulary = sorted({w for c in data.captions for w in c.split()} | set(clip_training.OPPOSITE))
     words = F.normalize(torch.randn(len(vocabulary), 64, generator=torch.Generator().manual_seed(0)), dim=-1)

@@ -26,6 +26,7 @@ from course_lib.alignment.preferences import (
     true_reward,
 )
 from course_lib.artifacts import pretrained
+from course_lib.device import seed_offset, training_generator
 from course_lib.models.gpt import GPT
 from course_lib.models.value_head import PolicyWithValue
 from course_lib.tokenizers import CharTokenizer
@@ -73,12 +74,14 @@ def clipped_policy_loss(
 
 
 @dataclass(frozen=True)
-class PPOConfig:
+class PPOTraining:
     iterations: int = 40
     batch: int = 64  # prompts per rollout
     minibatch: int = 32
     epochs: int = 4  # passes over each rollout
     lr: float = 1.5e-4
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
     beta: float = 0.3  # KL coefficient
     clip: float = 0.2
     value_coef: float = 0.1
@@ -108,7 +111,7 @@ def collect_rollout(
     reference: GPT,
     reward_model: nn.Module,
     prompts: torch.Tensor,
-    config: PPOConfig,
+    config: PPOTraining,
     generator: torch.Generator,
 ) -> Rollout:
     """Sample continuations of one batch of prompts, then `score_rollout` them."""
@@ -124,7 +127,7 @@ def score_rollout(
     reference: GPT,
     reward_model: nn.Module,
     sequences: torch.Tensor,
-    config: PPOConfig,
+    config: PPOTraining,
     prompt_len: int = PROMPT_CHARS,
 ) -> Rollout:
     """Everything PPO computes from sampled sequences before updating: old and reference log-probabilities, the
@@ -140,7 +143,7 @@ def score_rollout(
     return Rollout(sequences, logprob, whiten(advantages), returns, score, kl, prompt_len)
 
 
-def ppo_loss(policy: PolicyWithValue, rollout: Rollout, index: torch.Tensor, config: PPOConfig) -> torch.Tensor:
+def ppo_loss(policy: PolicyWithValue, rollout: Rollout, index: torch.Tensor, config: PPOTraining) -> torch.Tensor:
     """The clipped policy loss plus value_coef times the value head's squared error, on rows `index` of a rollout."""
     logits, values = policy(rollout.sequences[index], rollout.prompt_len)
     logprob = token_logprobs(logits, rollout.sequences[index, rollout.prompt_len :])
@@ -156,17 +159,18 @@ def train_ppo(
     train_ids: torch.Tensor,
     eval_prompts: torch.Tensor,
     tokenizer: CharTokenizer,
-    config: PPOConfig = PPOConfig(),
+    config: PPOTraining = PPOTraining(),
     progress: bool = True,
 ) -> dict[str, list[float]]:
     """PPO for `config.iterations` rollouts on prompts from `train_ids`; every `eval_every` iterations (at 0 and
-    after the last too)
-    the policy is evaluated on `eval_prompts`. -> the history (per iteration and per evaluation), to cache."""
+    after the last too) the policy is evaluated on `eval_prompts`. -> the history (per iteration and per
+    evaluation), to cache."""
     c = config
     device = next(policy.parameters()).device
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=c.lr, weight_decay=0.0)
-    prompts = prompt_windows(train_ids, tokenizer, c.iterations * c.batch, c.seed).view(c.iterations, c.batch, -1)
-    generator = torch.Generator(device).manual_seed(c.seed)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+    first = c.seed + seed_offset()  # the training prompts and samples move with $COURSE_SEED, as the weights do
+    prompts = prompt_windows(train_ids, tokenizer, c.iterations * c.batch, first).view(c.iterations, c.batch, -1)
+    generator = training_generator(c.seed, device)
     history: dict[str, list[float]] = {key: [] for key in ("score", "true_reward", "kl", "seconds")}
     evals: dict[str, list[float]] = {key: [] for key in ("iteration", "true_reward", "score", "kl")}
     spent = 0.0
@@ -189,7 +193,7 @@ def train_ppo(
             lambda m, b, rollout=rollout: ppo_loss(m, rollout, b[0], c),
             optimizer,
             steps=c.epochs * len(index),
-            grad_clip=1.0,
+            grad_clip=c.grad_clip,
             progress=False,
         )
         spent += time.perf_counter() - start
@@ -212,7 +216,7 @@ def ppo_policy(
     train_ids: torch.Tensor,
     eval_prompts: torch.Tensor,
     tokenizer: CharTokenizer,
-    config: PPOConfig = PPOConfig(),
+    config: PPOTraining = PPOTraining(),
     device: torch.device | str = "cpu",
     progress: bool = True,
 ) -> tuple[PolicyWithValue, dict]:

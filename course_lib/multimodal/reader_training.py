@@ -1,5 +1,6 @@
-"""Lesson 13: the judge, attribute readers, a small CNN trained on renders of every object (the held-out ones too)
-that reads a scene's six attributes back from any image, real or generated."""
+"""Lesson 13: training the attribute readers (course_lib.models.readers), a small CNN trained on renders of every
+object (the held-out ones too) that reads a scene's six attributes back from any image, real or generated: lesson
+13's judge, as course_lib.models.judge is lessons 08-11's."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from torch import nn
 
 from course_lib.artifacts import pretrained
 from course_lib.data.shapes import VERSION, make_shapes
-from course_lib.device import seeded
+from course_lib.device import seeded, training_generator
 from course_lib.models.readers import HEADS, AttributeReader
 from course_lib.train import Optimisation, TensorBatches, optimise
 
@@ -62,7 +63,7 @@ def all_right(read_scenes: torch.Tensor, asked: torch.Tensor) -> torch.Tensor:
 
 def trained_readers(*, device: torch.device | str = "cpu") -> tuple[AttributeReader, dict]:
     """The readers, from the cache or trained now (about 20 s); metrics hold their accuracy on fresh renders."""
-    generator = torch.Generator().manual_seed(RECIPE.seed)
+    generator = training_generator(RECIPE.seed)
 
     def build() -> AttributeReader:
         with seeded(RECIPE.seed):

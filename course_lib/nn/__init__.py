@@ -1,5 +1,6 @@
-"""Lessons 01-03, 05-06, 11: blocks, one module per idea: attention (lessons 01-02), positions (03), the Transformer's
-layers (03), greedy decoding (01), the key-value cache (06). Blocks import only torch, einops and each other."""
+"""Lessons 01-03, 05-06, 11: blocks, one module per idea: attention (lessons 01-03, 05, 11), positions (03), the
+Transformer's layers (03), greedy decoding (01), the key-value cache (06).
+Blocks import only torch, einops and each other."""
 
 from course_lib.nn.attention import (
     AdditiveAttention,

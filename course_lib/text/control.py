@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from course_lib.artifacts import pretrained
 from course_lib.data.plays import speech_starts
-from course_lib.device import seeded
+from course_lib.device import seeded, training_generator
 from course_lib.models.gpt import GPT, GPTConfig
 from course_lib.text import language_model as lm
 from course_lib.tokenizers import CharTokenizer
@@ -74,8 +74,8 @@ class Controlled:
 def control_windows(
     texts: list[torch.Tensor], starts: list[torch.Tensor], first_code: int, batch: int, block: int, seed: int
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """An endless stream of `control_batch`es drawn from one seeded generator."""
-    generator = torch.Generator().manual_seed(seed)
+    """An endless stream of `control_batch`es drawn from one seeded generator ($COURSE_SEED added)."""
+    generator = training_generator(seed)
     while True:
         yield control_batch(texts, starts, first_code, batch, block, generator)
 

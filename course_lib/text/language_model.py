@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from course_lib.artifacts import pretrained
-from course_lib.device import seeded
+from course_lib.device import seeded, training_generator
 from course_lib.models.gpt import GPT, GPTConfig
 from course_lib.tokenizers import CharTokenizer
 from course_lib.train import Optimisation, optimise
@@ -105,8 +105,8 @@ def estimate_loss(model: GPT, ids: torch.Tensor, *, batches: int = 100, batch: i
 
 
 def random_windows(ids: torch.Tensor, batch: int, block: int, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """An endless stream of `random_batch`es drawn from one seeded generator."""
-    generator = torch.Generator().manual_seed(seed)
+    """An endless stream of `random_batch`es drawn from one seeded generator ($COURSE_SEED added)."""
+    generator = training_generator(seed)
     while True:
         yield random_batch(ids, batch, block, generator)
 

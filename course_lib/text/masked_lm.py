@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from course_lib.artifacts import SHIPPED, pretrained, ship_artifact
-from course_lib.device import seeded
+from course_lib.device import seeded, training_generator
 from course_lib.models.bert import IGNORE, BertConfig, BertEncoder, MaskedLM, mask_tokens, mean_pool
 from course_lib.text.language_model import random_batch
 from course_lib.tokenizers import BPETokenizer
@@ -184,7 +184,7 @@ def mlm_batches(
     if starts is not None and not end_ids:
         raise ValueError("sentence `starts` need the `end_ids` of the marks that end a sentence, e.g. '.', '?', '!'")
     t, regular = training, mask_id - 1
-    generator = torch.Generator().manual_seed(t.seed)
+    generator = training_generator(t.seed)
     while True:
         if starts is not None:
             window, pad_mask = sentence_windows(
@@ -299,7 +299,7 @@ def finetune(
     seed = r.seed if seed is None else seed
 
     def picks() -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        generator = torch.Generator().manual_seed(seed)
+        generator = training_generator(seed)
         while True:
             pick = torch.randint(len(labels), (min(r.batch, len(labels)),), generator=generator)
             width = int(mask[pick].sum(1).max())  # padding is on the right: drop all-pad columns

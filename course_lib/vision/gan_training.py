@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from course_lib.artifacts import pretrained
 from course_lib.data.digits import Digits, load_digits, to_signed, to_unit
-from course_lib.device import seeded
+from course_lib.device import seeded, training_generator
 from course_lib.models.gan import (
     Discriminator,
     GANConfig,
@@ -153,7 +153,7 @@ def train_gan(
     real_all, labels_all = to_signed(images).to(device), labels.to(device)
     g_opt = torch.optim.Adam(generator.parameters(), lr=t.lr, betas=t.betas)
     d_opt = torch.optim.Adam(discriminator.parameters(), lr=t.lr, betas=t.betas)
-    rng = torch.Generator().manual_seed(t.seed)
+    rng = training_generator(t.seed)
     p, signs, d_real, d_fake, history = 0.0, [], [], [], []
     start, metering = time.perf_counter(), 0.0
     generator.train(), discriminator.train()
@@ -318,7 +318,7 @@ def train_growing(pair: GrowingPair, images: torch.Tensor, t: GrowingTraining, *
     g, d = pair.generator, pair.discriminator
     g_opt = torch.optim.Adam(g.parameters(), lr=t.lr, betas=t.betas)
     d_opt = torch.optim.Adam(d.parameters(), lr=t.lr, betas=t.betas)
-    rng = torch.Generator().manual_seed(t.seed)
+    rng = training_generator(t.seed)
     resolutions = pair.config.resolutions
     real_by_size = {s: to_signed(digits_at(images, s)).to(device) for s in resolutions}
     fixed_z = torch.randn(600, pair.config.noise, generator=rng).to(device)

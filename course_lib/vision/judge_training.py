@@ -24,21 +24,22 @@ from torch import nn
 
 from course_lib.artifacts import pretrained
 from course_lib.data.digits import Digits, load_digits
-from course_lib.device import seeded
+from course_lib.device import seeded, training_generator
 from course_lib.models.judge import Judge
 from course_lib.train import TensorBatches, adamw, fit
 
 
 @dataclass(frozen=True)
-class JudgeRecipe:
+class JudgeTraining:
     epochs: int = 40
     batch: int = 64
     lr: float = 2e-3
+    weight_decay: float = 0.01
     shift: int = 1  # random shifts of up to this many pixels: the judge must read imperfect samples too
     seed: int = 0
 
 
-RECIPE = JudgeRecipe()
+RECIPE = JudgeTraining()
 
 
 def random_shift(images: torch.Tensor, most: int, generator: torch.Generator) -> torch.Tensor:
@@ -50,8 +51,8 @@ def random_shift(images: torch.Tensor, most: int, generator: torch.Generator) ->
     return padded[torch.arange(len(images), device=images.device)[:, None, None], rows, cols]
 
 
-def _train(model: Judge, digits: Digits, recipe: JudgeRecipe) -> dict:
-    generator = torch.Generator().manual_seed(recipe.seed)
+def _train(model: Judge, digits: Digits, recipe: JudgeTraining) -> dict:
+    generator = training_generator(recipe.seed)
     device = next(model.parameters()).device
 
     def loss(m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -60,16 +61,15 @@ def _train(model: Judge, digits: Digits, recipe: JudgeRecipe) -> dict:
 
     batches = TensorBatches(digits.train_images, digits.train_labels, batch_size=recipe.batch, seed=recipe.seed)
     with seeded(recipe.seed):
-        history = fit(
-            model, batches, loss, adamw(model, lr=recipe.lr), epochs=recipe.epochs, device=device, progress=False
-        )
+        optimizer = adamw(model, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        history = fit(model, batches, loss, optimizer, epochs=recipe.epochs, device=device, progress=False)
     model.eval()
     with torch.no_grad():
         predicted = model(digits.test_images.to(device)).argmax(-1).cpu()
     return {"test_accuracy": (predicted == digits.test_labels).float().mean().item(), "seconds": history.seconds}
 
 
-def trained_judge(*, device: torch.device | str = "cpu", recipe: JudgeRecipe = RECIPE) -> tuple[Judge, dict]:
+def trained_judge(*, device: torch.device | str = "cpu", recipe: JudgeTraining = RECIPE) -> tuple[Judge, dict]:
     """The judge, from the cache or trained now (seconds); -> (judge in eval mode, {"test_accuracy", "seconds"})."""
     digits = load_digits()
 

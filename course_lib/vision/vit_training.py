@@ -11,11 +11,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from course_lib.data.digits import Digits
-from course_lib.device import seeded
+from course_lib.device import seeded, training_generator
+from course_lib.models.judge import Judge
 from course_lib.models.vit import ViT, ViTConfig
 from course_lib.nn.attention import record_attention
 from course_lib.train import Optimisation, TensorBatches, optimise
-from course_lib.vision.judge_training import Judge, random_shift
+from course_lib.vision.judge_training import random_shift
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,7 +59,7 @@ def train_classifier(
     (their test split is used) or (images, labels). -> {"test_accuracy", "seconds"}."""
     test_images, test_labels = (test.test_images, test.test_labels) if isinstance(test, Digits) else test
     device = next(model.parameters()).device
-    generator = torch.Generator().manual_seed(t.seed)
+    generator = training_generator(t.seed)
 
     def loss(m: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         x, y = batch

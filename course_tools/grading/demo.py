@@ -42,7 +42,10 @@ def _with_cells(notebook: dict, sources: dict[str, str]) -> dict:
 
 
 def write_submissions(folder: Path, course: Path = COURSE) -> list[str]:
-    """The three students' notebooks under `folder`, one sub-folder each. -> the students' names."""
+    """The three students' notebooks under `folder`, one sub-folder each. -> the students' names.
+    `course` is a checkout (an installed copy of the grader has no solutions/ or exercises/)."""
+    if not (course / "solutions").is_dir():
+        raise FileNotFoundError(f"no solutions/ in {course}: the grading demo runs from a checkout of the course")
     solutions = read_notebook(course / "solutions" / f"{NOTEBOOK}.ipynb")
     exercises = read_notebook(course / "exercises" / f"{NOTEBOOK}.ipynb")
     solved = {

@@ -45,7 +45,7 @@ def clipped_policy_loss(logprob, old_logprob, advantages, clip):
 def ppo_update(policy, optimizer, reference, reward_model, sequences, prompt_len, beta, clip, value_coef, epochs):
     """Everything PPO computes from one batch of sampled sequences, once; then `epochs` optimizer steps on all of
     it, each against the stored old log-probabilities, advantages and returns; -> the loss of each step."""
-    config = ppo.PPOConfig(beta=beta, clip=clip, value_coef=value_coef)  # gamma 1, lambda 0.95
+    config = ppo.PPOTraining(beta=beta, clip=clip, value_coef=value_coef)  # gamma 1, lambda 0.95
     rollout = ppo.score_rollout(policy, reference, reward_model, sequences, config, prompt_len)
     losses = []
     for _ in range(epochs):
