@@ -152,10 +152,21 @@ def ship_artifact(
         "torch": torch.__version__,
         "made_on": made_on,
         "commit": _git_commit(),
-        "metrics": {k: [round(x, 5) for x in v] if isinstance(v, list) else v for k, v in metrics.items()},
+        "metrics": {k: _rounded(v) if isinstance(v, list) else v for k, v in metrics.items()},
     }
     atomic_write_bytes(meta_path, json.dumps(meta, indent=1, sort_keys=True, default=str).encode())
     return weights
+
+
+def _rounded(value: Any) -> Any:
+    """Floats inside lists and dicts to 5 decimals (a shipped record's curves, a tenth of the bytes)."""
+    if isinstance(value, float):
+        return round(value, 5)
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
 
 
 def _git_commit() -> str:

@@ -55,3 +55,21 @@ def test_a_tiny_diffusion_model_learns_two_points():
     points = diffusion.sample(model, (200, 2), schedule, labels=torch.zeros(200, dtype=torch.long))
     nearest = torch.cdist(points, torch.tensor([[1.0, 1.0], [-1.0, -1.0]])).min(dim=1).values
     assert (nearest < 0.3).float().mean() > 0.8
+
+
+def test_the_shipped_unet_fits_its_recipe_and_loads_without_training(tmp_path, monkeypatch):
+    from dataclasses import asdict
+
+    from course_lib.artifacts import SHIPPED, read_metadata
+
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))  # nothing cached: what a fresh clone loads
+    meta = read_metadata("digits-diffusion", asdict(diffusion.RECIPE), shipped=SHIPPED)
+    assert meta is not None, "lesson 10's recipe changed: re-make with `python -m course_lib.vision.diffusion ship`"
+    assert len(meta["metrics"]["step_loss"]) == diffusion.RECIPE.train.steps
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the shipped U-Net must load, not train")
+
+    monkeypatch.setattr(diffusion, "train_diffusion", no_training)
+    unet, record = diffusion.pretrained_diffusion()
+    assert sum(p.numel() for p in unet.parameters()) == 293_665 and record["step_loss"][-1] < record["step_loss"][0]

@@ -59,3 +59,23 @@ def test_gan_shapes_and_growing_stages():
         fake = pair.generator(torch.randn(3, 32), stage, alpha=0.5)
         assert fake.shape == (3, 1, size, size)
         assert pair.discriminator(fake, stage, alpha=0.5).shape == (3,)
+
+
+def test_the_shipped_experiment_pairs_fit_their_recipes_and_load_without_training(tmp_path, monkeypatch):
+    from course_lib.artifacts import SHIPPED, read_metadata
+
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))  # nothing cached: what a fresh clone loads
+    for kind in gan_training.SHIPPED_KINDS:
+        meta = read_metadata(f"digits-gan-{kind}", gan_training.gan_key(kind), shipped=SHIPPED)
+        assert meta is not None, (
+            f"{kind}'s recipe changed: re-make with `python -m course_lib.vision.gan_training ship`"
+        )
+        assert meta["metrics"]["history"][-1]["step"] == gan_training.RECIPES[kind].train.steps
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a shipped pair must load, not train")
+
+    monkeypatch.setattr(gan_training, "train_gan", no_training)
+    pair, record = gan_training.pretrained_gan("small-ada")
+    assert record["history"][-1]["p"] > 0.3  # ADA raised its augmentation probability in the shipped run
+    assert "conditional" not in gan_training.SHIPPED_KINDS  # the lesson trains its headline GAN in the open

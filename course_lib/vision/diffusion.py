@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib.artifacts import pretrained
+from course_lib.artifacts import SHIPPED, pretrained, ship_artifact
 from course_lib.data.digits import load_digits, to_signed, to_unit
 from course_lib.device import seeded
 from course_lib.models.unet import UNet, UNetConfig
@@ -228,8 +228,12 @@ def train_diffusion(
     return {"step_loss": history.step_loss, "seconds": history.seconds}
 
 
-def pretrained_diffusion(*, device: torch.device | str = "cpu", progress: bool = False) -> tuple[UNet, dict]:
-    """The lesson's class-conditional U-Net (label dropped 15% of the time), from the cache or trained now."""
+def pretrained_diffusion(
+    *, device: torch.device | str = "cpu", progress: bool = False, use_shipped: bool = True, retrain: bool = False
+) -> tuple[UNet, dict]:
+    """The lesson's class-conditional U-Net (label dropped 15% of the time): from the cache, else (if
+    `use_shipped`) the checkpoint the repository ships (1.2 MB: on a CPU the lesson loads it and times a few real
+    steps), else trained now (about 3 minutes on 2 cores). `retrain=True` always trains."""
     digits = load_digits()
     x0 = to_signed(digits.train_images)  # (n, 1, 8, 8) in [-1, 1]
 
@@ -240,7 +244,16 @@ def pretrained_diffusion(*, device: torch.device | str = "cpu", progress: bool =
     def fit(model: UNet) -> dict:
         return train_diffusion(model, digits_schedule(), x0, digits.train_labels, RECIPE.train, progress=progress)
 
-    return pretrained("digits-diffusion", build, fit, asdict(RECIPE), device=device)
+    shipped = SHIPPED if use_shipped else None
+    return pretrained("digits-diffusion", build, fit, asdict(RECIPE), device=device, retrain=retrain, shipped=shipped)
+
+
+def ship(device: str = "cpu"):
+    """The lesson's U-Net from this machine's cache (never the shipped one) or trained now, written to the folder
+    of shipped checkpoints in float32. -> the weights' path."""
+    made_on = torch.cuda.get_device_name() if str(device).startswith("cuda") else "cpu"
+    model, record = pretrained_diffusion(device=device, use_shipped=False)
+    return ship_artifact("digits-diffusion", asdict(RECIPE), model, record, made_on)
 
 
 def timed_sample(model: nn.Module, n: int, **kwargs) -> tuple[torch.Tensor, float]:
@@ -248,3 +261,12 @@ def timed_sample(model: nn.Module, n: int, **kwargs) -> tuple[torch.Tensor, floa
     start = time.perf_counter()
     x = sample(model, (n, 1, 8, 8), digits_schedule(), **kwargs)
     return to_unit(x), time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Train lesson 10's U-Net and ship it.")
+    parser.add_argument("command", choices=["ship"])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    print(ship(parser.parse_args().device))

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from course_lib.artifacts import pretrained
+from course_lib.artifacts import SHIPPED, pretrained, ship_artifact
 from course_lib.data.digits import Digits, load_digits, to_signed, to_unit
 from course_lib.device import seeded, training_generator
 from course_lib.models.gan import (
@@ -110,6 +110,9 @@ RECIPES: dict[str, GANRecipe] = {
     "small": GANRecipe(train=_SMALL),
     "small-ada": GANRecipe(train=replace(_SMALL, ada=True)),
 }
+# The experiments' pairs ship with the repository (about 1.6 MB each): on a CPU lesson 09 loads them and trains
+# only its headline GAN, which keeps the lesson near 3 minutes; their keys depend on their recipes alone.
+SHIPPED_KINDS = ("collapse", "collapse-fixed", "small", "small-ada")
 
 
 def training_subset(digits: Digits, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -224,9 +227,13 @@ def pretrained_gan(
     meter: Meter | None = None,
     on_record: Callable[[list[dict]], None] | None = None,
     progress: bool = False,
+    use_shipped: bool = True,
+    retrain: bool = False,
 ) -> tuple[GANPair, dict]:
-    """The lesson's GAN of one recipe, from the cache or trained now (seconds): -> (pair in eval mode, record).
-    `meter` and `on_record` only run when it trains (the cached history is returned otherwise)."""
+    """The lesson's GAN of one recipe, from the cache, else (an experiment's pair, if `use_shipped`) the checkpoint
+    the repository ships, else trained now (1-3 minutes on 2 cores): -> (pair in eval mode, record).
+    `meter` and `on_record` only run when it trains (the recorded history is returned otherwise); `retrain=True`
+    always trains."""
     if kind not in RECIPES:
         raise ValueError(f"kind must be one of {sorted(RECIPES)}, got {kind!r}")
     recipe = RECIPES[kind]
@@ -250,7 +257,24 @@ def pretrained_gan(
                 progress=progress,
             )
 
-    return pretrained(f"digits-gan-{kind}", build, fit, {"kind": kind, **asdict(recipe)}, device=device)
+    shipped = SHIPPED if use_shipped and kind in SHIPPED_KINDS else None
+    return pretrained(f"digits-gan-{kind}", build, fit, gan_key(kind), device=device, retrain=retrain, shipped=shipped)
+
+
+def gan_key(kind: str) -> dict:
+    """What names a trained pair in the cache: its kind and recipe."""
+    return {"kind": kind, **asdict(RECIPES[kind])}
+
+
+def ship(kinds: tuple[str, ...] = SHIPPED_KINDS, device: str = "cpu") -> list:
+    """The experiments' pairs from this machine's cache (never the shipped ones) or trained now, written to the
+    folder of shipped checkpoints in float32. -> the weights' paths."""
+    made_on = torch.cuda.get_device_name() if str(device).startswith("cuda") else "cpu"
+    paths = []
+    for kind in kinds:
+        pair, record = pretrained_gan(kind, device=device, use_shipped=False)
+        paths.append(ship_artifact(f"digits-gan-{kind}", gan_key(kind), pair, record, made_on))
+    return paths
 
 
 @torch.no_grad()
@@ -346,3 +370,12 @@ def train_growing(pair: GrowingPair, images: torch.Tensor, t: GrowingTraining, *
             samples[size] = to_unit(g(fixed_z, stage)).cpu()
     pair.eval()
     return {"samples": samples, "seconds": time.perf_counter() - start}
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Train lesson 09's experiment GANs and ship them.")
+    parser.add_argument("command", choices=["ship"])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    print(*ship(device=parser.parse_args().device), sep="\n")
