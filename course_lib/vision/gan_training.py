@@ -111,7 +111,8 @@ RECIPES: dict[str, GANRecipe] = {
     "small-ada": GANRecipe(train=replace(_SMALL, ada=True)),
 }
 # The experiments' pairs ship with the repository (about 1.6 MB each): on a CPU lesson 09 loads them and trains
-# only its headline GAN, which keeps the lesson near 3 minutes; their keys depend on their recipes alone.
+# only its headline and growing GANs (about 4 minutes on 2 cores, the headline GAN most of it); their keys depend
+# on their recipes alone.
 SHIPPED_KINDS = ("collapse", "collapse-fixed", "small", "small-ada")
 
 
@@ -231,7 +232,8 @@ def pretrained_gan(
     retrain: bool = False,
 ) -> tuple[GANPair, dict]:
     """The lesson's GAN of one recipe, from the cache, else (an experiment's pair, if `use_shipped`) the checkpoint
-    the repository ships, else trained now (1-3 minutes on 2 cores): -> (pair in eval mode, record).
+    the repository ships, else trained now (about 1-3 minutes each on an idle 2-core CPU): -> (pair in eval mode,
+    record).
     `meter` and `on_record` only run when it trains (the recorded history is returned otherwise); `retrain=True`
     always trains."""
     if kind not in RECIPES:
