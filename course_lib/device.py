@@ -17,6 +17,12 @@ SEED_ENV = "COURSE_SEED"  # e.g. COURSE_SEED=1 trains every model from other ini
 _KNOWN = ("cuda", "mps", "cpu")
 
 
+def device_name(device: torch.device | str) -> str:
+    """What a shipped checkpoint records as the machine it was made on: the GPU's name on CUDA, else the type."""
+    device = torch.device(device)
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+
+
 def pick_device(preferred: str | None = None) -> torch.device:
     """Return cuda if present, then mps, then cpu; `preferred` or $COURSE_DEVICE overrides."""
     choice = preferred or os.environ.get(DEVICE_ENV, "").strip().lower() or None

@@ -531,3 +531,10 @@ def test_atomic_files_are_readable_as_the_umask_allows(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "weights.pt").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_shipped_checkpoint_names_the_machine_type_it_was_made_on():
+    from course_lib.device import device_name
+
+    assert device_name("cpu") == device_name(torch.device("cpu")) == "cpu"
+    assert device_name("meta") == "meta"  # any non-CUDA device by its type

@@ -17,7 +17,7 @@ from torch import nn
 
 from course_lib.artifacts import SHIPPED, pretrained, ship_artifact, weights_digest
 from course_lib.data.shapes import SIDE, VERSION, make_shapes
-from course_lib.device import seeded
+from course_lib.device import device_name, seeded
 from course_lib.models.prior import Prior
 from course_lib.models.unet import UNet, UNetConfig
 from course_lib.multimodal.clip_training import clip_key, embed_images, embed_texts, pretrained_clip
@@ -188,7 +188,7 @@ def ship(device: str = "cpu") -> list:
     """Lesson 12's hard-negative CLIP and lesson 13's decoder trained on it, from this machine's cache (never the
     shipped pair) or trained now, written to the folder of shipped checkpoints in float32 (the decoder must meet
     exactly the CLIP weights it was trained on). -> the weights' paths."""
-    made_on = torch.cuda.get_device_name() if str(device).startswith("cuda") else "cpu"
+    made_on = device_name(device)
     clip, clip_record = pretrained_clip(DECODER.clip, device=device, use_shipped=False)
     decoder, decoder_record = pretrained_decoder(device=device, use_shipped=False)
     return [

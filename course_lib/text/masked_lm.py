@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from course_lib.artifacts import SHIPPED, pretrained, ship_artifact
-from course_lib.device import seeded, training_generator
+from course_lib.device import device_name, seeded, training_generator
 from course_lib.models.bert import IGNORE, BertConfig, BertEncoder, MaskedLM, mask_tokens, mean_pool
 from course_lib.text.language_model import random_batch
 from course_lib.tokenizers import BPETokenizer
@@ -372,7 +372,7 @@ def ship(device: str = "cpu") -> Path:
     """Pretrain the lesson's masked-LM afresh and write it, in float16, to the folder of shipped checkpoints.
     -> the weights' path."""
     model, _, record = pretrained_bert(device=device, retrain=True)
-    made_on = torch.cuda.get_device_name() if str(device).startswith("cuda") else "cpu"
+    made_on = device_name(device)
     metrics = {"seconds": round(record["seconds"], 1), "step_loss": [round(x, 4) for x in record["step_loss"]]}
     return ship_artifact("shakespeare-bert", pretraining_key(), model, metrics, made_on, half=True)
 

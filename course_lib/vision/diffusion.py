@@ -19,7 +19,7 @@ from torch import nn
 
 from course_lib.artifacts import SHIPPED, pretrained, ship_artifact
 from course_lib.data.digits import load_digits, to_signed, to_unit
-from course_lib.device import seeded
+from course_lib.device import device_name, seeded
 from course_lib.models.unet import UNet, UNetConfig
 from course_lib.train import Optimisation, TensorBatches, optimise
 
@@ -251,7 +251,7 @@ def pretrained_diffusion(
 def ship(device: str = "cpu"):
     """The lesson's U-Net from this machine's cache (never the shipped one) or trained now, written to the folder
     of shipped checkpoints in float32. -> the weights' path."""
-    made_on = torch.cuda.get_device_name() if str(device).startswith("cuda") else "cpu"
+    made_on = device_name(device)
     model, record = pretrained_diffusion(device=device, use_shipped=False)
     return ship_artifact("digits-diffusion", asdict(RECIPE), model, record, made_on)
 

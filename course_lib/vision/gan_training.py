@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from course_lib.artifacts import SHIPPED, pretrained, ship_artifact
 from course_lib.data.digits import Digits, load_digits, to_signed, to_unit
-from course_lib.device import seeded, training_generator
+from course_lib.device import device_name, seeded, training_generator
 from course_lib.models.gan import (
     Discriminator,
     GANConfig,
@@ -111,8 +111,8 @@ RECIPES: dict[str, GANRecipe] = {
     "small-ada": GANRecipe(train=replace(_SMALL, ada=True)),
 }
 # The experiments' pairs ship with the repository (about 1.6 MB each): on a CPU lesson 09 loads them and trains
-# only its headline and growing GANs (about 4 minutes on 2 cores, the headline GAN most of it); their keys depend
-# on their recipes alone.
+# only its headline and growing GANs (2.8 minutes on 2 cores from an empty cache, the headline GAN most of it);
+# their keys depend on their recipes alone.
 SHIPPED_KINDS = ("collapse", "collapse-fixed", "small", "small-ada")
 
 
@@ -271,7 +271,7 @@ def gan_key(kind: str) -> dict:
 def ship(kinds: tuple[str, ...] = SHIPPED_KINDS, device: str = "cpu") -> list:
     """The experiments' pairs from this machine's cache (never the shipped ones) or trained now, written to the
     folder of shipped checkpoints in float32. -> the weights' paths."""
-    made_on = torch.cuda.get_device_name() if str(device).startswith("cuda") else "cpu"
+    made_on = device_name(device)
     paths = []
     for kind in kinds:
         pair, record = pretrained_gan(kind, device=device, use_shipped=False)
