@@ -276,10 +276,27 @@ WRONG = {
         "mean over pixels instead of sum": ("binomial_log_likelihood", ").sum(dim=-1)", ").mean(dim=-1)"),
         "no log-choose term": ("binomial_log_likelihood", "(log_n_choose_k + counts", "(counts"),
     },
-    "iwae_bound": {
-        "mean of the logs (the ELBO)": "def iwae_bound(log_weights):\n    return log_weights.mean(0)\n",
-        "exp without the shift": "def iwae_bound(log_weights):\n    return torch.log(torch.exp(log_weights).mean(0))\n",
-        "sum instead of mean (no -log K)": "def iwae_bound(log_weights):\n    return torch.logsumexp(log_weights, 0)\n",
+    "iwae_curve": {
+        "all N samples for every k": "def iwae_curve(log_weights, ks):\n"
+        "    n = log_weights.shape[0]\n"
+        "    return torch.stack([torch.logsumexp(log_weights, 0) - math.log(n) for k in ks])\n",
+        "the mean of the logs for every k (the ELBO)": "def iwae_curve(log_weights, ks):\n"
+        "    return torch.stack([log_weights.mean(0) for k in ks])\n",
+        "strided groups (sample i in group i mod N // k)": (
+            "iwae_curve",
+            "groups = log_weights[: n // k * k].reshape(n // k, k, b)",
+            "groups = log_weights[: n // k * k].reshape(k, n // k, b).transpose(0, 1)",
+        ),
+        "exp without the shift": (
+            "iwae_curve",
+            "group_bound = top.squeeze(1) + torch.log(torch.exp(groups - top).mean(dim=1))",
+            "group_bound = torch.log(torch.exp(groups).mean(dim=1))",
+        ),
+        "sum instead of mean (no -log k)": (
+            "iwae_curve",
+            "group_bound = top.squeeze(1) + torch.log(torch.exp(groups - top).mean(dim=1))",
+            "group_bound = top.squeeze(1) + torch.log(torch.exp(groups - top).sum(dim=1))",
+        ),
     },
     "vae_forward": {
         "KL sign flipped": (
@@ -438,13 +455,32 @@ WRONG = {
             "align_corners=True",
         ),
     },
-    "attention_rollout": {
-        "product in the wrong order": ("attention_rollout", "total = mixed @ total", "total = total @ mixed"),
-        "residual path left out": (
-            "attention_rollout",
-            "mixed = (layer.mean(dim=1) + torch.eye(t)) / 2",
-            "mixed = layer.mean(dim=1)",
+    "occlude_top_patches": {
+        "the lowest scores blanked": (
+            "occlude_top_patches",
+            "scores.topk(k, dim=1).indices",
+            "scores.topk(k, dim=1, largest=False).indices",
         ),
+        "patches numbered column by column": (
+            "occlude_top_patches",
+            '"b (rows cols) -> b 1 rows 1 cols 1"',
+            '"b (cols rows) -> b 1 rows 1 cols 1"',
+        ),
+        "the input blanked in place": "def occlude_top_patches(images, scores, k, patch):\n"
+        "    cols = images.shape[-1] // patch\n"
+        "    for i, top in enumerate(scores.topk(k, dim=1).indices.tolist()):\n"
+        "        for j in top:\n"
+        "            r, c = divmod(j, cols)\n"
+        "            images[i, :, r * patch:(r + 1) * patch, c * patch:(c + 1) * patch] = 0\n"
+        "    return images\n",
+        "one channel only": "def occlude_top_patches(images, scores, k, patch):\n"
+        "    out = images.clone()\n"
+        "    cols = images.shape[-1] // patch\n"
+        "    for i, top in enumerate(scores.topk(k, dim=1).indices.tolist()):\n"
+        "        for j in top:\n"
+        "            r, c = divmod(j, cols)\n"
+        "            out[i, 0, r * patch:(r + 1) * patch, c * patch:(c + 1) * patch] = 0\n"
+        "    return out\n",
     },
     "vit_forward": {
         "attention not scaled by 1/sqrt(d_head)": ("vit_forward", " / math.sqrt(q.shape[-1])", ""),

@@ -1,6 +1,6 @@
 """Lesson 08 exercises: the log-density of a diagonal Gaussian, the KL between two diagonal Gaussians, the
-binomial log-likelihood, the importance-weighted bound, and the whole VAE forward pass (its loss terms) from a
-trained state dict."""
+binomial log-likelihood, the importance-weighted bound as its number of samples grows, and the whole VAE forward
+pass (its loss terms) from a trained state dict."""
 
 from __future__ import annotations
 
@@ -45,9 +45,16 @@ def binomial_log_likelihood(counts: torch.Tensor, logits: torch.Tensor) -> torch
     return vae_training.binomial_log_likelihood(counts, logits)
 
 
-def iwae_bound(log_weights: torch.Tensor) -> torch.Tensor:
-    """log_weights (K, b) = log p(x, z_k) - log q(z_k | x) -> (b,) log (1/K) sum_k exp(log_weights)."""
-    return torch.logsumexp(log_weights, dim=0) - math.log(log_weights.shape[0])
+def iwae_curve(log_weights: torch.Tensor, ks: tuple[int, ...]) -> torch.Tensor:
+    """log_weights (N, b) = log p(x, z) - log q(z | x) for N samples per image -> (len(ks), b): for each k, the
+    k-sample bound estimated from the N // k disjoint groups of k consecutive samples (the rest unused), each
+    group's log (1/k) sum exp, averaged over the groups."""
+    n, b = log_weights.shape
+    rows = []
+    for k in ks:
+        groups = log_weights[: n // k * k].reshape(n // k, k, b)  # (groups, k, b)
+        rows.append((torch.logsumexp(groups, dim=1) - math.log(k)).mean(dim=0))
+    return torch.stack(rows)
 
 
 def vae_forward(params: dict[str, torch.Tensor], counts: torch.Tensor, eps: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -134,9 +141,13 @@ def _binomial_cases(g: torch.Generator) -> list[Case]:
 def _iwae_cases(g: torch.Generator) -> list[Case]:
     randn = _randn(g)
     return [
-        Case("K 50, batch 4 (catches the mean of the logs, which is the ELBO)", (randn(50, 4) * 3 - 100,)),
-        Case("K 1 is the ELBO", (randn(1, 3),)),
-        Case("very negative log-weights (catches exp underflow)", (randn(20, 2) - 2000.0,)),
+        Case(
+            "N 12, batch 3, every k that divides 12 (catches all N samples used for every k, and the mean of the logs)",
+            (randn(12, 3) * 3 - 100, (1, 2, 3, 4, 6, 12)),
+        ),
+        Case("N 10, k 3 and 4: the samples left over are not used", (randn(10, 2) * 2, (3, 4))),
+        Case("k 1 is the ELBO's estimate: the mean of the log-weights", (randn(7, 4), (1,))),
+        Case("very negative log-weights (catches exp underflow)", (randn(8, 2) * 5 - 2000.0, (1, 8))),
     ]
 
 
@@ -194,7 +205,7 @@ EXERCISES = [
         forbidden=("Binomial", "distributions"),
         atol=1e-3,
     ),
-    Exercise(iwae_bound, NOTEBOOK, 2.0, _iwae_cases, setup=SETUP, atol=1e-4),
+    Exercise(iwae_curve, NOTEBOOK, 2.0, _iwae_cases, setup=SETUP, atol=1e-4),
     Exercise(
         vae_forward,
         NOTEBOOK,

@@ -1,6 +1,6 @@
 """Lesson 11 exercises: learned position embeddings resized to a new grid (how a ViT is fine-tuned at a higher
-resolution), the attention-rollout product, and the whole ViT forward pass from its state dict, checked on small
-ViTs and, in the solutions notebook, on the lesson's trained one."""
+resolution), the deletion test of a saliency ranking (the k top-ranked patches blanked), and the whole ViT forward
+pass from its state dict, checked on small ViTs and, in the solutions notebook, on the lesson's trained one."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.models.vit import ViT, ViTConfig
-from course_lib.vision import vit_training
 from course_tools.grading.spec import Case, Exercise, draw_seed
 
 NOTEBOOK = "11_vit"
@@ -34,8 +33,17 @@ def resize_positions(positions: torch.Tensor, side: int) -> torch.Tensor:
     return torch.cat([positions[:, :1], resized.permute(0, 2, 3, 1).reshape(1, side * side, -1)], dim=1)
 
 
-def attention_rollout(maps: list[torch.Tensor]) -> torch.Tensor:
-    return vit_training.attention_rollout(maps)
+def occlude_top_patches(images: torch.Tensor, scores: torch.Tensor, k: int, patch: int) -> torch.Tensor:
+    """images (b, c, H, W), scores (b, (H / patch) * (W / patch)) one per patch in reading order -> a copy of the
+    images with each image's k highest-scoring patches set to 0: the deletion test of a saliency ranking
+    (Samek et al. 2017's pixel flipping, by patches)."""
+    b, c, height, width = images.shape
+    rows, cols = height // patch, width // patch
+    blank = torch.zeros(b, rows * cols, dtype=torch.bool)
+    if k > 0:
+        blank.scatter_(1, scores.topk(k, dim=1).indices, True)
+    mask = blank.reshape(b, 1, rows, 1, cols, 1).expand(b, c, rows, patch, cols, patch).reshape(b, c, height, width)
+    return images.masked_fill(mask, 0.0)
 
 
 def vit_forward(params: dict[str, torch.Tensor], images: torch.Tensor, heads: int, patch: int) -> torch.Tensor:
@@ -72,14 +80,34 @@ def _resize_cases(g: torch.Generator) -> list[Case]:
     ]
 
 
-def _rollout_cases(g: torch.Generator) -> list[Case]:
-    def maps(layers: int, b: int, heads: int, t: int) -> list[torch.Tensor]:
-        return [torch.randn(b, heads, t, t, generator=g).softmax(-1) for _ in range(layers)]
+def _occlusion_cases(g: torch.Generator) -> list[Case]:
+    def images(b: int, c: int, height: int, width: int) -> torch.Tensor:
+        return torch.rand(b, c, height, width, generator=g) + 0.5  # no pixel is 0 already
+
+    def scores(b: int, n: int) -> torch.Tensor:
+        return torch.randn(b, n, generator=g)
 
     return [
-        Case("3 layers, 2 heads, 5 tokens (catches the product in the wrong order)", (maps(3, 2, 2, 5),)),
-        Case("one layer is 0.5 A + 0.5 I with the heads averaged", (maps(1, 1, 4, 3),)),
+        Case(
+            "8x8, 2x2 patches, k 3 (catches the lowest scores, patches in column order)",
+            (images(3, 1, 8, 8), scores(3, 16), 3, 2),
+        ),
+        Case(
+            "4x8 images: 2 rows of 4 patches (catches rows and columns exchanged)",
+            (images(2, 1, 4, 8), scores(2, 8), 2, 2),
+        ),
+        Case(
+            "2 channels, 4x4 patches, k 1 (every channel of the patch blanked)",
+            (images(2, 2, 8, 8), scores(2, 4), 1, 4),
+        ),
+        Case("k 0: the images unchanged", (images(2, 1, 8, 8), scores(2, 16), 0, 2)),
     ]
+
+
+def _run_occlusion(fn, case: Case):
+    """The answer, and the input images after the call: blanking them in place spoils the caller's copy."""
+    images, scores, k, patch = case.args
+    return fn(images, scores, k, patch), images  # the call runs first: `images` as the answer left it
 
 
 def _forward_cases(g: torch.Generator) -> list[Case]:
@@ -103,7 +131,7 @@ def _run_forward(fn, case: Case):
 
 EXERCISES = [
     Exercise(resize_positions, NOTEBOOK, 2.0, _resize_cases, setup=SETUP, atol=1e-5),
-    Exercise(attention_rollout, NOTEBOOK, 1.0, _rollout_cases, setup=SETUP),
+    Exercise(occlude_top_patches, NOTEBOOK, 1.0, _occlusion_cases, call=_run_occlusion, setup=SETUP),
     Exercise(
         vit_forward,
         NOTEBOOK,
