@@ -292,6 +292,11 @@ WRONG = {
             "group_bound = top.squeeze(1) + torch.log(torch.exp(groups - top).mean(dim=1))",
             "group_bound = torch.log(torch.exp(groups).mean(dim=1))",
         ),
+        "one shift for the whole tensor, not per image": (
+            "iwae_curve",
+            "top = groups.max(dim=1, keepdim=True).values",
+            "top = groups.max().expand(groups.shape[0], 1, groups.shape[2])",
+        ),
         "sum instead of mean (no -log k)": (
             "iwae_curve",
             "group_bound = top.squeeze(1) + torch.log(torch.exp(groups - top).mean(dim=1))",
@@ -473,6 +478,31 @@ WRONG = {
         "            r, c = divmod(j, cols)\n"
         "            images[i, :, r * patch:(r + 1) * patch, c * patch:(c + 1) * patch] = 0\n"
         "    return images\n",
+        "rows and columns exchanged (the column count from the height)": (
+            "occlude_top_patches",
+            "rows, cols = height // patch, width // patch",
+            "cols, rows = height // patch, width // patch",
+        ),
+        "scores marked in place (greedy argmax, then -inf)": "def occlude_top_patches(images, scores, k, patch):\n"
+        "    out = images.clone()\n"
+        "    cols = images.shape[-1] // patch\n"
+        "    for i in range(len(images)):\n"
+        "        for _ in range(k):\n"
+        "            j = scores[i].argmax().item()\n"
+        "            scores[i, j] = -float('inf')\n"
+        "            r, c = divmod(j, cols)\n"
+        "            out[i, :, r * patch:(r + 1) * patch, c * patch:(c + 1) * patch] = 0\n"
+        "    return out\n",
+        "the input returned when k is 0": "def occlude_top_patches(images, scores, k, patch):\n"
+        "    if k == 0:\n"
+        "        return images\n"
+        "    out = images.clone()\n"
+        "    cols = images.shape[-1] // patch\n"
+        "    for i, top in enumerate(scores.topk(k, dim=1).indices.tolist()):\n"
+        "        for j in top:\n"
+        "            r, c = divmod(j, cols)\n"
+        "            out[i, :, r * patch:(r + 1) * patch, c * patch:(c + 1) * patch] = 0\n"
+        "    return out\n",
         "one channel only": "def occlude_top_patches(images, scores, k, patch):\n"
         "    out = images.clone()\n"
         "    cols = images.shape[-1] // patch\n"

@@ -148,6 +148,10 @@ def _iwae_cases(g: torch.Generator) -> list[Case]:
         Case("N 10, k 3 and 4: the samples left over are not used", (randn(10, 2) * 2, (3, 4))),
         Case("k 1 is the ELBO's estimate: the mean of the log-weights", (randn(7, 4), (1,))),
         Case("very negative log-weights (catches exp underflow)", (randn(8, 2) * 5 - 2000.0, (1, 8))),
+        Case(
+            "images at very different levels, -2000 and 0 (catches one shift for the whole tensor)",
+            (torch.stack([randn(8) - 2000.0, randn(8)], dim=1), (2, 8)),
+        ),
     ]
 
 

@@ -36,7 +36,7 @@ def resize_positions(positions: torch.Tensor, side: int) -> torch.Tensor:
 def occlude_top_patches(images: torch.Tensor, scores: torch.Tensor, k: int, patch: int) -> torch.Tensor:
     """images (b, c, H, W), scores (b, (H / patch) * (W / patch)) one per patch in reading order -> a copy of the
     images with each image's k highest-scoring patches set to 0: the deletion test of a saliency ranking
-    (Samek et al. 2017's pixel flipping, by patches)."""
+    (Samek et al. 2017's region perturbation, most relevant first, with zeros for noise)."""
     b, c, height, width = images.shape
     rows, cols = height // patch, width // patch
     blank = torch.zeros(b, rows * cols, dtype=torch.bool)
@@ -105,9 +105,13 @@ def _occlusion_cases(g: torch.Generator) -> list[Case]:
 
 
 def _run_occlusion(fn, case: Case):
-    """The answer, and the input images after the call: blanking them in place spoils the caller's copy."""
+    """The answer, then the inputs as the call left them: blanking `images` or marking `scores` in place spoils the
+    caller's copies (the solutions notebook ranks the same tensors for k = 0 to 4)."""
     images, scores, k, patch = case.args
-    return fn(images, scores, k, patch), images  # the call runs first: `images` as the answer left it
+    out = fn(images, scores, k, patch)
+    if out is images:
+        raise ValueError("occlude_top_patches returned its input: return a copy (new tensor), even for k = 0")
+    return out, images, scores
 
 
 def _forward_cases(g: torch.Generator) -> list[Case]:
