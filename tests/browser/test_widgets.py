@@ -110,12 +110,14 @@ def test_exercise_08_completed_in_the_lab_passes_every_check(page: Page, lab) ->
         assert "NotImplementedError" in cell.locator(".cm-content").inner_text(), f"cell {index} is not a stub"
         type_into_cell(page, cell, source)
     seconds = run_all_cells(page, notebook, timeout_s=600)
-    assert error_texts(notebook) == []
-    outputs = notebook.locator(".jp-OutputArea").all_inner_texts()
-    passed = [line for text in outputs for line in text.splitlines() if line.startswith("✓")]
-    assert len(passed) == 5, passed
-    assert not any("✗" in text for text in outputs)
+    for index in answers:  # each answer's check is the next cell; JupyterLab renders only cells near the view
+        verdict = cells.nth(index + 1).locator(".jp-OutputArea")
+        verdict.scroll_into_view_if_needed()
+        expect(verdict).to_contain_text(re.compile(r"✓ \w+: all \d+ cases pass"), timeout=30_000)
+        assert "✗" not in verdict.inner_text()
     last = cells.last.locator(".jp-OutputArea")
+    last.scroll_into_view_if_needed()
     expect(last).to_contain_text("importance-weighted NLL")
+    assert error_texts(notebook) == []
     screenshot(page, SCREENSHOTS, "exercises_08_completed")
-    print(f"exercises 08: five answers typed, {len(passed)} checks passed, the VAE measured in {seconds:.1f} s")
+    print(f"exercises 08: five answers typed, five checks passed, the VAE measured in {seconds:.1f} s")
