@@ -246,6 +246,7 @@ LESSONS: tuple[Lesson, ...] = (
         behind=("course_lib.models.judge", "course_lib.nn.attention"),
         spec=_spec(11),
         tests=("tests/test_vit.py", "tests/test_data.py"),
+        bench=("bench/vit_vs_cnn.py",),
     ),
     Lesson(
         12,
