@@ -7,11 +7,11 @@ a control and asserts that the kernel answered with something new: text or a pic
 
 from __future__ import annotations
 
-import json
 import re
 
 from playwright.sync_api import Locator, Page, expect
 
+from course_tools.grading.notebook import cell_source, exercise_meta, read_notebook
 from tests.browser.conftest import ROOT, SCREENSHOTS
 from tests.browser.lab_ui import error_texts, open_notebook, prompts, run_all_cells, screenshot, type_into_cell
 
@@ -90,14 +90,9 @@ def test_lesson_13_prompt_box_draws_the_caption_typed(page: Page, lab) -> None:
 
 
 def solution_sources(lesson: str) -> dict[int, str]:
-    """The solution notebook's answers by cell index, without the markers `course_tools.assign` strips."""
-    cells = json.loads((ROOT / "solutions" / f"{lesson}.ipynb").read_text())["cells"]
-    answers = {}
-    for i, cell in enumerate(cells):
-        source = "".join(cell["source"])
-        if "### BEGIN SOLUTION" in source:
-            answers[i] = "".join(line for line in source.splitlines(keepends=True) if "### " not in line)
-    return answers
+    """The solution notebook's exercise cells by index, as written there (the solution markers are comments)."""
+    cells = read_notebook(ROOT / "solutions" / f"{lesson}.ipynb")["cells"]
+    return {i: cell_source(cell) for i, cell in enumerate(cells) if exercise_meta(cell)}
 
 
 def test_exercise_08_completed_in_the_lab_passes_every_check(page: Page, lab) -> None:
