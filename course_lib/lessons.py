@@ -322,6 +322,29 @@ LESSONS: tuple[Lesson, ...] = (
         tests=("tests/test_alignment.py",),
         bench=("bench/alignment.py", "bench/alignment_spread.py"),
     ),
+    Lesson(
+        18,
+        "Responsible generative AI, measured",
+        "notebooks/18_responsible.ipynb",
+        modules=(
+            "course_lib.alignment.dpo",
+            "course_lib.alignment.preferences",
+            "course_lib.data.digits",
+            "course_lib.data.shakespeare",
+            "course_lib.device",
+            "course_lib.responsible.bias",
+            "course_lib.responsible.detector_training",
+            "course_lib.responsible.memorisation",
+            "course_lib.responsible.watermark",
+            "course_lib.text.language_model",
+            "course_lib.vision.diffusion",
+            "course_lib.vision.gan_training",
+            "course_lib.vision.vae_training",
+        ),
+        behind=("course_lib.models.detector", "course_lib.models.gpt"),
+        spec=_spec(18),
+        tests=("tests/test_responsible.py",),
+    ),
 )
 
 

@@ -27,6 +27,7 @@ NOTEBOOKS = [
     "13_text_to_image",
     "15_rlhf",
     "16_dpo",
+    "18_responsible",
 ]
 
 # exercise id -> {mistake: source of a wrong function}
@@ -758,6 +759,82 @@ WRONG = {
             "dpo_step",
             "dpo_loss(current[0], current[1], frozen[0], frozen[1], beta)",
             "dpo_loss(current[1], current[0], frozen[1], frozen[0], beta)",
+        ),
+    },
+    "unique_pair_z": {
+        "every pair counted, repeats included": (
+            "unique_pair_z",
+            "codes = torch.unique(row[:-1] * vocab + row[1:])",
+            "codes = row[:-1] * vocab + row[1:]",
+        ),
+        "T taken as the row's length": (
+            "unique_pair_z",
+            "n = codes.numel()",
+            "n = row.numel()",
+        ),
+        "pairs read as (current, previous)": (
+            "unique_pair_z",
+            "codes = torch.unique(row[:-1] * vocab + row[1:])",
+            "codes = torch.unique(row[1:] * vocab + row[:-1])",
+        ),
+    },
+    "rank_auc": {
+        "ties count as losses": (
+            "rank_auc",
+            "mid = top - (sizes.to(torch.float64) - 1) / 2",
+            "mid = top - (sizes - 1)",
+        ),
+        "negatives ranked instead of positives": (
+            "rank_auc",
+            "rank_sum = mid[where][: positive.numel()].sum()",
+            "rank_sum = mid[where][positive.numel() :].sum()",
+        ),
+    },
+    "extrapolated_exposure": {
+        "1 - cdf, which rounds to 0 far out": (
+            "extrapolated_exposure",
+            "log_tail = torch.special.log_ndtr(-standardised)",
+            "log_tail = torch.log(1 - torch.special.ndtr(standardised))",
+        ),
+        "the wrong tail": (
+            "extrapolated_exposure",
+            "log_tail = torch.special.log_ndtr(-standardised)",
+            "log_tail = torch.special.log_ndtr(standardised)",
+        ),
+        "natural log, not bits": ("extrapolated_exposure", "-log_tail / math.log(2.0)", "-log_tail"),
+    },
+    "near_duplicate_pairs": {
+        "word n-grams": (
+            "near_duplicate_pairs",
+            "set(text[k : k + n] for k in range(max(len(text) - n + 1, 0)))",
+            "set(tuple(text.split()[k : k + n]) for k in range(max(len(text.split()) - n + 1, 0)))",
+        ),
+        "a strict > for >=": (
+            "near_duplicate_pairs",
+            "len(a & b) >= threshold * len(a | b)",
+            "len(a & b) > threshold * len(a | b)",
+        ),
+        "two empty sets count as the same": (
+            "near_duplicate_pairs",
+            "if a and b and len(a & b) >= threshold * len(a | b):",
+            "if (len(a & b) / len(a | b) if a | b else 1.0) >= threshold:",
+        ),
+    },
+    "detector_logits": {
+        "pixels not mapped to [-1, 1]": (
+            "detector_logits",
+            "h = images.unsqueeze(1) * 2.0 - 1.0",
+            "h = images.unsqueeze(1)",
+        ),
+        "no ReLU after the second convolution": (
+            "detector_logits",
+            'state["conv2.bias"], stride=2, padding=1).relu()',
+            'state["conv2.bias"], stride=2, padding=1)',
+        ),
+        "squeeze drops the batch of one": (
+            "detector_logits",
+            '+ state["head.bias"]).reshape(-1)',
+            '+ state["head.bias"]).squeeze()',
         ),
     },
     "nearest": {

@@ -259,7 +259,7 @@ def test_the_exempt_docstring_check_catches_a_wrong_start(module: str, doc: str)
         (
             "course_lib.models.gpt",
             "Lessons 05, 06, 14-16: GPT.",
-            "for lessons 05-06, 15-16; its docstring names 05-06, 14",
+            "for lessons 05-06, 15-16, 18; its docstring names 05-06, 14",
         ),
         ("course_lib.nn.kv_cache", "Lessons 06-07: a cache.", "lessons 06; its docstring names 06-07"),
         ("course_lib.models.seq2seq", "The recurrent encoder-decoder.", "does not start with"),

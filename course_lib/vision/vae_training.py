@@ -1,4 +1,4 @@
-"""Lessons 08, 10: the VAE's likelihood, its ELBO and importance-weighted bound, its training, and two baselines.
+"""Lessons 08, 10, 18: the VAE's likelihood, its ELBO and importance-weighted bound, its training, and two baselines.
 
 The digits' pixels are integers 0..16, so each pixel gets a Binomial(16, p) likelihood and every bound is a
 bound on log p(x) in nats per image: comparable with any other model of the same integers, such as the two
