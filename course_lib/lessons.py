@@ -328,7 +328,9 @@ LESSONS: tuple[Lesson, ...] = (
         "notebooks/18_responsible.ipynb",
         modules=(
             "course_lib.alignment.dpo",
+            "course_lib.alignment.ppo",
             "course_lib.alignment.preferences",
+            "course_lib.alignment.reward_training",
             "course_lib.data.digits",
             "course_lib.data.shakespeare",
             "course_lib.device",

@@ -1,4 +1,4 @@
-"""Lessons 01-16: each common mistake loses points, in `check` and in the CLI grader; the solutions score full marks."""
+"""Lessons 01-16, 18: each common mistake loses points, in `check` and in the CLI grader; the solutions score full marks."""
 
 import copy
 import json
@@ -808,6 +808,16 @@ WRONG = {
             "near_duplicate_pairs",
             "set(text[k : k + n] for k in range(max(len(text) - n + 1, 0)))",
             "set(tuple(text.split()[k : k + n]) for k in range(max(len(text.split()) - n + 1, 0)))",
+        ),
+        "the last n-gram dropped": (
+            "near_duplicate_pairs",
+            "range(max(len(text) - n + 1, 0))",
+            "range(max(len(text) - n, 0))",
+        ),
+        "overlap coefficient for Jaccard": (
+            "near_duplicate_pairs",
+            "len(a & b) >= threshold * len(a | b)",
+            "len(a & b) >= threshold * min(len(a), len(b))",
         ),
         "a strict > for >=": (
             "near_duplicate_pairs",

@@ -97,9 +97,11 @@ def test_planting_and_deduplication():
     planted = memorisation.plant(text, canaries, seed=0)
     assert planted.count("My secret number is 123.") == 3 and "999" not in planted
     assert [line for line in planted.split("\n") if "secret" not in line] == text.split("\n")  # the text intact
-    deduped = memorisation.deduplicate_lines(planted + "\n\n")
-    assert deduped.count("My secret number is 123.") == 1 and deduped.count("\nb") + deduped.startswith("b") == 1
-    assert deduped.count("\n\n") >= 1  # blank lines stay
+    long_line = "To be, or not to be, that is the question:"
+    deduped = memorisation.deduplicate_lines(f"{planted}\n{long_line}\nHAMLET.\n{long_line}\nHAMLET.\n\n")
+    assert deduped.count("My secret number is 123.") == 1 and deduped.count(long_line) == 1
+    assert deduped.split("\n").count("b") == 2 and deduped.count("HAMLET.") == 2  # short lines all stay
+    assert deduped.count("\n\n") >= 1
 
 
 def test_greedy_completion_is_argmax_decoding():
@@ -125,6 +127,13 @@ def test_pronoun_counts_and_the_bootstrap():
     assert torch.equal(shares, bias.bootstrap_shares(counts, 500, torch.Generator().manual_seed(0)))
     with pytest.raises(ValueError, match="no gendered"):
         bias.male_share(torch.zeros(2, 2, dtype=torch.long))
+    same = bias.paired_bootstrap_difference(counts, counts, 300, torch.Generator().manual_seed(1))
+    assert same.abs().max().item() == 0.0  # the same rows for both sides
+    other = torch.tensor([[1, 1], [1, 1], [0, 0]])
+    paired = bias.paired_bootstrap_difference(counts, other, 300, torch.Generator().manual_seed(1))
+    assert paired.shape == (300,) and paired.min() >= -1 and paired.max() <= 1
+    with pytest.raises(ValueError, match="same shape"):
+        bias.paired_bootstrap_difference(counts, other[:2], 10, torch.Generator())
     rates = bias.word_rates(["he he she", "x"], ("he", "she"))
     assert rates == pytest.approx([1e4 * 2 / 4, 1e4 * 1 / 4])
 

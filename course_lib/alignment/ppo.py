@@ -1,5 +1,5 @@
-"""Lessons 15-16: PPO as InstructGPT uses it to fine-tune a language model against a reward model (lesson 16
-compares DPO with it).
+"""Lessons 15-16, 18: PPO as InstructGPT uses it to fine-tune a language model against a reward model (lesson
+16 compares DPO with it, lesson 18 measures what its policy writes).
 
 Each iteration samples continuations of a batch of prompts (the rollout), scores them with the reward
 model, and shapes a per-token reward: minus beta times the log-ratio of the sampled token under the

@@ -1,4 +1,4 @@
-"""Lessons 15-16: training the reward model (course_lib.models.reward_model) on preferences with the Bradley-Terry
+"""Lessons 15-16, 18: training the reward model (course_lib.models.reward_model) on preferences with the Bradley-Terry
 loss, -log sigmoid(r(chosen) - r(rejected)); lesson 16 scores its DPO policies with it.
 
 By default (`train_embeddings=False`) the backbone is fine-tuned except its token and position embeddings, which

@@ -32,11 +32,26 @@ def male_share(counts: torch.Tensor) -> float:
 
 
 def bootstrap_shares(counts: torch.Tensor, resamples: int, generator: torch.Generator) -> torch.Tensor:
-    """`male_share` of `resamples` resamples of the texts (rows drawn with replacement): (resamples,)."""
+    """`male_share` of `resamples` resamples of the texts (rows drawn with replacement): (resamples,); a resample
+    without any gendered pronoun counts 0."""
     n = len(counts)
     picks = torch.randint(n, (resamples, n), generator=generator)
     totals = counts[picks].sum(1).double()  # (resamples, 2)
     return (totals[:, 0] / totals.sum(1).clamp(min=1)).float()
+
+
+def paired_bootstrap_difference(
+    counts_a: torch.Tensor, counts_b: torch.Tensor, resamples: int, generator: torch.Generator
+) -> torch.Tensor:
+    """male_share(a) - male_share(b) over `resamples` resamples of the rows, the same rows for both: texts a[i] and
+    b[i] share a prompt, so a resample keeps the pairs together. -> (resamples,)."""
+    if counts_a.shape != counts_b.shape:
+        raise ValueError(
+            f"paired counts must have the same shape, got {tuple(counts_a.shape)} and {tuple(counts_b.shape)}"
+        )
+    picks = torch.randint(len(counts_a), (resamples, len(counts_a)), generator=generator)
+    shares = [(t := c[picks].sum(1).double())[:, 0] / t.sum(1).clamp(min=1) for c in (counts_a, counts_b)]
+    return (shares[0] - shares[1]).float()
 
 
 def percentile_interval(values: torch.Tensor, level: float = 0.95) -> tuple[float, float]:

@@ -1,6 +1,7 @@
-"""Lesson 18: memorisation, measured as Carlini et al. measure it: canaries (random secrets in a fixed sentence)
-planted in the training text a chosen number of times, their exposure, extraction by greedy completion, and a
-loss-based membership test; and exact-line deduplication as the defence.
+"""Lesson 18: memorisation: canaries (random secrets in a fixed sentence, Carlini et al. 2019) planted in the
+training text a chosen number of times and their exposure, extraction by greedy completion of a prefix, the
+per-passage losses a membership test (Yeom et al. 2018) thresholds, and exact-line deduplication as the defence
+against repeated copies.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ class Canary:
 
 @dataclass(frozen=True)
 class CanaryRecipe:
-    repeats: tuple[int, ...] = (0, 1, 4, 16, 64)  # 0: a secret drawn the same way but never planted
+    repeats: tuple[int, ...] = (0, 1, 4, 16, 64)  # 0: secrets drawn the same way but never planted
+    per_count: int = 3  # secrets planted each number of times
     digits: int = 5
     train_chars: int = 150_000  # the start of the course's training text
     model: GPTConfig = GPTConfig(vocab_size=None, layers=2, heads=4, d_model=64, block_size=64)
@@ -43,12 +45,15 @@ RECIPE = CanaryRecipe()
 
 
 def draw_canaries(recipe: CanaryRecipe = RECIPE) -> list[Canary]:
-    """One secret of `digits` random digits per entry of `recipe.repeats`, from the recipe's seed."""
+    """`per_count` distinct secrets of `digits` random digits for each entry of `recipe.repeats`, from the
+    recipe's seed, in the order of `repeats`."""
     g = torch.Generator().manual_seed(recipe.seed)
-    return [
-        Canary("".join(str(d) for d in torch.randint(10, (recipe.digits,), generator=g).tolist()), n)
-        for n in recipe.repeats
-    ]
+    secrets: list[str] = []
+    while len(secrets) < len(recipe.repeats) * recipe.per_count:
+        secret = "".join(str(d) for d in torch.randint(10, (recipe.digits,), generator=g).tolist())
+        if secret not in secrets:
+            secrets.append(secret)
+    return [Canary(secret, recipe.repeats[i // recipe.per_count]) for i, secret in enumerate(secrets)]
 
 
 def plant(text: str, canaries: list[Canary], seed: int) -> str:
@@ -62,12 +67,13 @@ def plant(text: str, canaries: list[Canary], seed: int) -> str:
     return "\n".join(lines)
 
 
-def deduplicate_lines(text: str) -> str:
-    """Keep the first copy of every non-blank line and drop the later exact copies (blank lines stay)."""
+def deduplicate_lines(text: str, min_chars: int = 20) -> str:
+    """Keep the first copy of every line of at least `min_chars` characters and drop its later exact copies; shorter
+    lines (a play's speaker headings, "Exeunt.") all stay."""
     seen: set[str] = set()
     kept = []
     for line in text.split("\n"):
-        if line.strip() and line in seen:
+        if len(line) >= min_chars and line in seen:
             continue
         seen.add(line)
         kept.append(line)

@@ -83,6 +83,10 @@ def forbidden_uses(source: str, forbidden: tuple[str, ...]) -> list[str]:
             for package, what in OWN_PACKAGES.items():
                 if any(m.split(".")[0] == package for m in modules):
                     note(what)
+            imported = [*modules, *(a.name for a in node.names)]  # `import ... as other` hides no forbidden name
+            for part in (p for name in imported for p in name.split(".")):
+                if part in forbidden:
+                    note(part)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             named = [what for package, what in OWN_PACKAGES.items() if package in node.value]
             for what in named:
@@ -106,6 +110,8 @@ DYNAMIC_NAMES = {
     "gc": "gc",
     "inspect": "inspect",
     "ctypes": "ctypes",
+    "attrgetter": "operator.attrgetter",  # getattr under another name: operator.attrgetter("__subcla" + "sses__")
+    "methodcaller": "operator.methodcaller",
 }
 DYNAMIC_ATTRIBUTES = {
     "__globals__",
@@ -133,6 +139,8 @@ DYNAMIC_ATTRIBUTES = {
     "_forward_pre_hooks",
     "_backward_hooks",
     "_backward_pre_hooks",
+    "attrgetter",
+    "methodcaller",
 }
 ATTRIBUTE_FUNCTIONS = ("getattr", "setattr", "delattr", "hasattr")
 
@@ -157,6 +165,10 @@ def dynamic_access(source: str) -> list[str]:
             for module in modules:
                 if module.split(".")[0] in DYNAMIC_NAMES:
                     note(f"import {module}")
+            if isinstance(node, ast.ImportFrom):
+                for alias in node.names:
+                    if alias.name in DYNAMIC_NAMES:
+                        note(DYNAMIC_NAMES[alias.name])
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ATTRIBUTE_FUNCTIONS:
             named = (
                 len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)
