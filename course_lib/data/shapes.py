@@ -1,4 +1,4 @@
-"""Lessons 11-13: captioned images of one or two coloured shapes, rendered here (no download), deterministic.
+"""Lessons 11-13, 18: captioned images of one or two coloured shapes, rendered here (no download), deterministic.
 
 A scene is six integers, the columns of `ATTRIBUTES`:
 - layout: 0 one object, 1 two side by side (object a on the left), 2 two stacked (object a on top);

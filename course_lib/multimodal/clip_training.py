@@ -1,4 +1,4 @@
-"""Lessons 12-13: training CLIP on the captioned shapes and measuring it: zero-shot classification from prompts,
+"""Lessons 12-13, 18: training CLIP on the captioned shapes and measuring it: zero-shot classification from prompts,
 retrieval (recall@k), and the binding test (the true caption against the same words with attributes swapped).
 
 Hard negatives, in the spirit of NegCLIP (Yuksekgonul et al. 2023, which adds one word-swapped caption per image

@@ -1,4 +1,4 @@
-"""Lesson 13: text-to-image as DALL-E 2 (Ramesh et al. 2022) does it, in miniature: CLIP's text encoder, a prior
+"""Lessons 13, 18: text-to-image as DALL-E 2 (Ramesh et al. 2022) does it, in miniature: CLIP's text encoder, a prior
 that turns a caption's text embedding into an image embedding, and a diffusion decoder (lesson 10's U-Net on
 16x16 colour images) that draws an image from an image embedding, with classifier-free guidance.
 

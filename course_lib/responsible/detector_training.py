@@ -1,5 +1,5 @@
-"""Lesson 18: training the detector of generated digits (`models.detector`) to tell real 8x8 digits from one
-generator's or several generators' samples, and its scores.
+"""Lesson 18: training the detector of generated images (`models.detector`) to tell real digits (or lesson 13's
+rendered pictures) from one generator's or several generators' samples, and its scores.
 """
 
 from __future__ import annotations
@@ -44,9 +44,11 @@ def balanced_batches(real: torch.Tensor, fake: torch.Tensor, batch: int, seed: i
 
 
 def train_detector(real: torch.Tensor, fake: torch.Tensor, t: DetectorTraining = DetectorTraining()) -> Detector:
-    """A Detector trained to give `fake` images (n, 8, 8) a high logit and `real` ones a low one: -> eval mode."""
+    """A Detector trained to give `fake` images a high logit and `real` ones a low one: -> eval mode. Grey images
+    are (n, side, side), colour ones (n, channels, side, side)."""
+    channels = 1 if real.dim() == 3 else real.shape[1]
     with seeded(t.seed):
-        model = Detector()
+        model = Detector(channels, real.shape[-1])
     optimise(
         model,
         balanced_batches(real, fake, t.batch, t.seed),
