@@ -110,8 +110,6 @@ DYNAMIC_NAMES = {
     "gc": "gc",
     "inspect": "inspect",
     "ctypes": "ctypes",
-    "attrgetter": "operator.attrgetter",  # getattr under another name: operator.attrgetter("__subcla" + "sses__")
-    "methodcaller": "operator.methodcaller",
 }
 DYNAMIC_ATTRIBUTES = {
     "__globals__",
@@ -139,8 +137,6 @@ DYNAMIC_ATTRIBUTES = {
     "_forward_pre_hooks",
     "_backward_hooks",
     "_backward_pre_hooks",
-    "attrgetter",
-    "methodcaller",
 }
 ATTRIBUTE_FUNCTIONS = ("getattr", "setattr", "delattr", "hasattr")
 
@@ -165,10 +161,6 @@ def dynamic_access(source: str) -> list[str]:
             for module in modules:
                 if module.split(".")[0] in DYNAMIC_NAMES:
                     note(f"import {module}")
-            if isinstance(node, ast.ImportFrom):
-                for alias in node.names:
-                    if alias.name in DYNAMIC_NAMES:
-                        note(DYNAMIC_NAMES[alias.name])
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ATTRIBUTE_FUNCTIONS:
             named = (
                 len(node.args) >= 2 and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)
