@@ -50,8 +50,10 @@ def paired_bootstrap_difference(
             f"paired counts must have the same shape, got {tuple(counts_a.shape)} and {tuple(counts_b.shape)}"
         )
     picks = torch.randint(len(counts_a), (resamples, len(counts_a)), generator=generator)
-    shares = [(t := c[picks].sum(1).double())[:, 0] / t.sum(1).clamp(min=1) for c in (counts_a, counts_b)]
-    return (shares[0] - shares[1]).float()
+    totals_a, totals_b = counts_a[picks].sum(1).double(), counts_b[picks].sum(1).double()  # (resamples, 2) each
+    share_a = totals_a[:, 0] / totals_a.sum(1).clamp(min=1)
+    share_b = totals_b[:, 0] / totals_b.sum(1).clamp(min=1)
+    return (share_a - share_b).float()
 
 
 def percentile_interval(values: torch.Tensor, level: float = 0.95) -> tuple[float, float]:

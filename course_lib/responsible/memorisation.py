@@ -111,7 +111,7 @@ def all_secrets_logprob(model: GPT, prefix: torch.Tensor, digit_ids: torch.Tenso
 
     Built digit by digit: the 10 ** k strings of k digits are extended by each next digit with one forward pass.
     """
-    logp = torch.zeros(1)
+    logp = torch.zeros(1, device=prefix.device)
     strings = prefix[None, :]  # (n, t): the prefix followed by the digits so far
     for _ in range(length):
         logits = model(strings[:, -model.config.block_size :])[0][:, -1]  # (n, vocab)

@@ -1,8 +1,9 @@
 """Lesson 18: a green-list watermark (Kirchenbauer et al., 2023) in a character GPT's sampler, and its detector.
 
 The previous token and a secret key seed a random split of the vocabulary into a green share `gamma` and a red
-rest; sampling adds `delta` to the green logits. Without the key, the text reads as ordinary samples; with it,
-a detector counts green tokens and asks how unlikely that many would be by chance.
+rest; sampling adds `delta` to the green logits. The text carries no visible marker (it is only somewhat less
+likely under the unwatermarked model); with the key, a detector counts green tokens and asks how unlikely that
+many would be by chance.
 """
 
 from __future__ import annotations
@@ -32,8 +33,10 @@ def _cached_steps(model: GPT, idx: torch.Tensor, cache, step_input: torch.Tensor
     """One step of the sampler's context rule -> (logits of the next token (b, vocab), the cache to use next).
     The cache is rebuilt from the last block_size // 2 tokens of idx whenever the next input would overflow it."""
     block = model.config.block_size
-    if cache is None or len(cache) + step_input.shape[1] > block:
-        cache, step_input = model.new_cache(), idx[:, -(block // 2) :] if cache is not None else idx[:, -block:]
+    if cache is None:  # the first step reads the prompt, at most a block of it
+        cache, step_input = model.new_cache(), idx[:, -block:]
+    elif len(cache) + step_input.shape[1] > block:  # full: start again from the last half block
+        cache, step_input = model.new_cache(), idx[:, -(block // 2) :]
     return model(step_input, cache=cache)[0][:, -1], cache
 
 
