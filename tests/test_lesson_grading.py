@@ -273,9 +273,42 @@ WRONG = {
             "shift = (mu_q - mu_p) ** 2",
         ),
     },
-    "binomial_log_likelihood": {
-        "mean over pixels instead of sum": ("binomial_log_likelihood", ").sum(dim=-1)", ").mean(dim=-1)"),
-        "no log-choose term": ("binomial_log_likelihood", "(log_n_choose_k + counts", "(counts"),
+    "discretised_logistic_log_likelihood": {
+        "the log of a difference of sigmoids (-inf in the tails)": (
+            "discretised_logistic_log_likelihood",
+            "inside = F.logsigmoid(upper) + F.logsigmoid(-lower) + torch.log(-torch.expm1(-inv_scale))",
+            "inside = torch.log(torch.sigmoid(upper) - torch.sigmoid(lower))",
+        ),
+        "end bins computed as inner bins": (
+            "discretised_logistic_log_likelihood",
+            "log_p = torch.where(counts == 0, F.logsigmoid(upper),",
+            "log_p = torch.where(counts == -1, F.logsigmoid(upper),",
+        ),
+        "end bins through log(sigmoid) (-inf far out)": (
+            "discretised_logistic_log_likelihood",
+            "log_p = torch.where(counts == 0, F.logsigmoid(upper),",
+            "log_p = torch.where(counts == 0, torch.log(torch.sigmoid(upper)),",
+        ),
+        "the scale is log_scale itself": (
+            "discretised_logistic_log_likelihood",
+            "inv_scale = torch.exp(-log_scale)",
+            "inv_scale = 1 / log_scale",
+        ),
+        "bins [k, k + 1] instead of [k - 1/2, k + 1/2]": (
+            "discretised_logistic_log_likelihood",
+            "upper = (counts + 0.5 - mu) * inv_scale",
+            "upper = (counts + 1.0 - mu) * inv_scale",
+        ),
+        "mean over pixels instead of sum": (
+            "discretised_logistic_log_likelihood",
+            "log_p.sum(dim=-1)",
+            "log_p.mean(dim=-1)",
+        ),
+        "the bin's width term left out": (
+            "discretised_logistic_log_likelihood",
+            " + torch.log(-torch.expm1(-inv_scale))",
+            "",
+        ),
     },
     "iwae_curve": {
         "all N samples for every k": "def iwae_curve(log_weights, ks):\n"
@@ -316,6 +349,11 @@ WRONG = {
             '"kl": gaussian_kl_between(mu, logvar, prior, prior).mean(dim=-1)',
         ),
         "encoder reads raw counts": ("vae_forward", 'network(counts / 16, "encoder")', 'network(counts, "encoder")'),
+        "no log-choose term in the reconstruction": (
+            "vae_forward",
+            "reconstruction = (log_choose + counts",
+            "reconstruction = (counts",
+        ),
     },
     "hinge_discriminator_loss": {
         "no max(0, .): logits pushed without end": "def hinge_discriminator_loss(real_logits, fake_logits):\n"
@@ -906,7 +944,7 @@ def test_references_agree_with_independent_implementations():
     tests/test_check.py."""
     import torch
     import torch.nn.functional as F
-    from torch.distributions import Binomial, Categorical, Normal, kl_divergence
+    from torch.distributions import Categorical, Normal, kl_divergence
 
     def ref(name):
         return registry.get(name).reference
@@ -929,10 +967,24 @@ def test_references_agree_with_independent_implementations():
         ref("gaussian_kl_between")(mu, logvar, mu_p, logvar_p),
         kl_divergence(normal, Normal(mu_p, (0.5 * logvar_p).exp())),
     )
-    counts, logits = torch.randint(0, 17, (4, 64), generator=g).float(), torch.randn(4, 64, generator=g)
-    torch.testing.assert_close(
-        ref("binomial_log_likelihood")(counts, logits), Binomial(16, logits=logits).log_prob(counts).sum(-1)
+
+    def logistic_mass(c, m, s):  # float64 differences of CDFs, each taken on the side of the location it lies
+        up, low = (c + 0.5 - m) / s, (c - 0.5 - m) / s  # the bin's edges, standardised
+        first, last = torch.sigmoid(up), torch.sigmoid(-low)  # the end bins' masses
+        inner = torch.where(c > m, torch.sigmoid(-low) - torch.sigmoid(-up), torch.sigmoid(up) - torch.sigmoid(low))
+        return torch.where(c == 0, first, torch.where(c == 16, last, inner))
+
+    counts, mu = torch.randint(0, 17, (4, 64), generator=g).double(), 16 * torch.rand(4, 64, generator=g).double()
+    log_scale = 0.5 * torch.randn(4, 64, generator=g).double()
+    far = (
+        torch.tensor([[8.0, 3.0, 12.0, 0.0, 16.0]]).double(),
+        torch.tensor([[-40.0, 150.0, 160.0, 150.0, -150.0]]).double(),
     )
+    for c, m, ls in ((counts, mu, log_scale), (*far, torch.zeros(1, 5).double())):  # near, then 40-150 scales out
+        torch.testing.assert_close(
+            ref("discretised_logistic_log_likelihood")(c.float(), m.float(), ls.float()),
+            torch.log(logistic_mass(c, m, ls.exp())).sum(-1).float(),
+        )
 
     logits, ref_logits = torch.randn(3, 7, 11, generator=g), torch.randn(3, 7, 11, generator=g)
     per_token = kl_divergence(Categorical(logits=logits), Categorical(logits=ref_logits))  # (3, 7)
