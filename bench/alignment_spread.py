@@ -3,11 +3,13 @@
 For each seed: the reward model (held-out pairs in the true order), PPO against it (true reward gain in standard
 deviations and KL), the weak reward model with PPO at beta 0 (peak and end of the true reward, the reward model's
 score at both), and DPO at beta 0.1 (win rate against the starting model, implicit reward accuracy, the fall of the
-chosen and the rejected log-probabilities). The GPT and the preference data come from the cache as the lessons
+chosen and the rejected log-probabilities). `--only frontier`: lesson 16's comparison, DPO at beta 0.05 / 0.1 / 0.5
+against PPO's run at the same KL (its evaluations interpolated linearly, as the lesson reads them).
+The GPT and the preference data come from the cache as the lessons
 make them, so run this under `make test-portability`'s variables with its own COURSE_CACHE to see another CPU.
 One JSON line per seed, then one with the minimum and maximum of each figure.
 
-python bench/alignment_spread.py [--seeds 0 1 2] [--only rm]
+python bench/alignment_spread.py [--seeds 0 1 2] [--only rm | ppo | dpo | frontier]
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import json
 import os
 import time
 from dataclasses import replace
+
+import torch
 
 from course_lib import pick_device, set_threads
 from course_lib.alignment import dpo, ppo, reward_training
@@ -30,7 +34,7 @@ KERNELS = ("MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--only", choices=["rm", "ppo", "dpo"], nargs="+", default=["rm", "ppo", "dpo"])
+    parser.add_argument("--only", choices=["rm", "ppo", "dpo", "frontier"], nargs="+", default=["rm", "ppo", "dpo"])
     args = parser.parse_args()
     device = pick_device()
     set_threads()
@@ -100,6 +104,8 @@ def main() -> None:
                 "dpo_fall_chosen": record["chosen"][-1] - record["chosen"][0],
                 "dpo_fall_rejected": record["rejected"][-1] - record["rejected"][0],
             }
+        if "frontier" in args.only:
+            row |= frontier(gpt, reward_model, prefs, data, prompts, seed, device)
         row["seconds"] = time.perf_counter() - start
         rows.append(row)
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
@@ -109,6 +115,28 @@ def main() -> None:
             {"spread": {k: [round(min(r[k] for r in rows), 4), round(max(r[k] for r in rows), 4)] for k in numeric}}
         )
     )
+
+
+def frontier(gpt, reward_model, prefs, data, prompts, seed: int, device) -> dict:
+    """Lesson 16's matched-KL reading for one seed: each DPO beta's true reward and KL, and PPO's run there."""
+    tokenizer = data.tokenizer
+    _, record = ppo.ppo_policy(
+        gpt, reward_model, data.train, prompts, tokenizer, replace(ppo.PPOTraining(), seed=seed), device=device
+    )
+    ppo_kl, ppo_reward = torch.tensor(record["eval_kl"]), torch.tensor(record["eval_true_reward"])
+    out = {"ppo_final_kl": record["eval_kl"][-1], "ppo_final_reward": record["eval_true_reward"][-1]}
+    for beta in (0.05, 0.1, 0.5):
+        policy, _ = dpo.dpo_policy(gpt, prefs, replace(dpo.DPOTraining(beta=beta), seed=seed), device=device)
+        result = evaluate_policy(policy, gpt, None, prompts, tokenizer, samples=4)
+        kl, reward = result.kl.mean().item(), result.true_reward.mean().item()
+        after = int((ppo_kl < kl).sum())  # PPO's evaluations on either side of this KL
+        if 0 < after < len(ppo_kl):
+            w = (kl - ppo_kl[after - 1]) / (ppo_kl[after] - ppo_kl[after - 1])
+            there = (ppo_reward[after - 1] + w * (ppo_reward[after] - ppo_reward[after - 1])).item()
+        else:
+            there = float("nan")  # outside PPO's run
+        out |= {f"dpo{beta}_kl": kl, f"dpo{beta}_reward": reward, f"ppo_at_dpo{beta}_kl": there}
+    return out
 
 
 if __name__ == "__main__":

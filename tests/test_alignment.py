@@ -2,6 +2,7 @@
 that PPO and DPO visibly move in the right direction."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -241,3 +242,39 @@ def test_dpo_loss_starts_at_ln2_and_training_separates_the_pairs():
     with torch.no_grad():  # the policy now writes the preferred token more often than the reference
         probs = [response_logits(m, data.responses[:8, 0]).softmax(-1)[..., 3].mean() for m in (policy, reference)]
     assert probs[0] > 1.5 * probs[1]
+
+
+def test_the_shipped_reward_model_loads_for_the_lessons_recipe_and_only_for_it(tmp_path, monkeypatch):
+    from course_lib.artifacts import SHIPPED, read_metadata
+    from course_lib.text.language_model import build_gpt
+
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))  # nothing cached: what a fresh clone loads
+    key = reward_training.shipped_key(reward_training.RewardTraining())
+    meta = read_metadata("cheerful-reward-model", key, shipped=SHIPPED)
+    assert meta is not None, (
+        "lesson 15's recipe changed: re-make with `python -m course_lib.alignment.reward_training ship`"
+    )
+    assert len(meta["metrics"]["step_loss"]) == reward_training.RewardTraining().steps
+    assert meta["metrics"]["test_truth"] >= 0.83  # the lesson's assert, on the data of the machine that made it
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained instead of loading the shipped reward model")
+
+    monkeypatch.setattr(reward_training, "train_reward_model", no_training)
+    alphabet = tuple(chr(32 + i) for i in range(84))  # the shipped model's 84 characters (only the count matters here)
+    data = Preferences(
+        *(torch.zeros(1, dtype=torch.long),) * 2,
+        torch.zeros(1, 4),
+        torch.zeros(0, 3),
+        torch.zeros(1),
+        alphabet=alphabet,
+    )
+    backbone = build_gpt(84)
+    model, record = reward_training.pretrained_reward_model(backbone, data)
+    assert not torch.equal(model.backbone.blocks[0].attn.qkv.weight, backbone.blocks[0].attn.qkv.weight)
+    assert record["step_loss"][-1] < record["step_loss"][0] and model.scale.item() > 0
+    for other in ({"use_shipped": False}, {"training": reward_training.RewardTraining(steps=10)}):
+        with pytest.raises(AssertionError, match="trained instead"):
+            reward_training.pretrained_reward_model(backbone, data, **other)
+    with pytest.raises(AssertionError, match="trained instead"):  # another preference recipe: another model
+        reward_training.pretrained_reward_model(backbone, replace(data, recipe=PreferenceRecipe(prompts=100)))

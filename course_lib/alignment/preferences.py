@@ -102,6 +102,7 @@ class Preferences:
     test: torch.Tensor
     key: str = ""  # the cache key it was made under: models trained on it put it in their own config
     alphabet: tuple[str, ...] = ()  # the character of each token id
+    recipe: PreferenceRecipe = PreferenceRecipe()  # what made it
 
     def split(self, test: bool) -> torch.Tensor:
         """The pairs whose prompt is (test=True) or is not held out."""
@@ -135,7 +136,7 @@ def make_preferences(model: GPT, ids: torch.Tensor, tokenizer: CharTokenizer, re
     test = torch.zeros(r.prompts, dtype=torch.bool)
     test[torch.randperm(r.prompts, generator=generator)[: round(r.held_out * r.prompts)]] = True
     responses = sequences.view(r.prompts, r.per_prompt, -1)
-    return Preferences(prompts, responses, reward, pairs, test, alphabet=tuple(tokenizer.chars))
+    return Preferences(prompts, responses, reward, pairs, test, alphabet=tuple(tokenizer.chars), recipe=recipe)
 
 
 def preference_data(
@@ -151,4 +152,4 @@ def preference_data(
         return {name: value for name, value in vars(made).items() if isinstance(value, torch.Tensor)}
 
     tensors = load_or_make_tensors("cheerful-preferences", make, config)
-    return Preferences(**tensors, key=config_hash(config), alphabet=tuple(tokenizer.chars))
+    return Preferences(**tensors, key=config_hash(config), alphabet=tuple(tokenizer.chars), recipe=recipe)
