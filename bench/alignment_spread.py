@@ -53,8 +53,8 @@ def main() -> None:
     for seed in args.seeds:
         start, row = time.perf_counter(), {"seed": seed, **machine}
         reward_model, record = reward_training.pretrained_reward_model(
-            gpt, prefs, replace(reward_training.RewardTraining(), seed=seed), device
-        )
+            gpt, prefs, replace(reward_training.RewardTraining(), seed=seed), device, use_shipped=False
+        )  # trained on this run's own pairs, seed 0 included
         row["rm_truth"] = record["test_truth"]
         if "ppo" in args.only:
             policy, _ = ppo.ppo_policy(

@@ -245,36 +245,42 @@ def test_dpo_loss_starts_at_ln2_and_training_separates_the_pairs():
 
 
 def test_the_shipped_reward_model_loads_for_the_lessons_recipe_and_only_for_it(tmp_path, monkeypatch):
+    import json
+
     from course_lib.artifacts import SHIPPED, read_metadata
     from course_lib.text.language_model import build_gpt
 
     monkeypatch.setenv("COURSE_CACHE", str(tmp_path))  # nothing cached: what a fresh clone loads
-    key = reward_training.shipped_key(reward_training.RewardTraining())
+    (shipped_json,) = SHIPPED.glob("cheerful-reward-model-*.json")
+    alphabet = tuple(json.loads(shipped_json.read_text())["config"]["alphabet"])  # lesson 05's 84 characters
+    backbone = build_gpt(len(alphabet))
+    key = reward_training.shipped_key(reward_training.RewardTraining(), backbone, alphabet)
     meta = read_metadata("cheerful-reward-model", key, shipped=SHIPPED)
     assert meta is not None, (
         "lesson 15's recipe changed: re-make with `python -m course_lib.alignment.reward_training ship`"
     )
-    assert len(meta["metrics"]["step_loss"]) == reward_training.RewardTraining().steps
-    assert meta["metrics"]["test_truth"] >= 0.83  # the lesson's assert, on the data of the machine that made it
+    metrics = meta["metrics"]
+    assert len(metrics["step_loss"]) == reward_training.RewardTraining().steps
+    assert metrics["test_truth"] >= 0.83  # the lesson's assert, on the data of the machine that made it
+    assert len(metrics["test_prompts"]) == round(PreferenceRecipe().held_out * PreferenceRecipe().prompts)
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained instead of loading the shipped reward model")
 
     monkeypatch.setattr(reward_training, "train_reward_model", no_training)
-    alphabet = tuple(chr(32 + i) for i in range(84))  # the shipped model's 84 characters (only the count matters here)
+    n = PreferenceRecipe().prompts
+    made = dict(alphabet=alphabet, recipe=PreferenceRecipe())
     data = Preferences(
-        *(torch.zeros(1, dtype=torch.long),) * 2,
-        torch.zeros(1, 4),
-        torch.zeros(0, 3),
-        torch.zeros(1),
-        alphabet=alphabet,
+        torch.zeros(n, 1), torch.zeros(n, 4, 1), torch.zeros(n, 4), torch.zeros(0, 3), torch.zeros(n), **made
     )
-    backbone = build_gpt(84)
     model, record = reward_training.pretrained_reward_model(backbone, data)
     assert not torch.equal(model.backbone.blocks[0].attn.qkv.weight, backbone.blocks[0].attn.qkv.weight)
     assert record["step_loss"][-1] < record["step_loss"][0] and model.scale.item() > 0
+    unseen = reward_training.unseen_prompts(data, record)  # its own split, not this data's (all False here)
+    assert unseen.sum().item() == len(metrics["test_prompts"]) and not data.test.bool().any()
     for other in ({"use_shipped": False}, {"training": reward_training.RewardTraining(steps=10)}):
         with pytest.raises(AssertionError, match="trained instead"):
             reward_training.pretrained_reward_model(backbone, data, **other)
-    with pytest.raises(AssertionError, match="trained instead"):  # another preference recipe: another model
-        reward_training.pretrained_reward_model(backbone, replace(data, recipe=PreferenceRecipe(prompts=100)))
+    for data_other in (replace(data, recipe=PreferenceRecipe(prompts=100)), replace(data, recipe=None)):
+        with pytest.raises(AssertionError, match="trained instead"):  # other or unknown preferences: another model
+            reward_training.pretrained_reward_model(backbone, data_other)

@@ -294,6 +294,11 @@ WRONG = {
             "inv_scale = torch.exp(-log_scale)",
             "inv_scale = 1 / log_scale",
         ),
+        "bins of width 2, [k - 1, k + 1]": (
+            "discretised_logistic_log_likelihood",
+            "lower = (counts - 0.5 - mu) * inv_scale",
+            "lower = (counts - 1.0 - mu) * inv_scale\n    upper = (counts + 1.0 - mu) * inv_scale",
+        ),
         "bins [k, k + 1] instead of [k - 1/2, k + 1/2]": (
             "discretised_logistic_log_likelihood",
             "upper = (counts + 0.5 - mu) * inv_scale",
@@ -308,6 +313,27 @@ WRONG = {
             "discretised_logistic_log_likelihood",
             " + torch.log(-torch.expm1(-inv_scale))",
             "",
+        ),
+        "stable in the left tail only": (
+            "discretised_logistic_log_likelihood",
+            "inside = F.logsigmoid(upper) + F.logsigmoid(-lower) + torch.log(-torch.expm1(-inv_scale))",
+            "inside = F.logsigmoid(upper) + torch.log(-torch.expm1(F.logsigmoid(lower) - F.logsigmoid(upper)))",
+        ),
+        "sigma(-l) through log(sigmoid) (-inf far right)": (
+            "discretised_logistic_log_likelihood",
+            "inside = F.logsigmoid(upper) + F.logsigmoid(-lower) + torch.log(-torch.expm1(-inv_scale))",
+            "inside = F.logsigmoid(upper) + torch.log(torch.sigmoid(-lower)) + torch.log(-torch.expm1(-inv_scale))",
+        ),
+        "end bins cut at 100 below 0 and above 16": (
+            "discretised_logistic_log_likelihood",
+            "log_p = torch.where(counts == 0, F.logsigmoid(upper),",
+            "cut = lambda a, b: F.logsigmoid(a) + F.logsigmoid(-b) + torch.log(-torch.expm1(b - a))  # noqa: E731\n"
+            "    log_p = torch.where(counts == 0, cut(upper, (-100 - mu) * inv_scale),",
+        ),
+        "counts expanded to mu's shape (fails for one logistic per pixel)": (
+            "discretised_logistic_log_likelihood",
+            "inv_scale = torch.exp(-log_scale)",
+            "counts = counts.expand_as(mu)\n    inv_scale = torch.exp(-log_scale)",
         ),
     },
     "iwae_curve": {
@@ -976,11 +1002,9 @@ def test_references_agree_with_independent_implementations():
 
     counts, mu = torch.randint(0, 17, (4, 64), generator=g).double(), 16 * torch.rand(4, 64, generator=g).double()
     log_scale = 0.5 * torch.randn(4, 64, generator=g).double()
-    far = (
-        torch.tensor([[8.0, 3.0, 12.0, 0.0, 16.0]]).double(),
-        torch.tensor([[-40.0, 150.0, 160.0, 150.0, -150.0]]).double(),
-    )
-    for c, m, ls in ((counts, mu, log_scale), (*far, torch.zeros(1, 5).double())):  # near, then 40-150 scales out
+    far_counts = torch.tensor([[8.0], [3.0], [12.0], [0.0], [16.0], [8.0]]).double()  # 40-150 scales out, both sides
+    far_mu = torch.tensor([[-40.0], [150.0], [160.0], [150.0], [-150.0], [-142.0]]).double()
+    for c, m, ls in ((counts, mu, log_scale), (far_counts, far_mu, torch.zeros(6, 1).double())):
         torch.testing.assert_close(
             ref("discretised_logistic_log_likelihood")(c.float(), m.float(), ls.float()),
             torch.log(logistic_mass(c, m, ls.exp())).sum(-1).float(),

@@ -102,7 +102,7 @@ class Preferences:
     test: torch.Tensor
     key: str = ""  # the cache key it was made under: models trained on it put it in their own config
     alphabet: tuple[str, ...] = ()  # the character of each token id
-    recipe: PreferenceRecipe = PreferenceRecipe()  # what made it
+    recipe: PreferenceRecipe | None = None  # what made it (None: built by hand)
 
     def split(self, test: bool) -> torch.Tensor:
         """The pairs whose prompt is (test=True) or is not held out."""

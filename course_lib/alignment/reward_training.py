@@ -52,6 +52,22 @@ def pair_accuracy(model: RewardModel, data: Preferences, pairs: torch.Tensor) ->
     return {"labels": right.float().mean().item(), "truth": (right == truth).float().mean().item()}
 
 
+def unseen_prompts(data: Preferences, record: dict) -> torch.Tensor:
+    """(n,) True for the prompts of `data` that the reward model behind `record` did not train on: the prompts it
+    recorded as held out (a shipped model's, split on another machine, where the same prompts may have been split
+    otherwise), else `data`'s own held-out prompts."""
+    if "test_prompts" not in record:
+        return data.test
+    unseen = torch.zeros(len(data.test), dtype=torch.bool)
+    unseen[torch.tensor(record["test_prompts"], dtype=torch.long)] = True
+    return unseen
+
+
+def held_out_pairs(data: Preferences, record: dict) -> torch.Tensor:
+    """The pairs of `data` whose prompt the reward model behind `record` did not train on (`unseen_prompts`)."""
+    return data.pairs[unseen_prompts(data, record)[data.pairs[:, 0]]]
+
+
 @dataclass(frozen=True, kw_only=True)
 class RewardTraining(Optimisation):
     steps: int = 1200
@@ -112,18 +128,22 @@ def train_reward_model(model: RewardModel, data: Preferences, training: RewardTr
         "seconds": history.seconds,
         "test_labels": test["labels"],
         "test_truth": test["truth"],
+        "test_prompts": torch.nonzero(data.test).squeeze(1).tolist(),  # what it never trained on
     }
 
 
 SHIPPED_RELEASE = 1  # raised when the shipped reward model is re-made, so an older one in a cache is not taken for it
 
 
-def shipped_key(training: RewardTraining) -> dict:
-    """The cache key of the shipped reward model: its recipe and the preference recipe, not the learner's GPT (the
-    checkpoint was trained on the preference data of the machine that made it; lesson 15 measures it on yours)."""
+def shipped_key(training: RewardTraining, backbone: GPT, alphabet: tuple[str, ...]) -> dict:
+    """The cache key of the shipped reward model: its recipe, the preference recipe, the backbone's sizes and the
+    alphabet, not the learner's GPT weights (the checkpoint was trained on the preference data of the machine that
+    made it; lesson 15 measures it on yours)."""
     return {
         "release": SHIPPED_RELEASE,
         "preferences": asdict(PreferenceRecipe()),
+        "backbone": asdict(backbone.config),
+        "alphabet": "".join(alphabet),
         "reads": "word ends",
         **asdict(training),
     }
@@ -135,18 +155,25 @@ def pretrained_reward_model(
     training: RewardTraining = RewardTraining(),
     device: torch.device | str = "cpu",
     *,
-    use_shipped: bool = True,
+    use_shipped: bool | None = None,
 ) -> tuple[RewardModel, dict]:
     """Lesson 15's reward model -> (model, record). The lesson's recipe on the default preferences (and
-    `use_shipped`): from the cache, else the checkpoint the repository ships. Any other recipe, or
-    `use_shipped=False`: from the cache, else trained now on `data` (about 3 minutes on 2 cores for the lesson's)."""
+    `use_shipped`, by default True except on CUDA): from the cache, else the checkpoint the repository ships.
+    Any other recipe, or `use_shipped=False`: from the cache, else trained now on `data` (about 3 minutes on 2
+    cores for the lesson's). Measure it on `held_out_pairs(data, record)`."""
+    if use_shipped is None:
+        use_shipped = torch.device(device).type != "cuda"
 
     def build() -> RewardModel:
         with seeded(training.seed):
             return RewardModel(backbone, data.alphabet, PROMPT_CHARS)
 
     shipped = use_shipped and training == RewardTraining() and data.recipe == PreferenceRecipe()
-    config = shipped_key(training) if shipped else {"data": data.key, "reads": "word ends", **asdict(training)}
+    config = (
+        shipped_key(training, backbone, data.alphabet)
+        if shipped
+        else {"data": data.key, "reads": "word ends", **asdict(training)}
+    )
     name = "cheerful-reward-model" if training.prompts is None else f"cheerful-reward-model-{training.prompts}"
     model, record = pretrained(
         name,
@@ -164,7 +191,10 @@ def ship(backbone: GPT, data: Preferences, device: str = "cpu") -> Path:
     """The lesson's reward model from this machine's cache (trained on its own preference data; never the shipped
     one) or trained now, written to the folder of shipped checkpoints in float32. -> the weights' path."""
     model, record = pretrained_reward_model(backbone, data, device=device, use_shipped=False)
-    return ship_artifact("cheerful-reward-model", shipped_key(RewardTraining()), model, record, device_name(device))
+    if "test_prompts" not in record:  # a model cached before records kept their split
+        record = {**record, "test_prompts": torch.nonzero(data.test).squeeze(1).tolist()}
+    key = shipped_key(RewardTraining(), backbone, data.alphabet)
+    return ship_artifact("cheerful-reward-model", key, model, record, device_name(device))
 
 
 if __name__ == "__main__":

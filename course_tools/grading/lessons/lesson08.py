@@ -134,16 +134,22 @@ def _kl_cases(g: torch.Generator) -> list[Case]:
 
 
 def _logistic_cases(g: torch.Generator) -> list[Case]:
-    def counts(*shape: int) -> torch.Tensor:
-        return torch.randint(1, 16, shape, generator=g).float()  # inner bins only: the end bins have their own case
+    def counts(low: int, high: int, *shape: int) -> torch.Tensor:
+        return torch.randint(low, high, shape, generator=g).float()
+
+    def uniform(low: float, high: float, *shape: int) -> torch.Tensor:
+        return low + (high - low) * torch.rand(*shape, generator=g)
 
     def near(c: torch.Tensor, *lead: int) -> tuple[torch.Tensor, torch.Tensor]:  # locations near the counts
         return c + 3 * torch.randn(*lead, *c.shape, generator=g), 0.7 * torch.randn(*lead, *c.shape, generator=g)
 
-    inner = counts(3, 64)
-    ends = torch.tensor([[0.0, 16.0, 0.0, 16.0, 0.0, 16.0]])
-    tails = torch.tensor([[8.0, 3.0, 12.0, 0.0, 16.0]])
-    several = counts(2, 10)
+    inner, several = counts(1, 16, 3, 64), counts(0, 17, 2, 10)  # inner bins only, then every count
+    ends = 16 * counts(0, 2, 2, 8)  # 0s and 16s, locations from far below 0 to far above 16, some scales wide
+    tail = counts(1, 16, 12, 1)  # one pixel an image: an error in one pixel is not lost in a sum
+    tail_log_scale = uniform(-1.0, 1.0, 12, 1)
+    side = torch.where(torch.rand(12, 1, generator=g) < 0.5, -1.0, 1.0)
+    tail_mu = tail - side * uniform(40.0, 150.0, 12, 1) * tail_log_scale.exp()  # 40-150 scales out, either side
+    pixels = counts(0, 17, 4, 5)
     return [
         Case(
             "batch 3 of 64 inner counts, locations and scales near them (catches a mean over pixels, s = log_scale, "
@@ -151,17 +157,22 @@ def _logistic_cases(g: torch.Generator) -> list[Case]:
             (inner, *near(inner)),
         ),
         Case(
-            "counts 0 and 16: the end bins take the tails (catches them computed as inner bins)",
-            (ends, torch.tensor([[2.0, 14.0, -3.0, 20.0, 9.0, 5.0]]), torch.tensor([[0.0, 0.0, 1.0, -1.0, 0.5, 2.0]])),
+            "counts 0 and 16, locations from -200 to 216, 3 samples of them (catches end bins computed as inner "
+            "bins, cut at a finite edge, or through log(sigmoid))",
+            (ends, uniform(-200.0, 216.0, 3, 2, 8), uniform(-1.5, 3.0, 3, 2, 8)),
         ),
         Case(
-            "far in the tails, 40 to 150 scales from the location, end bins too (catches "
-            "log(sigmoid(u) - sigmoid(l)) and log(sigmoid(u)): -inf there)",
-            (tails, torch.tensor([[-40.0, 150.0, 160.0, 150.0, -150.0]]), torch.zeros(1, 5)),
+            "inner counts 40 to 150 scales from the location, on both sides (catches log(sigmoid(u) - sigmoid(l)) "
+            "and a form stable on one side only: -inf there)",
+            (tail, tail_mu, tail_log_scale),
         ),
         Case(
-            "several samples (K, b, pixels) of locations and scales for one batch of counts",
+            "several samples (K, b, pixels) of locations and scales for one batch of counts, end bins included",
             (several, *near(several, 4)),
+        ),
+        Case(
+            "one logistic per pixel: location and log-scale of shape (P,) for a batch (b, P) of counts",
+            (pixels, uniform(-2.0, 18.0, 5), uniform(-1.0, 1.5, 5)),
         ),
     ]
 
