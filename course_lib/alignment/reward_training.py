@@ -128,7 +128,8 @@ def train_reward_model(model: RewardModel, data: Preferences, training: RewardTr
         "seconds": history.seconds,
         "test_labels": test["labels"],
         "test_truth": test["truth"],
-        "test_prompts": torch.nonzero(data.test).squeeze(1).tolist(),  # what it never trained on
+        "test_prompts": torch.nonzero(data.test).squeeze(1).tolist(),  # held out: never trained on (nor, with
+        # `prompts` set, the training prompts past the first that many, which it skipped too)
     }
 
 
@@ -158,11 +159,11 @@ def pretrained_reward_model(
     use_shipped: bool | None = None,
 ) -> tuple[RewardModel, dict]:
     """Lesson 15's reward model -> (model, record). The lesson's recipe on the default preferences (and
-    `use_shipped`, by default True except on CUDA): from the cache, else the checkpoint the repository ships.
+    `use_shipped`, by default True on a machine without CUDA): from the cache, else the checkpoint the repository ships.
     Any other recipe, or `use_shipped=False`: from the cache, else trained now on `data` (about 3 minutes on 2
     cores for the lesson's). Measure it on `held_out_pairs(data, record)`."""
-    if use_shipped is None:
-        use_shipped = torch.device(device).type != "cuda"
+    if use_shipped is None:  # by the machine, not the device asked for: every caller on one machine agrees
+        use_shipped = not torch.cuda.is_available()
 
     def build() -> RewardModel:
         with seeded(training.seed):
@@ -183,6 +184,8 @@ def pretrained_reward_model(
         device=device,
         shipped=SHIPPED if shipped else None,
     )
+    if shipped and "test_prompts" not in record:
+        raise RuntimeError("the shipped reward model's record lacks its held-out prompts: re-make it with `ship`")
     model.key = f"{name}-{config_hash(config)}"  # what a policy trained against it names in its own config
     return model, record
 
