@@ -20,8 +20,6 @@ import os
 import time
 from dataclasses import replace
 
-import torch
-
 from course_lib import pick_device, set_threads
 from course_lib.alignment import dpo, ppo, reward_training
 from course_lib.alignment.policy import evaluate_policy
@@ -123,19 +121,13 @@ def frontier(gpt, reward_model, prefs, data, prompts, seed: int, device) -> dict
     _, record = ppo.ppo_policy(
         gpt, reward_model, data.train, prompts, tokenizer, replace(ppo.PPOTraining(), seed=seed), device=device
     )
-    ppo_kl, ppo_reward = torch.tensor(record["eval_kl"]), torch.tensor(record["eval_true_reward"])
     out = {"ppo_final_kl": record["eval_kl"][-1], "ppo_final_reward": record["eval_true_reward"][-1]}
     for beta in (0.05, 0.1, 0.5):
         policy, _ = dpo.dpo_policy(gpt, prefs, replace(dpo.DPOTraining(beta=beta), seed=seed), device=device)
         result = evaluate_policy(policy, gpt, None, prompts, tokenizer, samples=4)
         kl, reward = result.kl.mean().item(), result.true_reward.mean().item()
-        after = int((ppo_kl < kl).sum())  # PPO's evaluations on either side of this KL
-        if 0 < after < len(ppo_kl):
-            w = (kl - ppo_kl[after - 1]) / (ppo_kl[after] - ppo_kl[after - 1])
-            there = (ppo_reward[after - 1] + w * (ppo_reward[after] - ppo_reward[after - 1])).item()
-        else:
-            there = float("nan")  # outside PPO's run
-        out |= {f"dpo{beta}_kl": kl, f"dpo{beta}_reward": reward, f"ppo_at_dpo{beta}_kl": there}
+        there = ppo.reward_at_kl(record, kl)
+        out |= {f"dpo{beta}_kl": kl, f"dpo{beta}_reward": reward, f"ppo_at_dpo{beta}_kl": there}  # None: outside
     return out
 
 

@@ -284,3 +284,16 @@ def test_the_shipped_reward_model_loads_for_the_lessons_recipe_and_only_for_it(t
     for data_other in (replace(data, recipe=PreferenceRecipe(prompts=100)), replace(data, recipe=None)):
         with pytest.raises(AssertionError, match="trained instead"):  # other or unknown preferences: another model
             reward_training.pretrained_reward_model(backbone, data_other)
+
+
+def test_reward_at_kl_reads_a_ppo_run_as_numpy_interpolates_it():
+    import numpy as np
+
+    record = {"eval_kl": [0.0, 1.2, 2.0, 3.5], "eval_true_reward": [0.03, 0.1, 0.25, 0.3]}
+    for kl in (0.4, 1.2, 1.7, 3.49):
+        assert ppo.reward_at_kl(record, kl) == pytest.approx(
+            np.interp(kl, record["eval_kl"], record["eval_true_reward"])
+        )
+    assert ppo.reward_at_kl(record, 3.6) is None and ppo.reward_at_kl(record, -0.1) is None  # outside the run
+    with pytest.raises(ValueError, match="must grow"):
+        ppo.reward_at_kl({"eval_kl": [0.0, 2.0, 1.5], "eval_true_reward": [0.0, 0.2, 0.1]}, 1.0)

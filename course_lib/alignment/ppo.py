@@ -234,3 +234,16 @@ def ppo_policy(
         )
 
     return pretrained(name, build, fit, config_dict, device=device)
+
+
+def reward_at_kl(record: dict, kl: float) -> float | None:
+    """The true reward of a PPO run (`train_ppo`'s history) at `kl`, read off its evaluations: linearly
+    interpolated between the two on either side, None outside the run (lesson 16 sets DPO against it)."""
+    kls, rewards = record["eval_kl"], record["eval_true_reward"]
+    if any(b <= a for a, b in zip(kls, kls[1:])):
+        raise ValueError(f"the run's KL must grow at every evaluation to be read as one curve, got {kls}")
+    after = sum(k < kl for k in kls)  # evaluations below kl
+    if not 0 < after < len(kls):
+        return None
+    w = (kl - kls[after - 1]) / (kls[after] - kls[after - 1])
+    return rewards[after - 1] + w * (rewards[after] - rewards[after - 1])
