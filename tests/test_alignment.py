@@ -290,10 +290,11 @@ def test_reward_at_kl_reads_a_ppo_run_as_numpy_interpolates_it():
     import numpy as np
 
     record = {"eval_kl": [0.0, 1.2, 2.0, 3.5], "eval_true_reward": [0.03, 0.1, 0.25, 0.3]}
-    for kl in (0.4, 1.2, 1.7, 3.49):
-        assert ppo.reward_at_kl(record, kl) == pytest.approx(
-            np.interp(kl, record["eval_kl"], record["eval_true_reward"])
-        )
+    for kl in (0.0, 0.4, 1.2, 1.7, 3.49, 3.5):  # both ends of the run included
+        expected = np.interp(kl, record["eval_kl"], record["eval_true_reward"])
+        assert ppo.reward_at_kl(record, kl) == pytest.approx(expected)
     assert ppo.reward_at_kl(record, 3.6) is None and ppo.reward_at_kl(record, -0.1) is None  # outside the run
-    with pytest.raises(ValueError, match="must grow"):
-        ppo.reward_at_kl({"eval_kl": [0.0, 2.0, 1.5], "eval_true_reward": [0.0, 0.2, 0.1]}, 1.0)
+    dipped = {"eval_kl": [0.0, 2.0, 1.8, 3.0], "eval_true_reward": [0.0, 0.2, 0.1, 0.4]}  # a noisy KL reading dips
+    assert ppo.reward_at_kl(dipped, 1.0) == pytest.approx(0.1)
+    assert ppo.reward_at_kl(dipped, 1.9) == pytest.approx(0.19)  # the first bracket, 0.0-2.0
+    assert ppo.reward_at_kl(dipped, 2.5) == pytest.approx(0.275)  # past the dip: 1.8-3.0

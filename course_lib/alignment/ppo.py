@@ -238,12 +238,11 @@ def ppo_policy(
 
 def reward_at_kl(record: dict, kl: float) -> float | None:
     """The true reward of a PPO run (`train_ppo`'s history) at `kl`, read off its evaluations: linearly
-    interpolated between the two on either side, None outside the run (lesson 16 sets DPO against it)."""
+    interpolated between the first two consecutive evaluations whose KLs bracket `kl`, None when none do (outside
+    the run). Each evaluation's KL is measured on samples, so it can stall or dip; the first bracket is taken.
+    Lesson 16 sets DPO against it."""
     kls, rewards = record["eval_kl"], record["eval_true_reward"]
-    if any(b <= a for a, b in zip(kls, kls[1:])):
-        raise ValueError(f"the run's KL must grow at every evaluation to be read as one curve, got {kls}")
-    after = sum(k < kl for k in kls)  # evaluations below kl
-    if not 0 < after < len(kls):
-        return None
-    w = (kl - kls[after - 1]) / (kls[after] - kls[after - 1])
-    return rewards[after - 1] + w * (rewards[after] - rewards[after - 1])
+    for (k0, r0), (k1, r1) in zip(zip(kls, rewards), zip(kls[1:], rewards[1:])):
+        if min(k0, k1) <= kl <= max(k0, k1):
+            return r0 if k1 == k0 else r0 + (kl - k0) / (k1 - k0) * (r1 - r0)
+    return None
